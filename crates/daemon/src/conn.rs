@@ -1,0 +1,134 @@
+//! The one connection loop every line protocol shares (SMTP, LMTP, POP3): read with
+//! a timeout, feed the session, write what it says, upgrade to TLS when it asks,
+//! and say goodbye in the protocol's own words on timeout or shutdown.
+//!
+//! The protocol logic lives in a [`Session`] (sans-IO at heart); this loop is the
+//! only place that touches the socket.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Shutdown;
+use crate::stream::Stream;
+
+/// What the session wants after a batch of input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Keep reading.
+    Continue,
+    /// Write the pending output, then upgrade to TLS (STARTTLS, STLS).
+    StartTls,
+    /// Write the pending output, then close.
+    Close,
+}
+
+/// A protocol session driven by [`run`].
+pub trait Session: Send {
+    /// Take bytes from the peer and act on every complete command in them.
+    fn input(&mut self, bytes: &[u8]) -> impl Future<Output = Step> + Send;
+    /// Bytes to send to the peer (greeting, replies).
+    fn take_output(&mut self) -> Vec<u8>;
+    /// Input received but not yet consumed. Must be 0 for a TLS upgrade: bytes a
+    /// client pipelined after STARTTLS were sent in the clear and are refused
+    /// (CVE-2011-0411, command injection).
+    fn buffered_input(&self) -> usize;
+    /// The TLS handshake succeeded; reset to the protocol's post-TLS state.
+    fn tls_started(&mut self);
+    /// The goodbye written when the peer stays silent too long.
+    fn timeout_reply(&self) -> Vec<u8>;
+    /// The goodbye written when the server shuts down.
+    fn shutdown_reply(&self) -> Vec<u8>;
+    /// Called once when the connection ends, however it ends (release locks, ...).
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Why a connection ended badly (the normal ends return `Ok`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("STARTTLS requested but TLS is not configured")]
+    NoTls,
+    #[error("input pipelined after STARTTLS; closing (CVE-2011-0411)")]
+    PipelinedStartTls,
+}
+
+/// Options of one connection.
+#[derive(Clone)]
+pub struct ConnOptions {
+    pub idle_timeout: Duration,
+    pub tls: Option<TlsAcceptor>,
+    pub read_buffer: usize,
+}
+
+/// Drive `session` on `stream` until it closes, the peer leaves, or shutdown.
+pub async fn run<S: Session>(
+    mut stream: Stream,
+    mut session: S,
+    opts: &ConnOptions,
+    shutdown: &Shutdown,
+) -> Result<(), ConnError> {
+    let result = drive(&mut stream, &mut session, opts, shutdown).await;
+    session.finish().await;
+    let _ = stream.shutdown().await;
+    result
+}
+
+async fn drive<S: Session>(
+    stream: &mut Stream,
+    session: &mut S,
+    opts: &ConnOptions,
+    shutdown: &Shutdown,
+) -> Result<(), ConnError> {
+    let mut buf = vec![0u8; opts.read_buffer.max(512)];
+    write_out(stream, session.take_output()).await?;
+    loop {
+        let n = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = write_out(stream, session.shutdown_reply()).await;
+                return Ok(());
+            }
+            r = tokio::time::timeout(opts.idle_timeout, stream.read(&mut buf)) => match r {
+                Err(_) => {
+                    tracing::debug!("idle timeout");
+                    let _ = write_out(stream, session.timeout_reply()).await;
+                    return Ok(());
+                }
+                Ok(r) => r?,
+            },
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let step = session.input(&buf[..n]).await;
+        write_out(stream, session.take_output()).await?;
+        match step {
+            Step::Continue => {}
+            Step::Close => return Ok(()),
+            Step::StartTls => {
+                if session.buffered_input() > 0 {
+                    return Err(ConnError::PipelinedStartTls);
+                }
+                let acceptor = opts.tls.as_ref().ok_or(ConnError::NoTls)?;
+                let plain = std::mem::take(stream);
+                *stream = plain.accept_tls(acceptor).await?;
+                tracing::debug!("TLS started");
+                session.tls_started();
+                write_out(stream, session.take_output()).await?;
+            }
+        }
+    }
+}
+
+async fn write_out(stream: &mut Stream, bytes: Vec<u8>) -> std::io::Result<()> {
+    if !bytes.is_empty() {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! gRPC plumbing shared by the agents: serve a tonic router (with tonic-health) on
+//! a listener this crate bound, and lazy client channels to `http://host:port`.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::Shutdown;
+
+/// The health service every gRPC server carries, and its reporter.
+pub fn health() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    tonic_health::server::health_reporter()
+}
+
+/// Serve `router` on `listener` until shutdown; in-flight calls finish first.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.cancelled().await
+        })
+        .await
+}
+
+/// The server builder with the project's settings.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .timeout(Duration::from_secs(600))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad gRPC address {url:?}: {message}")]
+pub struct BadAddress {
+    url: String,
+    message: String,
+}
+
+/// A channel to `url` (`http://127.0.0.2:7024`) that connects on first use, so
+/// agents may start in any order and reconnect after a peer restarts.
+pub fn channel(url: &str) -> Result<Channel, BadAddress> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| BadAddress {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}

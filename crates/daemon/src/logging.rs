@@ -1,0 +1,16 @@
+//! Logs: `tracing` to stderr, filtered by `FACTEUR_LOG` (or `RUST_LOG`), default `info`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber once; later calls do nothing.
+pub fn init() {
+    let filter = std::env::var("FACTEUR_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info,h2=warn,tower=warn,hyper=warn,sled=warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,314 @@
+//! The SMTP/LMTP client: connect, EHLO/LHLO, STARTTLS, AUTH PLAIN, one transaction
+//! with the message streamed and dot-stuffed. Used by the MTA to relay and by the
+//! MUA to submit.
+//!
+//! Replies are parsed by `facteur-protocol`; this module owns only the socket and
+//! the RFC 5321 §4.5.3.2 timeouts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use facteur_protocol::Secret;
+use facteur_protocol::line::LineFramer;
+use facteur_protocol::smtp::command::Command;
+use facteur_protocol::smtp::data::DotStuffer;
+use facteur_protocol::smtp::reply::{Reply, ReplyParser};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::stream::Stream;
+
+/// Longest reply line we accept from a server (RFC 5321 §4.5.3.1.5 says 512).
+const MAX_REPLY_LINE: usize = 4096;
+/// Most lines in one multi-line reply.
+const MAX_REPLY_LINES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpClientError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("server closed the connection")]
+    Closed,
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+    #[error("server refused {stage}: {reply}")]
+    Refused {
+        stage: &'static str,
+        reply: String,
+        code: u16,
+    },
+}
+
+impl SmtpClientError {
+    /// Worth trying again later (RFC 5321 §4.5.4.1): anything but a 5xx.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, SmtpClientError::Refused { code, .. } if *code >= 500)
+    }
+}
+
+/// Timeouts of the client, RFC 5321 §4.5.3.2 defaults.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub command: Duration,
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(30),
+            command: Duration::from_secs(300),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One client connection.
+pub struct SmtpClient {
+    stream: Stream,
+    framer: LineFramer,
+    extensions: Vec<String>,
+    timeouts: Timeouts,
+}
+
+impl SmtpClient {
+    /// Connect and read the greeting; a non-2xx greeting is an error.
+    pub async fn connect(addr: SocketAddr, timeouts: Timeouts) -> Result<Self, SmtpClientError> {
+        let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(addr))
+            .await
+            .map_err(|_| SmtpClientError::Timeout("connect"))??;
+        let _ = tcp.set_nodelay(true);
+        let mut client = Self {
+            stream: Stream::Plain(tcp),
+            framer: LineFramer::new(MAX_REPLY_LINE),
+            extensions: Vec::new(),
+            timeouts,
+        };
+        let greeting = client.read_reply("greeting").await?;
+        expect(greeting, "greeting", 2)?;
+        Ok(client)
+    }
+
+    /// Is the connection encrypted?
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    async fn read_reply(&mut self, stage: &'static str) -> Result<Reply, SmtpClientError> {
+        let wait = if stage == "end of data" {
+            self.timeouts.data_end
+        } else {
+            self.timeouts.command
+        };
+        tokio::time::timeout(wait, self.read_reply_inner())
+            .await
+            .map_err(|_| SmtpClientError::Timeout(stage))?
+    }
+
+    async fn read_reply_inner(&mut self) -> Result<Reply, SmtpClientError> {
+        let mut parser = ReplyParser::new(MAX_REPLY_LINES);
+        let mut lines = 0usize;
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some(line) = self.framer.next_line() {
+                let line = line.map_err(|e| SmtpClientError::Malformed(e.to_string()))?;
+                lines += 1;
+                if lines > MAX_REPLY_LINES {
+                    return Err(SmtpClientError::Malformed("reply too long".into()));
+                }
+                if let Some(reply) = parser.feed(&line) {
+                    return reply.map_err(|e| SmtpClientError::Malformed(e.to_string()));
+                }
+            }
+            let n = self.stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(SmtpClientError::Closed);
+            }
+            self.framer.push(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), SmtpClientError> {
+        tokio::time::timeout(self.timeouts.command, async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        })
+        .await
+        .map_err(|_| SmtpClientError::Timeout("write"))??;
+        Ok(())
+    }
+
+    /// Send one command and read its reply (whatever the code).
+    pub async fn command(&mut self, cmd: &Command) -> Result<Reply, SmtpClientError> {
+        self.send(&cmd.to_line()).await?;
+        self.read_reply(stage_of(cmd)).await
+    }
+
+    /// EHLO (or LHLO for LMTP); remembers the extensions. Falls back to HELO on a
+    /// 5xx to EHLO, as RFC 5321 §3.2 allows.
+    pub async fn hello(&mut self, name: &str, lmtp: bool) -> Result<Reply, SmtpClientError> {
+        let cmd = if lmtp {
+            Command::Lhlo(name.to_owned())
+        } else {
+            Command::Ehlo(name.to_owned())
+        };
+        let mut reply = self.command(&cmd).await?;
+        if !lmtp && reply.is_permanent() {
+            reply = self.command(&Command::Helo(name.to_owned())).await?;
+        }
+        let reply = expect(reply, "EHLO", 2)?;
+        self.extensions = reply
+            .lines()
+            .iter()
+            .skip(1)
+            .map(|l| l.as_str().to_ascii_uppercase())
+            .collect();
+        Ok(reply)
+    }
+
+    /// Did the server announce this extension (keyword, e.g. `STARTTLS`)?
+    pub fn supports(&self, keyword: &str) -> bool {
+        self.extension(keyword).is_some()
+    }
+
+    /// The announced extension line, e.g. `SIZE 10240000`.
+    pub fn extension(&self, keyword: &str) -> Option<&str> {
+        let keyword = keyword.to_ascii_uppercase();
+        self.extensions
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(keyword.as_str()))
+            .map(String::as_str)
+    }
+
+    /// STARTTLS then the TLS handshake; the caller says EHLO again (RFC 3207 §4.2).
+    pub async fn starttls(
+        &mut self,
+        connector: &TlsConnector,
+        server_name: &str,
+    ) -> Result<(), SmtpClientError> {
+        let reply = self.command(&Command::StartTls).await?;
+        expect(reply, "STARTTLS", 2)?;
+        if self.framer.buffered() > 0 {
+            // The server spoke past its 220 in the clear: refuse to trust any of it.
+            return Err(SmtpClientError::Malformed(
+                "data after the STARTTLS reply".into(),
+            ));
+        }
+        let plain = std::mem::take(&mut self.stream);
+        self.stream = plain.connect_tls(connector, server_name).await?;
+        self.extensions.clear();
+        Ok(())
+    }
+
+    /// AUTH PLAIN with an initial response (RFC 4616, RFC 4954).
+    pub async fn auth_plain(
+        &mut self,
+        user: &str,
+        password: &Secret<String>,
+    ) -> Result<Reply, SmtpClientError> {
+        let token = BASE64.encode(format!("\0{user}\0{}", password.expose()));
+        let reply = self
+            .command(&Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some(Secret::new(token)),
+            })
+            .await?;
+        expect(reply, "AUTH", 2)
+    }
+
+    /// MAIL, RCPT for each recipient, DATA with the streamed message.
+    ///
+    /// Returns one reply per recipient (the RCPT reply when refused there, else the
+    /// final reply; for LMTP the per-recipient reply after the data).
+    pub async fn transaction<R: AsyncRead + Unpin>(
+        &mut self,
+        mail: &Command,
+        rcpts: &[Command],
+        mut message: R,
+        lmtp: bool,
+    ) -> Result<Vec<Reply>, SmtpClientError> {
+        let reply = self.command(mail).await?;
+        let _ = expect(reply, "MAIL", 2)?;
+        let mut results: Vec<Option<Reply>> = Vec::with_capacity(rcpts.len());
+        for rcpt in rcpts {
+            let reply = self.command(rcpt).await?;
+            results.push(if reply.is_positive() {
+                None
+            } else {
+                Some(reply)
+            });
+        }
+        let accepted = results.iter().filter(|r| r.is_none()).count();
+        if accepted == 0 {
+            let _ = self.command(&Command::Rset).await;
+            return Ok(results.into_iter().flatten().collect());
+        }
+        let reply = self.command(&Command::Data).await?;
+        expect(reply, "DATA", 3)?;
+        let mut stuffer = DotStuffer::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = message.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let out = stuffer.encode(&buf[..n]);
+            self.send(&out).await?;
+        }
+        let tail = stuffer.finish();
+        self.send(&tail).await?;
+        let mut finals = Vec::with_capacity(if lmtp { accepted } else { 1 });
+        for _ in 0..(if lmtp { accepted } else { 1 }) {
+            finals.push(self.read_reply("end of data").await?);
+        }
+        let mut finals = finals.into_iter();
+        let mut last = None;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Some(refused) => refused,
+                None => {
+                    let next = finals.next().or_else(|| last.clone());
+                    last.clone_from(&next);
+                    next.unwrap_or_else(|| Reply::new(451, "4.3.0", "no reply"))
+                }
+            })
+            .collect())
+    }
+
+    /// QUIT politely; errors do not matter any more.
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.command(&Command::Quit)).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+fn stage_of(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Ehlo(_) | Command::Helo(_) | Command::Lhlo(_) => "EHLO",
+        Command::Mail { .. } => "MAIL",
+        Command::Rcpt { .. } => "RCPT",
+        Command::Data => "DATA",
+        Command::StartTls => "STARTTLS",
+        Command::Auth { .. } => "AUTH",
+        _ => "reply",
+    }
+}
+
+fn expect(reply: Reply, stage: &'static str, class: u16) -> Result<Reply, SmtpClientError> {
+    if reply.code() / 100 == class {
+        Ok(reply)
+    } else {
+        Err(SmtpClientError::Refused {
+            stage,
+            code: reply.code(),
+            reply: format!("{} {}", reply.code(), reply.text()),
+        })
+    }
+}

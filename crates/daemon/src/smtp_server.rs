@@ -1,0 +1,200 @@
+//! The SMTP/LMTP server driver: runs the sans-IO [`ServerSession`] of
+//! `facteur-protocol` and hands each decision to the agent's [`SmtpHandler`].
+//!
+//! The MSA, the MTA's port 25 and the MDA's LMTP all use this one driver; they
+//! differ only in their handler and in the session's config.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use facteur_protocol::Secret;
+use facteur_protocol::address::{ForwardPath, ReversePath};
+use facteur_protocol::smtp::codes;
+use facteur_protocol::smtp::command::{MailParams, Param};
+use facteur_protocol::smtp::reply::Reply;
+use facteur_protocol::smtp::server::{Event, ServerSession};
+
+use crate::conn::{Session, Step};
+
+/// What the agent knows of the client when a transaction starts.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The name it gave in EHLO/HELO/LHLO.
+    pub helo: String,
+    /// Is the connection encrypted?
+    pub tls: bool,
+    /// The authenticated user, if any.
+    pub user: Option<String>,
+}
+
+impl Client {
+    /// The RFC 3848 protocol name for a Received header's `with` clause.
+    pub fn with_protocol(&self, lmtp: bool) -> &'static str {
+        match (lmtp, self.tls, self.user.is_some()) {
+            (true, true, _) => "LMTPS",
+            (true, false, _) => "LMTP",
+            (false, true, true) => "ESMTPSA",
+            (false, false, true) => "ESMTPA",
+            (false, true, false) => "ESMTPS",
+            (false, false, false) => "ESMTP",
+        }
+    }
+}
+
+/// The agent's side of an SMTP session: each method answers one decision.
+pub trait SmtpHandler: Send {
+    /// Check a password (AUTH PLAIN/LOGIN). Answer 235 or 535.
+    fn auth(
+        &mut self,
+        client: &Client,
+        user: &str,
+        password: &Secret<String>,
+    ) -> impl Future<Output = Reply> + Send {
+        let _ = (client, user, password);
+        async { codes::auth_failed() }
+    }
+    /// MAIL FROM.
+    fn mail_from(
+        &mut self,
+        client: &Client,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> impl Future<Output = Reply> + Send;
+    /// RCPT TO.
+    fn rcpt(
+        &mut self,
+        client: &Client,
+        to: &ForwardPath,
+        params: &[Param],
+    ) -> impl Future<Output = Reply> + Send;
+    /// DATA was accepted by the session: answer 354 to go on, or an error.
+    fn data_start(&mut self, client: &Client) -> impl Future<Output = Reply> + Send;
+    /// The next piece of the message, un-stuffed.
+    fn data_chunk(&mut self, chunk: Vec<u8>) -> impl Future<Output = ()> + Send;
+    /// The message is complete. SMTP: one reply. LMTP: one per accepted recipient.
+    fn data_end(&mut self, client: &Client) -> impl Future<Output = Vec<Reply>> + Send;
+    /// The transaction was dropped (RSET, EHLO, aborted DATA, disconnect).
+    fn reset(&mut self);
+}
+
+/// An SMTP session plus its handler: what [`crate::conn::run`] drives.
+pub struct SmtpSession<H> {
+    session: ServerSession,
+    handler: H,
+    peer: SocketAddr,
+    hostname: String,
+}
+
+impl<H: SmtpHandler> SmtpSession<H> {
+    pub fn new(session: ServerSession, handler: H, peer: SocketAddr, hostname: String) -> Self {
+        Self {
+            session,
+            handler,
+            peer,
+            hostname,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client {
+            peer: self.peer,
+            helo: self.session.helo().unwrap_or_default().to_owned(),
+            tls: self.session.is_tls(),
+            user: self.session.authenticated().map(str::to_owned),
+        }
+    }
+}
+
+impl<H: SmtpHandler> Session for SmtpSession<H> {
+    async fn input(&mut self, bytes: &[u8]) -> Step {
+        self.session.feed(bytes);
+        while let Some(event) = self.session.next_event() {
+            match event {
+                Event::MailFrom { from, params } => {
+                    let client = self.client();
+                    let reply = self.handler.mail_from(&client, &from, &params).await;
+                    self.session.answer(reply);
+                }
+                Event::Rcpt { to, params } => {
+                    let client = self.client();
+                    let reply = self.handler.rcpt(&client, &to, &params).await;
+                    self.session.answer(reply);
+                }
+                Event::DataStart => {
+                    let client = self.client();
+                    let reply = self.handler.data_start(&client).await;
+                    self.session.answer(reply);
+                }
+                Event::DataChunk(chunk) => self.handler.data_chunk(chunk).await,
+                Event::DataEnd => {
+                    let client = self.client();
+                    for reply in self.handler.data_end(&client).await {
+                        self.session.answer(reply);
+                    }
+                }
+                Event::DataAborted(why) => {
+                    tracing::info!(?why, "message refused");
+                    self.handler.reset();
+                }
+                Event::AuthCredentials {
+                    authzid,
+                    authcid,
+                    password,
+                } => {
+                    let client = self.client();
+                    let reply = if authzid
+                        .as_deref()
+                        .is_some_and(|z| !z.is_empty() && z != authcid)
+                    {
+                        // Acting for someone else is not offered (RFC 4616 §2).
+                        codes::auth_failed()
+                    } else {
+                        self.handler.auth(&client, &authcid, &password).await
+                    };
+                    if reply.is_positive() {
+                        tracing::info!(user = %authcid, "authenticated");
+                    } else {
+                        tracing::info!(user = %authcid, "authentication failed");
+                    }
+                    self.session.answer(reply);
+                }
+                Event::StartTls => return Step::StartTls,
+                Event::Reset => self.handler.reset(),
+                Event::Quit => return Step::Close,
+                Event::Close => {
+                    self.handler.reset();
+                    return Step::Close;
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        self.session.take_output()
+    }
+
+    fn buffered_input(&self) -> usize {
+        self.session.buffered_input()
+    }
+
+    fn tls_started(&mut self) {
+        self.handler.reset();
+        self.session.tls_started();
+    }
+
+    fn timeout_reply(&self) -> Vec<u8> {
+        // RFC 5321 §4.5.3.2: the server may close after its timeout with a 421.
+        Reply::new(421, "4.4.2", &format!("{} Timeout, closing", self.hostname)).to_bytes()
+    }
+
+    fn shutdown_reply(&self) -> Vec<u8> {
+        codes::service_unavailable(&self.hostname).to_bytes()
+    }
+
+    async fn finish(&mut self) {
+        self.handler.reset();
+    }
+}

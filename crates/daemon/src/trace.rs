@@ -1,0 +1,93 @@
+//! Trace fields: the `Received:` header each hop adds (RFC 5321 §4.4, RFC 5322
+//! §3.6.7) and RFC 5322 dates. One format for every agent, so `facteur-mua trace`
+//! can read the path back.
+
+use std::net::IpAddr;
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// An RFC 5322 date-time, e.g. `Mon, 23 Nov 2026 17:36:42 +0000`.
+pub fn rfc5322_date(unix: i64) -> String {
+    mail_builder::headers::date::Date::new(unix).to_rfc822()
+}
+
+/// One hop of the path, as it goes into a `Received:` header.
+#[derive(Debug, Clone)]
+pub struct Hop<'a> {
+    /// The name the previous hop gave (EHLO), or its agent name for gRPC.
+    pub from_helo: &'a str,
+    /// The previous hop's address.
+    pub from_ip: Option<IpAddr>,
+    /// This hop's host name, e.g. `mail.paris.test`.
+    pub by: &'a str,
+    /// This agent, e.g. `facteur-mta`: goes in a comment after `by`.
+    pub agent: &'a str,
+    /// `ESMTPSA`, `ESMTPS`, `LMTP`, `gRPC`, ...
+    pub with: &'a str,
+    /// The queue id here.
+    pub id: &'a str,
+    /// The recipient, when there is exactly one.
+    pub for_rcpt: Option<&'a str>,
+}
+
+impl Hop<'_> {
+    /// The whole header field, folded, ending in CRLF.
+    pub fn received(&self, unix: i64) -> String {
+        let from_ip = self
+            .from_ip
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => format!(" ([{v4}])"),
+                IpAddr::V6(v6) => format!(" ([IPv6:{v6}])"),
+            })
+            .unwrap_or_default();
+        let helo: String = self
+            .from_helo
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '(' && *c != ')' && *c != ';')
+            .take(255)
+            .collect();
+        let helo = if helo.is_empty() {
+            "unknown".to_owned()
+        } else {
+            helo
+        };
+        let mut out = format!(
+            "Received: from {helo}{from_ip}\r\n\tby {} ({}) with {} id {}",
+            self.by, self.agent, self.with, self.id
+        );
+        if let Some(rcpt) = self.for_rcpt {
+            out.push_str(&format!("\r\n\tfor <{rcpt}>"));
+        }
+        out.push_str(&format!(";\r\n\t{}\r\n", rfc5322_date(unix)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_header_names_both_ends_and_is_folded() {
+        let hop = Hop {
+            from_helo: "client.example",
+            from_ip: Some("127.0.0.9".parse().unwrap()),
+            by: "mail.paris.test",
+            agent: "facteur-msa",
+            with: "ESMTPSA",
+            id: "Q1",
+            for_rcpt: Some("andre@lyon.test"),
+        };
+        let h = hop.received(0);
+        assert_eq!(
+            h,
+            "Received: from client.example ([127.0.0.9])\r\n\tby mail.paris.test (facteur-msa) \
+             with ESMTPSA id Q1\r\n\tfor <andre@lyon.test>;\r\n\tThu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The MAA's configuration (see `deploy/facteur-maa.toml` for a commented sample).
+
+use facteur_daemon::listener::ConnLimits;
+use facteur_daemon::tls::TlsFiles;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MaaConfig {
+    /// This host's name, in greetings.
+    pub hostname: String,
+    /// The MDA's `Mailbox` and `Auth` services.
+    pub mda_url: String,
+    /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
+    /// are accepted only over TLS.
+    pub tls: TlsFiles,
+    /// Milliseconds to wait before answering a failed login.
+    pub auth_failure_delay_ms: u64,
+    /// Failed logins per connection before it is closed.
+    pub max_auth_failures: u32,
+    pub pop3: Pop3Config,
+    pub imap: ImapListen,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Pop3Config {
+    /// POP3 with STLS (110); "" disables.
+    pub listen: String,
+    /// POP3 over implicit TLS (995); "" disables.
+    pub tls_listen: String,
+    /// Longest command line (RFC 2449 §4 says 255; clients with long AUTH lines need more).
+    pub max_line: usize,
+    #[serde(flatten)]
+    pub limits: ConnLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ImapListen {
+    /// IMAP with STARTTLS (143); "" disables.
+    pub listen: String,
+    /// IMAP over implicit TLS (993); "" disables.
+    pub tls_listen: String,
+    /// Largest literal a client may send.
+    pub max_literal: u32,
+    #[serde(flatten)]
+    pub limits: ConnLimits,
+}
+
+impl Default for MaaConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            mda_url: "http://127.0.0.1:7024".into(),
+            tls: TlsFiles::default(),
+            auth_failure_delay_ms: 1000,
+            max_auth_failures: 3,
+            pop3: Pop3Config::default(),
+            imap: ImapListen::default(),
+        }
+    }
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:110".into(),
+            tls_listen: "0.0.0.0:995".into(),
+            max_line: 1024,
+            limits: ConnLimits {
+                // RFC 1939 §3: at least 10 minutes of inactivity before autologout.
+                idle_timeout_secs: 600,
+                ..ConnLimits::default()
+            },
+        }
+    }
+}
+
+impl Default for ImapListen {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:143".into(),
+            tls_listen: "0.0.0.0:993".into(),
+            max_literal: 25 * 1024 * 1024,
+            limits: ConnLimits {
+                // RFC 9051 §5.4: autologout after at least 30 minutes.
+                idle_timeout_secs: 1800,
+                ..ConnLimits::default()
+            },
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! FETCH: which items a command asks for, how much of the message that needs,
+//! and the data items built from one message's metadata and bytes. No IO here.
+
+use std::num::NonZeroU32;
+
+use facteur_rpc::mailbox::MessageMeta;
+use imap_next::imap_types::IntoStatic;
+use imap_next::imap_types::core::{AString, IString, Literal, NString};
+use imap_next::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_next::imap_types::flag::{Flag, FlagFetch};
+
+use super::date;
+
+/// How much of the message bytes the items need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Need {
+    /// Metadata only (FLAGS, UID, RFC822.SIZE, INTERNALDATE).
+    Nothing,
+    /// The header (up to and including the empty line).
+    Header,
+    /// The whole message.
+    Whole,
+}
+
+/// A FETCH command, checked and ready to run on each message.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) items: Vec<MessageDataItemName<'static>>,
+    pub(super) need: Need,
+    /// Some item is a non-PEEK body fetch: set \Seen (RFC 9051 §6.4.5).
+    pub(super) sets_seen: bool,
+}
+
+/// An item this server does not produce yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("FETCH item not supported: {0}")]
+pub(super) struct Unsupported(pub(super) &'static str);
+
+/// Check the items of a FETCH and work out what they need.
+pub(super) fn plan(
+    names: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+) -> Result<Plan, Unsupported> {
+    let mut items: Vec<MessageDataItemName<'static>> = match names {
+        MacroOrMessageDataItemNames::Macro(Macro::Fast) => vec![
+            MessageDataItemName::Flags,
+            MessageDataItemName::InternalDate,
+            MessageDataItemName::Rfc822Size,
+        ],
+        MacroOrMessageDataItemNames::Macro(_) => return Err(Unsupported("ENVELOPE")),
+        MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+    };
+    if uid && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
+    let mut need = Need::Nothing;
+    let mut sets_seen = false;
+    for item in &items {
+        let (n, seen) = match item {
+            MessageDataItemName::Flags
+            | MessageDataItemName::Uid
+            | MessageDataItemName::Rfc822Size
+            | MessageDataItemName::InternalDate => (Need::Nothing, false),
+            MessageDataItemName::Rfc822 => (Need::Whole, true),
+            MessageDataItemName::Rfc822Header => (Need::Header, false),
+            MessageDataItemName::Rfc822Text => (Need::Whole, true),
+            MessageDataItemName::BodyExt { section, peek, .. } => {
+                let n = match section {
+                    None | Some(Section::Text(None)) => Need::Whole,
+                    Some(
+                        Section::Header(None)
+                        | Section::HeaderFields(None, _)
+                        | Section::HeaderFieldsNot(None, _),
+                    ) => Need::Header,
+                    Some(_) => return Err(Unsupported("BODY[part]")),
+                };
+                (n, !peek)
+            }
+            MessageDataItemName::Envelope => return Err(Unsupported("ENVELOPE")),
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                return Err(Unsupported("BODYSTRUCTURE"));
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                return Err(Unsupported("BINARY"));
+            }
+        };
+        need = need.max(n);
+        sets_seen |= seen;
+    }
+    if sets_seen && !items.contains(&MessageDataItemName::Flags) {
+        // The \Seen change is reported in the same response.
+        items.push(MessageDataItemName::Flags);
+    }
+    Ok(Plan {
+        items,
+        need,
+        sets_seen,
+    })
+}
+
+/// Where the header ends (after its empty line), in a message or a header prefix.
+pub(super) fn header_end(msg: &[u8]) -> Option<usize> {
+    if msg.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    if msg.starts_with(b"\n") {
+        return Some(1);
+    }
+    let crlf = find(msg, b"\r\n\r\n").map(|i| i + 4);
+    let lf = find(msg, b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split(msg: &[u8]) -> (&[u8], &[u8]) {
+    let end = header_end(msg).unwrap_or(msg.len());
+    msg.split_at(end)
+}
+
+/// The header fields named (or, with `not`, all others), then the empty line.
+fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let listed = names
+                .iter()
+                .any(|n| n.as_ref().eq_ignore_ascii_case(name.trim_ascii()));
+            keep = listed != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `<origin.length>` of a section's bytes.
+fn partial(data: &[u8], partial: Option<(u32, NonZeroU32)>) -> &[u8] {
+    match partial {
+        None => data,
+        Some((origin, len)) => {
+            let start = (origin as usize).min(data.len());
+            let end = start.saturating_add(len.get() as usize).min(data.len());
+            &data[start..end]
+        }
+    }
+}
+
+/// Message bytes as an IMAP literal. NUL cannot be sent outside BINARY, so it is
+/// replaced by 0x80, as Dovecot does.
+fn nstring(data: &[u8]) -> NString<'static> {
+    let bytes: Vec<u8> = data
+        .iter()
+        .map(|&b| if b == 0 { 0x80 } else { b })
+        .collect();
+    match Literal::try_from(bytes) {
+        Ok(lit) => NString(Some(IString::Literal(lit))),
+        Err(_) => NString(None),
+    }
+}
+
+/// A stored flag as IMAP writes it; unknown syntax is dropped.
+pub(super) fn flag_fetch(s: &str) -> Option<FlagFetch<'static>> {
+    if s.eq_ignore_ascii_case("\\Recent") {
+        return Some(FlagFetch::Recent);
+    }
+    Flag::try_from(s)
+        .ok()
+        .map(|f| FlagFetch::Flag(f.into_static()))
+}
+
+pub(super) fn flags_item(meta: &MessageMeta) -> MessageDataItem<'static> {
+    MessageDataItem::Flags(meta.flags.iter().filter_map(|f| flag_fetch(f)).collect())
+}
+
+/// The data items of one message. `bytes` holds what `plan.need` asked for (the
+/// header, or the whole message); it is empty when nothing was needed.
+pub(super) fn build(
+    plan: &Plan,
+    meta: &MessageMeta,
+    bytes: &[u8],
+) -> Vec<MessageDataItem<'static>> {
+    let mut out = Vec::with_capacity(plan.items.len());
+    let (header, text) = split(bytes);
+    for item in &plan.items {
+        let data = match item {
+            MessageDataItemName::Flags => flags_item(meta),
+            MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
+                Some(uid) => MessageDataItem::Uid(uid),
+                None => continue,
+            },
+            MessageDataItemName::Rfc822Size => {
+                MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
+            }
+            MessageDataItemName::InternalDate => match date::internal_date(meta.internal_date) {
+                Some(d) => MessageDataItem::InternalDate(d),
+                None => continue,
+            },
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes)),
+            MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(nstring(header)),
+            MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(nstring(text)),
+            MessageDataItemName::BodyExt {
+                section,
+                partial: range,
+                ..
+            } => {
+                let owned;
+                let whole: &[u8] = match section {
+                    None => bytes,
+                    Some(Section::Text(None)) => text,
+                    Some(Section::Header(None)) => header,
+                    Some(Section::HeaderFields(None, names)) => {
+                        owned = header_fields(header, names.as_ref(), false);
+                        &owned
+                    }
+                    Some(Section::HeaderFieldsNot(None, names)) => {
+                        owned = header_fields(header, names.as_ref(), true);
+                        &owned
+                    }
+                    Some(_) => continue, // refused by `plan`
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin: range.map(|(o, _)| o),
+                    data: nstring(partial(whole, *range)),
+                }
+            }
+            _ => continue, // refused by `plan`
+        };
+        out.push(data);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"From: a@b\r\nSubject: hi\r\n there\r\nTo: c@d\r\n\r\nbody\r\n";
+
+    #[test]
+    fn header_and_text_split_at_the_empty_line() {
+        let (h, t) = split(MSG);
+        assert_eq!(h, b"From: a@b\r\nSubject: hi\r\n there\r\nTo: c@d\r\n\r\n");
+        assert_eq!(t, b"body\r\n");
+        assert_eq!(split(b"no body"), (&b"no body"[..], &b""[..]));
+    }
+
+    #[test]
+    fn header_fields_keep_folded_lines() {
+        let names = [AString::try_from("subject").unwrap_or_else(|_| panic!())];
+        let (h, _) = split(MSG);
+        assert_eq!(
+            header_fields(h, &names, false),
+            b"Subject: hi\r\n there\r\n\r\n"
+        );
+        assert_eq!(
+            header_fields(h, &names, true),
+            b"From: a@b\r\nTo: c@d\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn partial_clamps_to_the_data() {
+        let n = |v| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        assert_eq!(partial(b"abcdef", Some((2, n(3)))), b"cde");
+        assert_eq!(partial(b"abcdef", Some((4, n(10)))), b"ef");
+        assert_eq!(partial(b"abcdef", Some((10, n(1)))), b"");
+    }
+}

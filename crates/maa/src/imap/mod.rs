@@ -1,0 +1,142 @@
+//! IMAP4rev1 server (RFC 3501, with RFC 9051 behaviour where clients expect it):
+//! one task per client connection, parsing by imap-next, mailboxes over the MDA's
+//! `Mailbox` gRPC service.
+//!
+//! Map of the module:
+//! - this file: the public API ([`serve`], config, context, error), implicit TLS;
+//! - `conn`: the IO driver around imap-next's sans-IO [`imap_next::server::Server`],
+//!   which feeds input one line at a time so that a STARTTLS upgrade can prove that
+//!   no plaintext is buffered;
+//! - `session`: the connection state (not authenticated, authenticated, selected),
+//!   command dispatch, LOGIN/AUTHENTICATE, STARTTLS;
+//! - `mailbox`: SELECT/EXAMINE/LIST/STATUS and the selected-state commands;
+//! - `fetch`: FETCH items to data items (sections, partials) on message bytes;
+//! - `seqset`: sequence sets against the session's seq→UID map;
+//! - `search`: SEARCH keys on message metadata;
+//! - `date`: INTERNALDATE and SEARCH dates;
+//! - `reply`: status responses, and the one place mapping errors to the wire.
+
+mod conn;
+mod date;
+mod fetch;
+mod mailbox;
+mod reply;
+mod search;
+mod seqset;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use facteur_daemon::stream::Stream;
+use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+/// Autologout timer (RFC 9051 §5.4: at least 30 minutes of inactivity), also the
+/// limit for a TLS handshake to finish.
+pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Limits and names of the IMAP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    /// Our name in the greeting (`mail.<domain>`).
+    pub hostname: String,
+    /// Largest literal a client may send (default 25 MiB); bigger ones get `BAD`.
+    pub max_literal: u32,
+    /// Largest command, literals included (default `max_literal` + 64 KiB).
+    pub max_command: u32,
+    /// Delay before answering a failed authentication (default 1 s).
+    pub auth_failure_delay: Duration,
+    /// Failed authentications allowed per connection before `* BYE` (default 3).
+    pub max_auth_failures: u32,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_owned(),
+            max_literal: 25 * 1024 * 1024,
+            max_command: 25 * 1024 * 1024 + 64 * 1024,
+            auth_failure_delay: Duration::from_secs(1),
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// What every IMAP connection shares: config, the MDA clients and TLS.
+#[derive(Clone)]
+pub struct ImapContext {
+    pub config: ImapConfig,
+    pub mailbox: MailboxClient<tonic::transport::Channel>,
+    pub auth: AuthClient<tonic::transport::Channel>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Why a connection ended badly. A client leaving (LOGOUT, EOF) is `Ok`.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// Reading or writing the socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS handshake failed (peer's fault, usually).
+    #[error("TLS handshake: {0}")]
+    TlsHandshake(std::io::Error),
+    /// Implicit TLS was asked for but no certificate is configured (our fault).
+    #[error("implicit TLS requested but TLS is not configured")]
+    NoTls,
+    /// The client pipelined plaintext after STARTTLS (CVE-2011-0411 style injection).
+    #[error("input pipelined after STARTTLS; connection closed")]
+    PipelinedStartTls,
+    /// The client said nothing for [`AUTOLOGOUT`].
+    #[error("autologout: client idle for too long")]
+    Timeout,
+    /// Too many failed authentications on this connection.
+    #[error("too many authentication failures")]
+    TooManyAuthFailures,
+}
+
+impl ImapError {
+    /// Is this the peer's fault (log at debug/info) rather than ours (log at error)?
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(self, ImapError::NoTls)
+    }
+}
+
+/// Serve one client connection until LOGOUT, error, or shutdown.
+///
+/// Cancel-safe: dropping the future (on shutdown) closes the socket; nothing is
+/// spawned and no lock is held across an await.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ImapContext>,
+    implicit_tls: bool,
+) -> Result<(), ImapError> {
+    let span = tracing::info_span!("imap", peer = %peer);
+    async move {
+        tracing::debug!(implicit_tls, "connection");
+        let _ = stream.set_nodelay(true);
+        let mut stream = Stream::Plain(stream);
+        if implicit_tls {
+            let acceptor = ctx.tls.as_ref().ok_or(ImapError::NoTls)?;
+            stream = match tokio::time::timeout(AUTOLOGOUT, stream.accept_tls(acceptor)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
+                Err(_) => return Err(ImapError::Timeout),
+            };
+        }
+        let result = session::run(stream, peer, ctx).await;
+        match &result {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(e) if e.is_peer_fault() => tracing::info!(error = %e, "connection ended"),
+            Err(e) => tracing::error!(error = %e, "connection failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}

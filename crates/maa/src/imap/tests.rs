@@ -1,0 +1,610 @@
+//! Integration tests: the real [`serve`] on a real socket, a raw IMAP transcript,
+//! a TLS client (rustls, certificate from rcgen) and a fake MDA (tonic server with
+//! two messages in memory).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use facteur_rpc::mailbox::auth_server::{Auth, AuthServer};
+use facteur_rpc::mailbox::mailbox_server::{Mailbox, MailboxServer};
+use facteur_rpc::mailbox::{
+    ExpungeReply, ExpungeRequest, FetchChunk, FetchRequest, FlagOp, ListRequest, LockReply,
+    LockRequest, MailboxList, MailboxRef, MailboxStatus, MessageMeta, StoreFlagsReply,
+    StoreFlagsRequest, UserRef, VerifyReply, VerifyRequest,
+};
+use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tonic::codegen::tokio_stream;
+use tonic::{Request, Response, Status};
+
+use super::{ImapConfig, ImapContext, serve};
+
+const USER: &str = "pierre@paris.test";
+const PASSWORD: &str = "facteur";
+const MSG1: &[u8] = b"From: jacques@paris.test\r\nTo: pierre@paris.test\r\nSubject: Bonjour\r\n\r\nSalut Pierre,\r\n\r\n\xc3\xa7a va ?\r\n";
+const MSG2: &[u8] = b"From: andre@lyon.test\r\nSubject: second\r\n\r\nhello\r\n";
+
+// ----- fake MDA -----
+
+#[derive(Default)]
+struct FakeMda {
+    messages: Mutex<Vec<(MessageMeta, Vec<u8>)>>,
+}
+
+impl FakeMda {
+    fn with_two_messages() -> Self {
+        let meta = |uid, size: usize, flags: &[&str]| MessageMeta {
+            uid,
+            size: size as u64,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            modseq: 1,
+            internal_date: 1_700_000_000,
+        };
+        Self {
+            messages: Mutex::new(vec![
+                (meta(7, MSG1.len(), &[]), MSG1.to_vec()),
+                (meta(9, MSG2.len(), &["\\Seen"]), MSG2.to_vec()),
+            ]),
+        }
+    }
+
+    fn check(mref: Option<&MailboxRef>) -> Result<(), Status> {
+        match mref {
+            Some(m) if m.user == USER && m.mailbox == "INBOX" => Ok(()),
+            _ => Err(Status::not_found("no such mailbox")),
+        }
+    }
+}
+
+/// The gRPC face of the fake MDA (a local type, for the orphan rule).
+#[derive(Clone)]
+struct Fake(Arc<FakeMda>);
+
+#[tonic::async_trait]
+impl Auth for Fake {
+    async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
+        let req = req.into_inner();
+        let ok = req.user == USER && req.password == PASSWORD && req.service == "imap";
+        Ok(Response::new(VerifyReply {
+            ok,
+            user: if ok { USER.to_owned() } else { String::new() },
+        }))
+    }
+}
+
+type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Mailbox for Fake {
+    async fn list_mailboxes(&self, _: Request<UserRef>) -> Result<Response<MailboxList>, Status> {
+        Ok(Response::new(MailboxList {
+            names: vec!["INBOX".to_owned(), "Archive".to_owned()],
+        }))
+    }
+
+    async fn status(&self, req: Request<MailboxRef>) -> Result<Response<MailboxStatus>, Status> {
+        FakeMda::check(Some(req.get_ref()))?;
+        let msgs = self.0.messages.lock().unwrap();
+        Ok(Response::new(MailboxStatus {
+            uidvalidity: 42,
+            uidnext: 10,
+            exists: msgs.len() as u32,
+            unseen: msgs
+                .iter()
+                .filter(|(m, _)| !m.flags.iter().any(|f| f == "\\Seen"))
+                .count() as u32,
+            highest_modseq: 1,
+        }))
+    }
+
+    type ListStream = BoxStream<MessageMeta>;
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<Self::ListStream>, Status> {
+        let req = req.into_inner();
+        FakeMda::check(req.mailbox.as_ref())?;
+        let metas: Vec<_> = self
+            .0
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m.uid >= req.from_uid)
+            .map(|(m, _)| Ok(m.clone()))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(metas))))
+    }
+
+    type FetchStream = BoxStream<FetchChunk>;
+
+    async fn fetch(
+        &self,
+        req: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let req = req.into_inner();
+        FakeMda::check(req.mailbox.as_ref())?;
+        let msgs = self.0.messages.lock().unwrap();
+        let Some((_, bytes)) = msgs.iter().find(|(m, _)| m.uid == req.uid) else {
+            return Err(Status::not_found("no such message"));
+        };
+        // Small chunks, to exercise reassembly.
+        let chunks: Vec<_> = bytes
+            .chunks(10)
+            .map(|c| Ok(FetchChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn store_flags(
+        &self,
+        req: Request<StoreFlagsRequest>,
+    ) -> Result<Response<StoreFlagsReply>, Status> {
+        let req = req.into_inner();
+        FakeMda::check(req.mailbox.as_ref())?;
+        let mut msgs = self.0.messages.lock().unwrap();
+        let mut updated = Vec::new();
+        for (meta, _) in msgs.iter_mut().filter(|(m, _)| req.uids.contains(&m.uid)) {
+            match FlagOp::try_from(req.op).unwrap_or(FlagOp::Add) {
+                FlagOp::Add => {
+                    for f in &req.flags {
+                        if !meta.flags.contains(f) {
+                            meta.flags.push(f.clone());
+                        }
+                    }
+                }
+                FlagOp::Remove => meta.flags.retain(|f| !req.flags.contains(f)),
+                FlagOp::Replace => meta.flags = req.flags.clone(),
+            }
+            updated.push(meta.clone());
+        }
+        Ok(Response::new(StoreFlagsReply {
+            updated,
+            failed_modified: Vec::new(),
+        }))
+    }
+
+    async fn expunge(
+        &self,
+        req: Request<ExpungeRequest>,
+    ) -> Result<Response<ExpungeReply>, Status> {
+        let req = req.into_inner();
+        FakeMda::check(req.mailbox.as_ref())?;
+        let mut msgs = self.0.messages.lock().unwrap();
+        let expunged: Vec<u32> = msgs
+            .iter()
+            .filter(|(m, _)| m.flags.iter().any(|f| f == "\\Deleted"))
+            .map(|(m, _)| m.uid)
+            .collect();
+        msgs.retain(|(m, _)| !expunged.contains(&m.uid));
+        Ok(Response::new(ExpungeReply { expunged }))
+    }
+
+    async fn lock(&self, _: Request<LockRequest>) -> Result<Response<LockReply>, Status> {
+        Ok(Response::new(LockReply { acquired: true }))
+    }
+
+    async fn unlock(&self, _: Request<LockRequest>) -> Result<Response<LockReply>, Status> {
+        Ok(Response::new(LockReply { acquired: true }))
+    }
+}
+
+// ----- harness -----
+
+struct Harness {
+    imap: SocketAddr,
+    connector: TlsConnector,
+    mda: Arc<FakeMda>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_pair() -> (TlsAcceptor, TlsConnector) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (
+        TlsAcceptor::from(Arc::new(server)),
+        TlsConnector::from(Arc::new(client)),
+    )
+}
+
+async fn start(implicit_tls: bool) -> Harness {
+    let mda = Arc::new(FakeMda::with_two_messages());
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = grpc.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+    let svc = Fake(mda.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(MailboxServer::new(svc.clone()))
+            .add_service(AuthServer::new(svc))
+            .serve_with_incoming(incoming)
+            .await
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_lazy();
+    let (acceptor, connector) = tls_pair();
+    let ctx = Arc::new(ImapContext {
+        config: ImapConfig {
+            hostname: "mail.paris.test".to_owned(),
+            auth_failure_delay: Duration::from_millis(10),
+            ..ImapConfig::default()
+        },
+        mailbox: MailboxClient::new(channel.clone()),
+        auth: AuthClient::new(channel),
+        tls: Some(acceptor),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imap = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let _ = serve(stream, peer, ctx, implicit_tls).await;
+            });
+        }
+    });
+    Harness {
+        imap,
+        connector,
+        mda,
+    }
+}
+
+/// A raw IMAP client: writes lines, reads responses (literals included) as bytes.
+struct Client<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    fn new(s: S) -> Self {
+        Self {
+            io: BufReader::new(s),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.io.get_mut().write_all(line.as_bytes()).await.unwrap();
+        self.io.get_mut().write_all(b"\r\n").await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    /// One response line, with any literal it announces appended.
+    async fn line(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = tokio::time::timeout(
+                Duration::from_secs(10),
+                self.io.read_until(b'\n', &mut line),
+            )
+            .await
+            .expect("server too slow")
+            .unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&line);
+            let Some(len) = literal_len(&line) else {
+                return out;
+            };
+            let mut lit = vec![0; len];
+            self.io.read_exact(&mut lit).await.unwrap();
+            out.extend_from_slice(&lit);
+        }
+    }
+
+    /// Everything up to and including the tagged reply for `tag`.
+    async fn until(&mut self, tag: &str) -> String {
+        let mut all = Vec::new();
+        loop {
+            let line = self.line().await;
+            assert!(
+                !line.is_empty(),
+                "connection closed; so far: {}",
+                String::from_utf8_lossy(&all)
+            );
+            all.extend_from_slice(&line);
+            if line.starts_with(format!("{tag} ").as_bytes()) {
+                return String::from_utf8_lossy(&all).into_owned();
+            }
+        }
+    }
+
+    async fn cmd(&mut self, tag: &str, rest: &str) -> String {
+        self.send(&format!("{tag} {rest}")).await;
+        self.until(tag).await
+    }
+
+    async fn is_closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.io.read_to_end(&mut rest)).await,
+            Ok(Ok(_)) | Ok(Err(_))
+        )
+    }
+}
+
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
+}
+
+fn body_of(resp: &str, marker: &str) -> Vec<u8> {
+    // The literal after `marker {n}\r\n`.
+    let start = resp.find(marker).unwrap() + marker.len();
+    let rest = &resp[start..];
+    let close = rest.find("}\r\n").unwrap();
+    let n: usize = rest[1..close].parse().unwrap();
+    rest.as_bytes()[close + 3..close + 3 + n].to_vec()
+}
+
+async fn starttls(h: &Harness) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let greeting = String::from_utf8(c.line().await).unwrap();
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4REV1 STARTTLS LOGINDISABLED]"),
+        "{greeting}"
+    );
+    let r = c.cmd("s1", "STARTTLS").await;
+    assert!(r.contains("s1 OK"), "{r}");
+    assert!(c.io.buffer().is_empty());
+    let tcp = c.io.into_inner();
+    let name = ServerName::try_from("localhost").unwrap();
+    Client::new(h.connector.connect(name, tcp).await.unwrap())
+}
+
+// ----- tests -----
+
+#[tokio::test]
+async fn plaintext_advertises_starttls_and_refuses_login() {
+    let h = start(false).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let greeting = String::from_utf8(c.line().await).unwrap();
+    assert!(greeting.contains("mail.paris.test"), "{greeting}");
+    let r = c.cmd("a1", "CAPABILITY").await;
+    assert!(
+        r.contains("* CAPABILITY IMAP4REV1 STARTTLS LOGINDISABLED\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("AUTH=PLAIN"), "{r}");
+    let r = c.cmd("a2", &format!("LOGIN {USER} {PASSWORD}")).await;
+    assert!(r.starts_with("a2 NO [PRIVACYREQUIRED]"), "{r}");
+    let r = c.cmd("a3", "AUTHENTICATE PLAIN").await;
+    assert!(r.starts_with("a3 NO [PRIVACYREQUIRED]"), "{r}");
+    let r = c.cmd("a4", "SELECT INBOX").await;
+    assert!(r.starts_with("a4 BAD"), "{r}");
+    let r = c.cmd("a5", "NOOP").await;
+    assert!(r.starts_with("a5 OK"), "{r}");
+    let r = c.cmd("a6", "LOGOUT").await;
+    assert!(r.contains("* BYE") && r.contains("a6 OK"), "{r}");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn garbage_gets_bad_and_the_session_goes_on() {
+    let h = start(false).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    let r = c.cmd("g1", "FROBNICATE now").await;
+    assert!(r.starts_with("g1 BAD"), "{r}");
+    c.send("\x01\x02 garbage").await;
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("* BAD"), "{r}");
+    let r = c.cmd("g2", "FETCH").await;
+    assert!(r.starts_with("g2 BAD"), "{r}");
+    let r = c.cmd("g3", "NOOP").await;
+    assert!(r.starts_with("g3 OK"), "{r}");
+}
+
+#[tokio::test]
+async fn starttls_login_select_fetch_store_expunge_logout() {
+    let h = start(false).await;
+    let mut c = starttls(&h).await;
+
+    let r = c.cmd("b1", "CAPABILITY").await;
+    assert!(
+        r.contains("AUTH=PLAIN") && !r.contains("STARTTLS") && !r.contains("LOGINDISABLED"),
+        "{r}"
+    );
+
+    let r = c.cmd("b2", &format!("LOGIN {USER} wrong")).await;
+    assert!(
+        r.starts_with("b2 NO [AUTHENTICATIONFAILED] Authentication failed."),
+        "{r}"
+    );
+    let r = c.cmd("b3", &format!("LOGIN {USER} {PASSWORD}")).await;
+    assert!(r.starts_with("b3 OK [CAPABILITY"), "{r}");
+
+    let r = c.cmd("l1", "LIST \"\" \"*\"").await;
+    assert!(
+        r.contains("* LIST () \"/\" INBOX\r\n") && r.contains("Archive"),
+        "{r}"
+    );
+    let r = c.cmd("l2", "LIST \"\" \"\"").await;
+    assert!(r.contains("* LIST (\\Noselect) \"/\" \"\"\r\n"), "{r}");
+    let r = c
+        .cmd("l3", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
+        .await;
+    assert!(
+        r.contains("* STATUS INBOX (MESSAGES 2 UNSEEN 1 UIDNEXT 10 UIDVALIDITY 42)"),
+        "{r}"
+    );
+
+    let r = c.cmd("b4", "SELECT INBOX").await;
+    for want in [
+        "* 2 EXISTS\r\n",
+        "* 0 RECENT\r\n",
+        "* FLAGS (",
+        "* OK [PERMANENTFLAGS (",
+        "* OK [UIDVALIDITY 42]",
+        "* OK [UIDNEXT 10]",
+        "* OK [UNSEEN 1]",
+        "b4 OK [READ-WRITE]",
+    ] {
+        assert!(r.contains(want), "missing {want:?} in {r}");
+    }
+
+    let r = c
+        .cmd("b5", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    assert!(
+        r.contains(
+            "* 1 FETCH (FLAGS () BODY[HEADER.FIELDS (SUBJECT)] {20}\r\nSubject: Bonjour\r\n\r\n)"
+        ),
+        "{r}"
+    );
+
+    let r = c.cmd("b6", "FETCH 1 (FLAGS BODY[])").await;
+    assert_eq!(body_of(&r, "BODY[] "), MSG1, "{r}");
+    assert!(r.contains("\\Seen"), "non-PEEK fetch sets \\Seen: {r}");
+    assert!(
+        h.mda.messages.lock().unwrap()[0]
+            .0
+            .flags
+            .contains(&"\\Seen".to_owned())
+    );
+
+    let r = c
+        .cmd("b7", "UID FETCH 1:* (RFC822.SIZE INTERNALDATE)")
+        .await;
+    assert!(
+        r.contains(&format!(
+            "* 1 FETCH (UID 7 RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+            MSG1.len()
+        )),
+        "{r}"
+    );
+    assert!(r.contains("* 2 FETCH (UID 9 RFC822.SIZE"), "{r}");
+
+    let r = c.cmd("b8", "FETCH 2 (BODY[TEXT]<1.3> RFC822.HEADER)").await;
+    assert_eq!(body_of(&r, "BODY[TEXT]<1> "), b"ell", "{r}");
+    assert!(r.contains("b8 OK"), "{r}");
+
+    let r = c.cmd("b9", "FETCH 3 FLAGS").await;
+    assert!(r.starts_with("b9 BAD"), "{r}");
+
+    let r = c.cmd("c1", "SEARCH ALL").await;
+    assert!(r.contains("* SEARCH 1 2\r\n"), "{r}");
+    let r = c.cmd("c2", "UID SEARCH SEEN").await;
+    assert!(r.contains("* SEARCH 7 9\r\n"), "{r}");
+
+    let r = c.cmd("c3", "STORE 1 +FLAGS (\\Deleted)").await;
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Seen \\Deleted))"), "{r}");
+    let r = c.cmd("c4", "UID STORE 9 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(!r.contains("FETCH"), "{r}");
+    let r = c.cmd("c5", "EXPUNGE").await;
+    assert!(r.contains("* 1 EXPUNGE\r\n") && r.contains("c5 OK"), "{r}");
+    let r = c.cmd("c6", "FETCH 1:* (UID FLAGS)").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 9 FLAGS (\\Seen \\Flagged))"),
+        "{r}"
+    );
+
+    let r = c.cmd("c7", "CLOSE").await;
+    assert!(r.starts_with("c7 OK"), "{r}");
+    let r = c.cmd("c8", "FETCH 1 FLAGS").await;
+    assert!(r.starts_with("c8 BAD"), "{r}");
+
+    let r = c.cmd("z1", "LOGOUT").await;
+    assert!(r.contains("* BYE") && r.contains("z1 OK"), "{r}");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn implicit_tls_and_authenticate_plain() {
+    let h = start(true).await;
+    let tcp = TcpStream::connect(h.imap).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut c = Client::new(h.connector.connect(name, tcp).await.unwrap());
+    let greeting = String::from_utf8(c.line().await).unwrap();
+    assert!(
+        greeting.contains("AUTH=PLAIN") && !greeting.contains("STARTTLS"),
+        "{greeting}"
+    );
+
+    // Without initial response: "+ " then the credentials.
+    c.send("p1 AUTHENTICATE PLAIN").await;
+    let cont = String::from_utf8(c.line().await).unwrap();
+    assert_eq!(cont, "+ \r\n");
+    c.send("AHBpZXJyZUBwYXJpcy50ZXN0AHdyb25n").await; // \0pierre@paris.test\0wrong
+    let r = c.until("p1").await;
+    assert!(r.starts_with("p1 NO [AUTHENTICATIONFAILED]"), "{r}");
+
+    // SASL-IR.
+    let r = c
+        .cmd(
+            "p2",
+            "AUTHENTICATE PLAIN AHBpZXJyZUBwYXJpcy50ZXN0AGZhY3RldXI=",
+        )
+        .await;
+    assert!(r.starts_with("p2 OK"), "{r}");
+    let r = c.cmd("p3", "EXAMINE INBOX").await;
+    assert!(r.contains("p3 OK [READ-ONLY]"), "{r}");
+    let r = c.cmd("p4", "FETCH 1 BODY[]").await;
+    assert_eq!(body_of(&r, "BODY[] "), MSG1);
+    assert!(
+        !h.mda.messages.lock().unwrap()[0]
+            .0
+            .flags
+            .contains(&"\\Seen".to_owned()),
+        "EXAMINE must not set \\Seen"
+    );
+}
+
+#[tokio::test]
+async fn too_many_auth_failures_close_with_bye() {
+    let h = start(false).await;
+    let mut c = starttls(&h).await;
+    for i in 1..=2 {
+        let r = c.cmd(&format!("f{i}"), &format!("LOGIN {USER} nope")).await;
+        assert!(r.contains("NO [AUTHENTICATIONFAILED]"), "{r}");
+    }
+    let r = c.cmd("f3", &format!("LOGIN {USER} nope")).await;
+    assert!(r.contains("f3 NO [AUTHENTICATIONFAILED]"), "{r}");
+    let bye = String::from_utf8(c.line().await).unwrap();
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn input_pipelined_after_starttls_closes_the_connection() {
+    let h = start(false).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    c.io.get_mut()
+        .write_all(b"s1 STARTTLS\r\ns2 LOGIN pierre@paris.test facteur\r\n")
+        .await
+        .unwrap();
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("* BYE"), "{r}");
+    assert!(c.is_closed().await);
+}

@@ -1,0 +1,155 @@
+//! facteur MAA, the mail access agent: POP3 and IMAP for mail clients, over the
+//! MDA's `Mailbox` and `Auth` services. Stateless: every mailbox lives in the MDA.
+
+pub mod config;
+pub mod imap;
+pub mod pop3;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::stream::Stream;
+use facteur_daemon::{Shutdown, grpc, listener, tls};
+use facteur_rpc::mailbox::auth_client::AuthClient;
+use facteur_rpc::mailbox::mailbox_client::MailboxClient;
+
+pub use config::MaaConfig;
+
+/// Serve POP3 and IMAP until shutdown.
+pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let acceptor = tls::acceptor(&config.tls)?;
+    let channel = grpc::channel(&config.mda_url)?;
+    let mailbox = MailboxClient::new(channel.clone());
+    let auth = AuthClient::new(channel);
+    let delay = Duration::from_millis(config.auth_failure_delay_ms);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = Vec::new();
+
+    let pop3 = Arc::new(pop3::Pop3Shared {
+        hostname: config.hostname.clone(),
+        mailbox: mailbox.clone(),
+        auth: auth.clone(),
+        tls_available: acceptor.is_some(),
+        max_line: config.pop3.max_line,
+        auth_failure_delay: delay,
+        max_auth_failures: config.max_auth_failures,
+    });
+    let pop3_opts = Arc::new(ConnOptions {
+        idle_timeout: config.pop3.limits.idle_timeout(),
+        tls: acceptor.clone(),
+        read_buffer: 4096,
+    });
+    for (addr, implicit) in [
+        (&config.pop3.listen, false),
+        (&config.pop3.tls_listen, true),
+    ] {
+        if addr.is_empty() {
+            continue;
+        }
+        if implicit && acceptor.is_none() {
+            bail!("pop3.tls_listen needs tls.cert and tls.key");
+        }
+        let l = listener::bind(addr).await?;
+        let name = if implicit { "pop3s" } else { "pop3" };
+        ready.push(format!("{name}={}", l.local_addr()?));
+        let (shared, opts, sd) = (Arc::clone(&pop3), Arc::clone(&pop3_opts), shutdown.clone());
+        let limits = config.pop3.limits.clone();
+        tasks.spawn(async move {
+            listener::serve(
+                l,
+                name,
+                limits,
+                b"-ERR [SYS/TEMP] Too many connections\r\n",
+                sd.clone(),
+                move |tcp, peer| {
+                    let (shared, opts, sd) = (Arc::clone(&shared), Arc::clone(&opts), sd.clone());
+                    async move {
+                        let stream = match (implicit, &opts.tls) {
+                            (true, Some(acceptor)) => match tokio::time::timeout(
+                                opts.idle_timeout,
+                                Stream::Plain(tcp).accept_tls(acceptor),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::info!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            },
+                            _ => Stream::Plain(tcp),
+                        };
+                        let session = pop3::Pop3Session::new(shared, peer, implicit);
+                        if let Err(e) = facteur_daemon::conn::run(stream, session, &opts, &sd).await
+                        {
+                            tracing::info!(error = %e, "connection ended");
+                        }
+                    }
+                },
+            )
+            .await;
+            anyhow::Ok(())
+        });
+    }
+
+    let imap = Arc::new(imap::ImapContext {
+        config: imap::ImapConfig {
+            hostname: config.hostname.clone(),
+            max_literal: config.imap.max_literal,
+            max_command: config.imap.max_literal.saturating_add(64 * 1024),
+            auth_failure_delay: delay,
+            max_auth_failures: config.max_auth_failures,
+        },
+        mailbox,
+        auth,
+        tls: acceptor.clone(),
+    });
+    for (addr, implicit) in [
+        (&config.imap.listen, false),
+        (&config.imap.tls_listen, true),
+    ] {
+        if addr.is_empty() {
+            continue;
+        }
+        if implicit && acceptor.is_none() {
+            bail!("imap.tls_listen needs tls.cert and tls.key");
+        }
+        let l = listener::bind(addr).await?;
+        let name = if implicit { "imaps" } else { "imap" };
+        ready.push(format!("{name}={}", l.local_addr()?));
+        let (ctx, sd) = (Arc::clone(&imap), shutdown.clone());
+        let limits = config.imap.limits.clone();
+        tasks.spawn(async move {
+            listener::serve(
+                l,
+                name,
+                limits,
+                b"* BYE Too many connections\r\n",
+                sd.clone(),
+                move |tcp, peer| {
+                    let (ctx, sd) = (Arc::clone(&ctx), sd.clone());
+                    async move {
+                        // `serve` logs how the connection ended; on shutdown it is dropped.
+                        tokio::select! {
+                            _ = imap::serve(tcp, peer, ctx, implicit) => {}
+                            _ = sd.cancelled() => {}
+                        }
+                    }
+                },
+            )
+            .await;
+            anyhow::Ok(())
+        });
+    }
+    if ready.is_empty() {
+        bail!("no listener configured");
+    }
+    facteur_daemon::announce_ready("facteur-maa", &ready.join(" "));
+    while let Some(done) = tasks.join_next().await {
+        done.context("listener task")??;
+    }
+    Ok(())
+}

@@ -1,0 +1,572 @@
+//! POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the
+//! MDA's `Mailbox` service: one session per connection on the shared loop.
+//!
+//! Passwords only over TLS (as Dovecot's `disable_plaintext_auth`); the maildrop
+//! is locked for the session (RFC 1939 §8); DELE takes effect only at QUIT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use facteur_daemon::conn::{Session, Step};
+use facteur_protocol::Secret;
+use facteur_protocol::line::{LineError, LineFramer};
+use facteur_protocol::pop3::{Command, MultilineEncoder, Response};
+use facteur_rpc::mailbox::auth_client::AuthClient;
+use facteur_rpc::mailbox::mailbox_client::MailboxClient;
+use facteur_rpc::mailbox::{
+    ExpungeRequest, FetchRequest, ListRequest, LockRequest, MailboxRef, VerifyRequest,
+};
+use tonic::transport::Channel;
+
+/// What every POP3 session shares.
+pub struct Pop3Shared {
+    pub hostname: String,
+    pub mailbox: MailboxClient<Channel>,
+    pub auth: AuthClient<Channel>,
+    pub tls_available: bool,
+    pub max_line: usize,
+    pub auth_failure_delay: Duration,
+    pub max_auth_failures: u32,
+}
+
+/// How long a maildrop lock lives without being refreshed.
+const LOCK_TTL_SECS: u64 = 3600;
+
+struct Msg {
+    uid: u32,
+    size: u64,
+    deleted: bool,
+}
+
+enum State {
+    Authorization {
+        user: Option<String>,
+    },
+    /// AUTH PLAIN sent without an initial response: waiting for it.
+    SaslPlain,
+    Transaction {
+        user: String,
+        uidvalidity: u32,
+        msgs: Vec<Msg>,
+    },
+}
+
+pub struct Pop3Session {
+    shared: Arc<Pop3Shared>,
+    peer: std::net::SocketAddr,
+    framer: LineFramer,
+    out: Vec<u8>,
+    state: State,
+    tls: bool,
+    failures: u32,
+    owner: String,
+}
+
+fn temp_failure() -> Response {
+    // RFC 3206 §4: SYS/TEMP for a problem that may go away.
+    Response::err("[SYS/TEMP] Temporary failure, try again later")
+}
+
+impl Pop3Session {
+    pub fn new(shared: Arc<Pop3Shared>, peer: std::net::SocketAddr, tls: bool) -> Self {
+        let mut me = Self {
+            framer: LineFramer::new(shared.max_line),
+            shared,
+            peer,
+            out: Vec::new(),
+            state: State::Authorization { user: None },
+            tls,
+            failures: 0,
+            owner: format!("pop3-{:016x}", rand_u64()),
+        };
+        me.send(Response::ok(&format!("{} POP3 ready", me.shared.hostname)));
+        me
+    }
+
+    fn send(&mut self, r: Response) {
+        self.out.extend_from_slice(&r.to_bytes());
+    }
+
+    fn capa(&self) -> Vec<u8> {
+        let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        if self.tls {
+            caps.push("USER");
+            caps.push("SASL PLAIN");
+        } else if self.shared.tls_available {
+            caps.push("STLS");
+        }
+        caps.push("IMPLEMENTATION facteur");
+        let mut out = Response::ok("Capability list follows").to_bytes();
+        out.extend_from_slice(&facteur_protocol::pop3::response::multiline_lines(caps));
+        out
+    }
+
+    async fn login(&mut self, user: &str, password: &Secret<String>) -> Step {
+        let req = VerifyRequest {
+            user: user.to_owned(),
+            password: password.expose().clone(),
+            service: "pop3".into(),
+            remote_addr: self.peer.ip().to_string(),
+        };
+        let ok = match self.shared.auth.clone().verify(req).await {
+            Ok(r) => r.into_inner().ok,
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = %status.message(), "Auth.Verify failed");
+                self.send(temp_failure());
+                return Step::Continue;
+            }
+        };
+        if !ok {
+            self.failures += 1;
+            tracing::info!(user, "authentication failed");
+            tokio::time::sleep(self.shared.auth_failure_delay).await;
+            self.send(Response::err("[AUTH] Authentication failed"));
+            self.state = State::Authorization { user: None };
+            if self.failures >= self.shared.max_auth_failures {
+                return Step::Close;
+            }
+            return Step::Continue;
+        }
+        let user = user.to_lowercase();
+        let lock = LockRequest {
+            user: user.clone(),
+            owner: self.owner.clone(),
+            ttl_secs: LOCK_TTL_SECS,
+        };
+        match self.shared.mailbox.clone().lock(lock).await {
+            Ok(r) if r.get_ref().acquired => {}
+            Ok(_) => {
+                self.send(Response::err(
+                    "[IN-USE] Mailbox is locked by another session",
+                ));
+                self.state = State::Authorization { user: None };
+                return Step::Continue;
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = %status.message(), "Mailbox.Lock failed");
+                self.send(temp_failure());
+                return Step::Continue;
+            }
+        }
+        match self.load(&user).await {
+            Ok((uidvalidity, msgs)) => {
+                tracing::info!(user = %user, messages = msgs.len(), "logged in");
+                let total: u64 = msgs.iter().map(|m| m.size).sum();
+                self.send(Response::ok(&format!(
+                    "Logged in, {} messages ({total} octets)",
+                    msgs.len()
+                )));
+                self.state = State::Transaction {
+                    user,
+                    uidvalidity,
+                    msgs,
+                };
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = %status.message(), "listing failed");
+                self.unlock(&user).await;
+                self.send(temp_failure());
+                self.state = State::Authorization { user: None };
+            }
+        }
+        Step::Continue
+    }
+
+    async fn load(&self, user: &str) -> Result<(u32, Vec<Msg>), tonic::Status> {
+        let mut client = self.shared.mailbox.clone();
+        let mailbox = MailboxRef {
+            user: user.to_owned(),
+            mailbox: "INBOX".into(),
+        };
+        let status = client.status(mailbox.clone()).await?.into_inner();
+        let mut stream = client
+            .list(ListRequest {
+                mailbox: Some(mailbox),
+                from_uid: 1,
+            })
+            .await?
+            .into_inner();
+        let mut msgs = Vec::new();
+        while let Some(m) = stream.message().await? {
+            msgs.push(Msg {
+                uid: m.uid,
+                size: m.size,
+                deleted: false,
+            });
+        }
+        Ok((status.uidvalidity, msgs))
+    }
+
+    async fn unlock(&self, user: &str) {
+        let req = LockRequest {
+            user: user.to_owned(),
+            owner: self.owner.clone(),
+            ttl_secs: 0,
+        };
+        if let Err(status) = self.shared.mailbox.clone().unlock(req).await {
+            tracing::warn!(message = %status.message(), "Mailbox.Unlock failed");
+        }
+    }
+
+    /// The message's bytes (the whole message: POP3 sends it in one response).
+    async fn fetch(&self, user: &str, uid: u32) -> Result<Vec<u8>, tonic::Status> {
+        let req = FetchRequest {
+            mailbox: Some(MailboxRef {
+                user: user.to_owned(),
+                mailbox: "INBOX".into(),
+            }),
+            uid,
+            offset: 0,
+            length: 0,
+        };
+        let mut stream = self.shared.mailbox.clone().fetch(req).await?.into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            out.extend_from_slice(&chunk.data);
+        }
+        Ok(out)
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Step {
+        if let State::SaslPlain = self.state {
+            self.state = State::Authorization { user: None };
+            return self.sasl_plain(line.trim_ascii()).await;
+        }
+        let cmd = match Command::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.send(e.response());
+                return Step::Continue;
+            }
+        };
+        match cmd {
+            Command::Capa => {
+                let capa = self.capa();
+                self.out.extend_from_slice(&capa);
+            }
+            Command::Noop => self.send(Response::ok("")),
+            Command::Quit => return self.quit().await,
+            other => {
+                return if matches!(self.state, State::Transaction { .. }) {
+                    self.transaction(other).await
+                } else {
+                    self.authorization(other).await
+                };
+            }
+        }
+        Step::Continue
+    }
+
+    async fn authorization(&mut self, cmd: Command) -> Step {
+        match cmd {
+            Command::Stls if self.tls => self.send(Response::err("Already in TLS")),
+            Command::Stls if !self.shared.tls_available => {
+                self.send(Response::err("TLS not available"))
+            }
+            Command::Stls => {
+                self.send(Response::ok("Begin TLS negotiation"));
+                return Step::StartTls;
+            }
+            Command::User(_) | Command::Pass(_) | Command::Auth { .. } | Command::Apop { .. }
+                if !self.tls =>
+            {
+                // Dovecot's wording for the same refusal.
+                self.send(Response::err(
+                    "[AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+                ));
+            }
+            Command::User(name) => {
+                self.state = State::Authorization { user: Some(name) };
+                self.send(Response::ok(""));
+            }
+            Command::Pass(password) => {
+                let State::Authorization { user: Some(user) } = &self.state else {
+                    self.send(Response::err("No username given"));
+                    return Step::Continue;
+                };
+                let user = user.clone();
+                return self.login(&user, &password).await;
+            }
+            Command::Auth { mechanism, initial } if mechanism.eq_ignore_ascii_case("PLAIN") => {
+                match initial {
+                    Some(token) => return self.sasl_plain(token.expose().as_bytes()).await,
+                    None => {
+                        self.state = State::SaslPlain;
+                        self.out.extend_from_slice(b"+ \r\n");
+                    }
+                }
+            }
+            Command::Auth { .. } => {
+                self.send(Response::err("Unsupported authentication mechanism"))
+            }
+            Command::Apop { .. } => self.send(Response::err("APOP is not supported")),
+            _ => self.send(Response::err("Unknown command in AUTHORIZATION state")),
+        }
+        Step::Continue
+    }
+
+    async fn sasl_plain(&mut self, token: &[u8]) -> Step {
+        if token == b"*" {
+            self.send(Response::err("Authentication cancelled"));
+            return Step::Continue;
+        }
+        let Ok(decoded) = BASE64.decode(token) else {
+            self.send(Response::err("Invalid base64"));
+            return Step::Continue;
+        };
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authzid, authcid, password] = parts.as_slice() else {
+            self.send(Response::err("Invalid SASL PLAIN response"));
+            return Step::Continue;
+        };
+        let (Ok(authzid), Ok(authcid), Ok(password)) = (
+            std::str::from_utf8(authzid),
+            std::str::from_utf8(authcid),
+            std::str::from_utf8(password),
+        ) else {
+            self.send(Response::err("Invalid SASL PLAIN response"));
+            return Step::Continue;
+        };
+        if !authzid.is_empty() && authzid != authcid {
+            self.send(Response::err("[AUTH] Authentication failed"));
+            return Step::Continue;
+        }
+        let (user, password) = (authcid.to_owned(), Secret::new(password.to_owned()));
+        self.login(&user, &password).await
+    }
+
+    async fn transaction(&mut self, cmd: Command) -> Step {
+        let State::Transaction {
+            user,
+            uidvalidity,
+            msgs,
+        } = &mut self.state
+        else {
+            return Step::Continue;
+        };
+        let live = |msgs: &Vec<Msg>, n: u32| -> Option<usize> {
+            let i = usize::try_from(n).ok()?.checked_sub(1)?;
+            msgs.get(i).filter(|m| !m.deleted).map(|_| i)
+        };
+        let response = match cmd {
+            Command::Stat => {
+                let (n, size) = msgs
+                    .iter()
+                    .filter(|m| !m.deleted)
+                    .fold((0, 0), |(n, s), m| (n + 1, s + m.size));
+                Response::ok(&format!("{n} {size}"))
+            }
+            Command::List(None) | Command::Uidl(None) => {
+                let uidl = matches!(cmd, Command::Uidl(_));
+                let lines: Vec<String> = msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.deleted)
+                    .map(|(i, m)| {
+                        if uidl {
+                            format!("{} {:08x}{:08x}", i + 1, uidvalidity, m.uid)
+                        } else {
+                            format!("{} {}", i + 1, m.size)
+                        }
+                    })
+                    .collect();
+                let mut out = Response::ok(&format!("{} messages", lines.len())).to_bytes();
+                out.extend_from_slice(&facteur_protocol::pop3::response::multiline_lines(lines));
+                self.out.extend_from_slice(&out);
+                return Step::Continue;
+            }
+            Command::List(Some(n)) => match live(msgs, n) {
+                Some(i) => Response::ok(&format!("{n} {}", msgs[i].size)),
+                None => Response::err("No such message"),
+            },
+            Command::Uidl(Some(n)) => match live(msgs, n) {
+                Some(i) => Response::ok(&format!("{n} {:08x}{:08x}", uidvalidity, msgs[i].uid)),
+                None => Response::err("No such message"),
+            },
+            Command::Dele(n) => match live(msgs, n) {
+                Some(i) => {
+                    msgs[i].deleted = true;
+                    Response::ok("Marked to be deleted")
+                }
+                None => Response::err("No such message"),
+            },
+            Command::Rset => {
+                msgs.iter_mut().for_each(|m| m.deleted = false);
+                Response::ok("")
+            }
+            Command::Retr(n) | Command::Top(n, _) => {
+                let Some(i) = live(msgs, n) else {
+                    self.send(Response::err("No such message"));
+                    return Step::Continue;
+                };
+                let (uid, size) = (msgs[i].uid, msgs[i].size);
+                let top = if let Command::Top(_, k) = cmd {
+                    Some(k)
+                } else {
+                    None
+                };
+                let user = user.clone();
+                match self.fetch(&user, uid).await {
+                    Ok(bytes) => {
+                        let bytes = match top {
+                            Some(k) => top_lines(&bytes, k),
+                            None => bytes,
+                        };
+                        let head = if top.is_some() {
+                            Response::ok("")
+                        } else {
+                            Response::ok(&format!("{size} octets"))
+                        };
+                        self.out.extend_from_slice(&head.to_bytes());
+                        let mut enc = MultilineEncoder::new();
+                        let body = enc.encode(&bytes);
+                        self.out.extend_from_slice(&body);
+                        self.out.extend_from_slice(&enc.finish());
+                        return Step::Continue;
+                    }
+                    Err(status) => {
+                        tracing::warn!(code = ?status.code(), message = %status.message(), "fetch failed");
+                        temp_failure()
+                    }
+                }
+            }
+            Command::Stls | Command::User(_) | Command::Pass(_) | Command::Auth { .. } => {
+                Response::err("Already authenticated")
+            }
+            _ => Response::err("Unknown command"),
+        };
+        self.send(response);
+        Step::Continue
+    }
+
+    /// QUIT: in TRANSACTION, enter UPDATE and expunge what was deleted (RFC 1939 §6).
+    async fn quit(&mut self) -> Step {
+        let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
+        if let State::Transaction { user, msgs, .. } = state {
+            let uids: Vec<u32> = msgs.iter().filter(|m| m.deleted).map(|m| m.uid).collect();
+            let mut ok = true;
+            if !uids.is_empty() {
+                let req = ExpungeRequest {
+                    mailbox: Some(MailboxRef {
+                        user: user.clone(),
+                        mailbox: "INBOX".into(),
+                    }),
+                    uids,
+                    only_uids: true,
+                };
+                if let Err(status) = self.shared.mailbox.clone().expunge(req).await {
+                    tracing::warn!(message = %status.message(), "expunge failed");
+                    ok = false;
+                }
+            }
+            self.unlock(&user).await;
+            if !ok {
+                // RFC 1939 §6: -ERR if some deleted messages were not removed.
+                self.send(Response::err(
+                    "[SYS/TEMP] Some deleted messages were not removed",
+                ));
+                return Step::Close;
+            }
+        }
+        self.send(Response::ok("Logging out"));
+        Step::Close
+    }
+}
+
+/// The header and the first `k` body lines (TOP, RFC 1939 §7).
+fn top_lines(message: &[u8], k: u32) -> Vec<u8> {
+    let Some(end) = message.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return message.to_vec();
+    };
+    let body_start = end + 4;
+    let mut out = message[..body_start].to_vec();
+    let mut rest = &message[body_start..];
+    for _ in 0..k {
+        if rest.is_empty() {
+            break;
+        }
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+    }
+    out
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A session id for the maildrop lock: unique enough, no rand dependency needed.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+impl Session for Pop3Session {
+    async fn input(&mut self, bytes: &[u8]) -> Step {
+        self.framer.push(bytes);
+        while let Some(line) = self.framer.next_line() {
+            let step = match line {
+                Ok(line) => self.command(&line).await,
+                Err(LineError::TooLong) => {
+                    self.send(Response::err("Line too long"));
+                    Step::Continue
+                }
+            };
+            if step != Step::Continue {
+                return step;
+            }
+        }
+        Step::Continue
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn buffered_input(&self) -> usize {
+        self.framer.buffered()
+    }
+
+    fn tls_started(&mut self) {
+        // RFC 2595 §4: back to the start of AUTHORIZATION, no new greeting.
+        self.tls = true;
+        self.state = State::Authorization { user: None };
+    }
+
+    fn timeout_reply(&self) -> Vec<u8> {
+        Response::err("Disconnected for inactivity").to_bytes()
+    }
+
+    fn shutdown_reply(&self) -> Vec<u8> {
+        Response::err("[SYS/TEMP] Server shutting down").to_bytes()
+    }
+
+    async fn finish(&mut self) {
+        // A connection that ends without QUIT deletes nothing (RFC 1939 §6).
+        if let State::Transaction { user, .. } = &self.state {
+            let user = user.clone();
+            self.unlock(&user).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_lines;
+
+    #[test]
+    fn top_keeps_the_header_and_k_body_lines() {
+        let m = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
+        assert_eq!(top_lines(m, 0), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(top_lines(m, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
+        assert_eq!(top_lines(m, 9), m);
+    }
+}

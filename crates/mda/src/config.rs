@@ -1,0 +1,68 @@
+//! The MDA's configuration (see `deploy/facteur-mda.toml` for a commented sample).
+
+use std::path::PathBuf;
+
+use facteur_daemon::listener::ConnLimits;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MdaConfig {
+    /// The name in LMTP greetings and logs, e.g. `mail.paris.test`.
+    pub hostname: String,
+    /// Where the mailbox store lives (only the MDA opens it).
+    pub data_dir: PathBuf,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: u64,
+    pub grpc: GrpcConfig,
+    pub lmtp: LmtpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GrpcConfig {
+    /// Delivery, Mailbox and Auth services.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LmtpConfig {
+    /// LMTP listener (RFC 2033), e.g. for Postfix's `lmtp:` transport; "" disables.
+    pub listen: String,
+    pub max_recipients: usize,
+    pub max_line: usize,
+    #[serde(flatten)]
+    pub limits: ConnLimits,
+}
+
+impl Default for MdaConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("/var/lib/facteur/mda"),
+            max_message_size: 50 * 1024 * 1024,
+            grpc: GrpcConfig::default(),
+            lmtp: LmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7024".into(),
+        }
+    }
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:24".into(),
+            max_recipients: 1000,
+            max_line: 2048,
+            limits: ConnLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Filing a message into mailboxes: the one path every delivery takes, whether it
+//! came over gRPC `Delivery` or over LMTP.
+//!
+//! The blob is stored (durably) before any mailbox points at it, and each
+//! recipient is filed exactly once per message key.
+
+use std::sync::Arc;
+
+use facteur_protocol::smtp::codes;
+use facteur_protocol::smtp::reply::Reply;
+
+use crate::accounts::Accounts;
+use crate::store::{BlobStore, INBOX, MailStore, MessageKey};
+
+/// The store and accounts, shared by every service of the MDA.
+pub struct Filing<S> {
+    pub store: Arc<S>,
+    pub accounts: Accounts,
+}
+
+impl<S> Clone for Filing<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            accounts: self.accounts.clone(),
+        }
+    }
+}
+
+/// The account a recipient address maps to (addresses compare lowercased).
+pub fn account_of(rcpt: &str) -> String {
+    rcpt.trim_matches(|c| c == '<' || c == '>').to_lowercase()
+}
+
+impl<S: MailStore + BlobStore> Filing<S> {
+    /// 250 if the recipient has a mailbox here, 550 5.1.1 if not.
+    pub async fn check_recipient(&self, rcpt: &str) -> Reply {
+        let accounts = self.accounts.clone();
+        let user = account_of(rcpt);
+        match tokio::task::spawn_blocking(move || accounts.exists(&user)).await {
+            Ok(Ok(true)) => Reply::new(250, "2.1.5", "Recipient OK"),
+            Ok(Ok(false)) => codes::no_such_user(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "account lookup failed");
+                codes::local_error()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "account lookup panicked");
+                codes::local_error()
+            }
+        }
+    }
+
+    /// File `message` for each recipient; one reply per recipient, in order.
+    ///
+    /// RFC 5321 §4.4: the final delivery adds `Return-Path:` with the reverse-path.
+    pub async fn file(
+        &self,
+        key: &str,
+        mail_from: &str,
+        rcpts: &[String],
+        message: Vec<u8>,
+    ) -> Vec<Reply> {
+        let store = Arc::clone(&self.store);
+        let accounts = self.accounts.clone();
+        let key = MessageKey(key.to_owned());
+        let from = mail_from.to_owned();
+        let rcpts = rcpts.to_vec();
+        let n = rcpts.len();
+        let job = move || -> Vec<Reply> {
+            let mut bytes = Vec::with_capacity(message.len() + from.len() + 20);
+            bytes.extend_from_slice(format!("Return-Path: <{from}>\r\n").as_bytes());
+            bytes.extend_from_slice(&message);
+            let mut blob = None;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            rcpts
+                .iter()
+                .map(|rcpt| {
+                    let user = account_of(rcpt);
+                    match accounts.exists(&user) {
+                        Ok(true) => {}
+                        Ok(false) => return codes::no_such_user(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "account lookup failed");
+                            return codes::local_error();
+                        }
+                    }
+                    if blob.is_none() {
+                        match store.put(&bytes) {
+                            Ok(id) => blob = Some(id),
+                            Err(e) => {
+                                tracing::error!(error = %e, "storing the message failed");
+                                return codes::local_error();
+                            }
+                        }
+                    }
+                    let Some(id) = blob.as_ref() else {
+                        return codes::local_error();
+                    };
+                    match store.file(&key, &user, INBOX, id, bytes.len() as u64, now) {
+                        Ok(filed) => {
+                            tracing::info!(
+                                user = %user, uid = filed.uid, duplicate = filed.duplicate,
+                                key = %key.0, "filed"
+                            );
+                            Reply::new(
+                                250,
+                                "2.0.0",
+                                &format!("<{rcpt}> filed as UID {}", filed.uid),
+                            )
+                        }
+                        Err(e) if e.is_transient() => {
+                            tracing::error!(error = %e, "filing failed");
+                            codes::local_error()
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "filing refused");
+                            Reply::new(550, "5.2.0", "Mailbox unavailable")
+                        }
+                    }
+                })
+                .collect()
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                tracing::error!(error = %e, "filing task failed");
+                vec![codes::local_error(); n]
+            }
+        }
+    }
+}

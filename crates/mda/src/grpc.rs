@@ -1,0 +1,381 @@
+//! The MDA's gRPC services: `Delivery` (from the MTA), `Mailbox` (for the MAA) and
+//! `Auth` (for the MSA and MAA), all over the one store.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use facteur_protocol::smtp::reply::Reply;
+use facteur_rpc::delivery::delivery_server::Delivery;
+use facteur_rpc::delivery::{DeliverReply, DeliverRequest, RecipientResult, deliver_request};
+use facteur_rpc::mailbox::auth_server::Auth;
+use facteur_rpc::mailbox::mailbox_server::Mailbox;
+use facteur_rpc::mailbox::{self as pb};
+use facteur_rpc::relay::{MailReply, RecipientQuery, RecipientVerdict};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::filing::{Filing, account_of};
+use crate::store::{self, BlobStore, MailStore, StoreError};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Page size of `Mailbox.List` reads from the store.
+const LIST_PAGE: usize = 256;
+
+pub(crate) fn mail_reply(r: &Reply) -> MailReply {
+    MailReply::from(r)
+}
+
+/// One place maps a store error to a gRPC status; the cause goes to the log.
+fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::NoSuchMailbox(m) => Status::not_found(format!("no such mailbox: {m}")),
+        StoreError::MailboxExists(m) => Status::already_exists(format!("mailbox exists: {m}")),
+        StoreError::InvalidMailboxName(_) | StoreError::InvalidUser(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        StoreError::NotAllowed(m) => Status::failed_precondition(m),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Status::unavailable("mailbox store unavailable")
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(status),
+        Err(e) => {
+            tracing::error!(error = %e, "store task failed");
+            Err(Status::internal("internal error"))
+        }
+    }
+}
+
+/// The services, generic over the storage backend.
+pub struct Services<S> {
+    pub filing: Filing<S>,
+    pub max_message_size: u64,
+}
+
+impl<S> Clone for Services<S> {
+    fn clone(&self) -> Self {
+        Self {
+            filing: self.filing.clone(),
+            max_message_size: self.max_message_size,
+        }
+    }
+}
+
+impl<S> Services<S> {
+    fn store(&self) -> Arc<S> {
+        Arc::clone(&self.filing.store)
+    }
+}
+
+fn mailbox_ref(m: Option<pb::MailboxRef>) -> Result<(String, String), Status> {
+    let m = m.ok_or_else(|| Status::invalid_argument("mailbox missing"))?;
+    Ok((account_of(&m.user), m.mailbox))
+}
+
+fn meta(m: store::MessageMeta) -> pb::MessageMeta {
+    pb::MessageMeta {
+        uid: m.uid,
+        size: m.size,
+        flags: m.flags,
+        modseq: m.modseq,
+        internal_date: m.internal_date,
+    }
+}
+
+#[tonic::async_trait]
+impl<S: MailStore + BlobStore> Delivery for Services<S> {
+    async fn deliver(
+        &self,
+        request: Request<Streaming<DeliverRequest>>,
+    ) -> Result<Response<DeliverReply>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument("empty delivery"));
+        };
+        let Some(deliver_request::Part::Envelope(env)) = first.part else {
+            return Err(Status::invalid_argument("the envelope must come first"));
+        };
+        if env.message_key.is_empty() || env.rcpt_to.is_empty() {
+            return Err(Status::invalid_argument(
+                "message key and recipients are required",
+            ));
+        }
+        let mut message = Vec::new();
+        let mut too_big = false;
+        while let Some(req) = stream.message().await? {
+            match req.part {
+                Some(deliver_request::Part::Chunk(c)) => {
+                    if (message.len() + c.len()) as u64 > self.max_message_size {
+                        too_big = true;
+                        message = Vec::new();
+                    } else if !too_big {
+                        message.extend_from_slice(&c);
+                    }
+                }
+                _ => return Err(Status::invalid_argument("a second envelope")),
+            }
+        }
+        let replies = if too_big {
+            vec![facteur_protocol::smtp::codes::message_too_big(); env.rcpt_to.len()]
+        } else {
+            self.filing
+                .file(&env.message_key, &env.mail_from, &env.rcpt_to, message)
+                .await
+        };
+        let results = env
+            .rcpt_to
+            .iter()
+            .zip(replies.iter())
+            .map(|(rcpt, r)| RecipientResult {
+                rcpt_to: rcpt.clone(),
+                reply: Some(mail_reply(r)),
+            })
+            .collect();
+        Ok(Response::new(DeliverReply { results }))
+    }
+
+    async fn check_recipient(
+        &self,
+        request: Request<RecipientQuery>,
+    ) -> Result<Response<RecipientVerdict>, Status> {
+        let reply = self
+            .filing
+            .check_recipient(&request.into_inner().rcpt_to)
+            .await;
+        Ok(Response::new(RecipientVerdict {
+            reply: Some(mail_reply(&reply)),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: MailStore + BlobStore> Auth for Services<S> {
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyReply>, Status> {
+        let req = request.into_inner();
+        let user = account_of(&req.user);
+        let accounts = self.filing.accounts.clone();
+        let (u, p) = (user.clone(), req.password);
+        // argon2 is deliberately slow: keep it off the async threads.
+        let ok = match tokio::task::spawn_blocking(move || accounts.verify(&u, &p)).await {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "verify refused");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "verify task failed");
+                return Err(Status::internal("internal error"));
+            }
+        };
+        tracing::info!(user = %user, service = %req.service, remote = %req.remote_addr, ok, "auth verify");
+        Ok(Response::new(pb::VerifyReply {
+            ok,
+            user: if ok { user } else { String::new() },
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: MailStore + BlobStore> Mailbox for Services<S> {
+    type ListStream = BoxStream<pb::MessageMeta>;
+    type FetchStream = BoxStream<pb::FetchChunk>;
+
+    async fn list_mailboxes(
+        &self,
+        request: Request<pb::UserRef>,
+    ) -> Result<Response<pb::MailboxList>, Status> {
+        let user = account_of(&request.into_inner().user);
+        let store = self.store();
+        let names = blocking(move || store.list_mailboxes(&user)).await?;
+        Ok(Response::new(pb::MailboxList { names }))
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::MailboxRef>,
+    ) -> Result<Response<pb::MailboxStatus>, Status> {
+        let (user, mailbox) = mailbox_ref(Some(request.into_inner()))?;
+        let store = self.store();
+        let s = blocking(move || store.status(&user, &mailbox)).await?;
+        Ok(Response::new(pb::MailboxStatus {
+            uidvalidity: s.uidvalidity,
+            uidnext: s.uidnext,
+            exists: s.exists,
+            unseen: s.unseen,
+            highest_modseq: s.highest_modseq,
+        }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let req = request.into_inner();
+        let (user, mailbox) = mailbox_ref(req.mailbox)?;
+        let store = self.store();
+        // Check the mailbox now, so that a bad name is an error, not an empty list.
+        {
+            let (store, user, mailbox) = (Arc::clone(&store), user.clone(), mailbox.clone());
+            blocking(move || store.status(&user, &mailbox)).await?;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut from = req.from_uid.max(1);
+            loop {
+                let (s, u, m) = (Arc::clone(&store), user.clone(), mailbox.clone());
+                let page = blocking(move || s.list(&u, &m, from, LIST_PAGE)).await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last().map(|m| m.uid) else {
+                    return;
+                };
+                let full = page.len() == LIST_PAGE;
+                for m in page {
+                    if tx.send(Ok(meta(m))).await.is_err() {
+                        return;
+                    }
+                }
+                if !full || last == u32::MAX {
+                    return;
+                }
+                from = last + 1;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let req = request.into_inner();
+        let (user, mailbox) = mailbox_ref(req.mailbox)?;
+        let store = self.store();
+        let uid = req.uid;
+        let m = {
+            let store = Arc::clone(&store);
+            blocking(move || MailStore::get(&*store, &user, &mailbox, uid)).await?
+        }
+        .ok_or_else(|| Status::not_found("no such message"))?;
+        let start = req.offset.min(m.size);
+        let end = if req.length == 0 {
+            m.size
+        } else {
+            start.saturating_add(req.length).min(m.size)
+        };
+        let blob = m.blob;
+        let chunk = facteur_rpc::CHUNK_SIZE as u64;
+        let stream = async_stream_chunks(store, blob, start, end, chunk);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn store_flags(
+        &self,
+        request: Request<pb::StoreFlagsRequest>,
+    ) -> Result<Response<pb::StoreFlagsReply>, Status> {
+        let req = request.into_inner();
+        let op = match pb::FlagOp::try_from(req.op) {
+            Ok(pb::FlagOp::Add) => store::FlagOp::Add,
+            Ok(pb::FlagOp::Remove) => store::FlagOp::Remove,
+            Ok(pb::FlagOp::Replace) => store::FlagOp::Replace,
+            Err(_) => return Err(Status::invalid_argument("unknown flag operation")),
+        };
+        let (user, mailbox) = mailbox_ref(req.mailbox)?;
+        let store = self.store();
+        let since = (req.unchanged_since != 0).then_some(req.unchanged_since);
+        let (uids, flags) = (req.uids, req.flags);
+        let r =
+            blocking(move || store.store_flags(&user, &mailbox, &uids, op, &flags, since)).await?;
+        Ok(Response::new(pb::StoreFlagsReply {
+            updated: r.updated.into_iter().map(meta).collect(),
+            failed_modified: r.failed_modified,
+        }))
+    }
+
+    async fn expunge(
+        &self,
+        request: Request<pb::ExpungeRequest>,
+    ) -> Result<Response<pb::ExpungeReply>, Status> {
+        let req = request.into_inner();
+        let (user, mailbox) = mailbox_ref(req.mailbox)?;
+        let store = self.store();
+        let uids = req.uids;
+        let only = req.only_uids;
+        let expunged = blocking(move || {
+            store.expunge(&user, &mailbox, if only { Some(&uids[..]) } else { None })
+        })
+        .await?;
+        Ok(Response::new(pb::ExpungeReply { expunged }))
+    }
+
+    async fn lock(
+        &self,
+        request: Request<pb::LockRequest>,
+    ) -> Result<Response<pb::LockReply>, Status> {
+        let req = request.into_inner();
+        let store = self.store();
+        let user = account_of(&req.user);
+        let acquired =
+            blocking(move || store.lock_maildrop(&user, &req.owner, req.ttl_secs.max(1))).await?;
+        Ok(Response::new(pb::LockReply { acquired }))
+    }
+
+    async fn unlock(
+        &self,
+        request: Request<pb::LockRequest>,
+    ) -> Result<Response<pb::LockReply>, Status> {
+        let req = request.into_inner();
+        let store = self.store();
+        let user = account_of(&req.user);
+        blocking(move || store.unlock_maildrop(&user, &req.owner)).await?;
+        Ok(Response::new(pb::LockReply { acquired: false }))
+    }
+}
+
+/// The byte range `start..end` of a blob as a stream of chunks, read one chunk at a time.
+fn async_stream_chunks<S: BlobStore>(
+    store: Arc<S>,
+    blob: store::BlobId,
+    start: u64,
+    end: u64,
+    chunk: u64,
+) -> impl Stream<Item = Result<pb::FetchChunk, Status>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut at = start;
+        while at < end {
+            let to = (at + chunk).min(end);
+            let (s, b) = (Arc::clone(&store), blob.clone());
+            let r = blocking(move || s.get(&b, Some(at..to))).await;
+            let stop = r.is_err();
+            if tx
+                .send(r.map(|data| pb::FetchChunk { data }))
+                .await
+                .is_err()
+                || stop
+            {
+                return;
+            }
+            at = to;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r)
+}

@@ -1,0 +1,125 @@
+//! facteur MDA, the mail delivery agent: the only process that opens the mailbox
+//! store. Takes deliveries over gRPC `Delivery` and LMTP, serves `Mailbox` to the
+//! MAA and `Auth` to the MSA and MAA.
+
+pub mod accounts;
+pub mod config;
+pub mod filing;
+pub mod grpc;
+pub mod lmtp;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::stream::Stream;
+use facteur_daemon::{Shutdown, grpc as rpc_server, listener};
+use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
+use facteur_rpc::delivery::delivery_server::DeliveryServer;
+use facteur_rpc::mailbox::auth_server::AuthServer;
+use facteur_rpc::mailbox::mailbox_server::MailboxServer;
+
+pub use config::MdaConfig;
+use filing::Filing;
+use store::SledStore;
+
+/// Open the store and serve gRPC (and LMTP) until shutdown.
+pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let store = SledStore::open(&config.data_dir)
+        .with_context(|| format!("opening the mailbox store in {}", config.data_dir.display()))?;
+    let accounts = store.accounts();
+    let filing = Filing {
+        store: Arc::new(store),
+        accounts,
+    };
+    let services = grpc::Services {
+        filing: filing.clone(),
+        max_message_size: config.max_message_size,
+    };
+    let (health, health_service) = rpc_server::health();
+    health
+        .set_serving::<DeliveryServer<grpc::Services<SledStore>>>()
+        .await;
+    health
+        .set_serving::<MailboxServer<grpc::Services<SledStore>>>()
+        .await;
+    let router = rpc_server::server()
+        .add_service(health_service)
+        .add_service(DeliveryServer::new(services.clone()))
+        .add_service(MailboxServer::new(services.clone()))
+        .add_service(AuthServer::new(services));
+    let grpc_listener = listener::bind(&config.grpc.listen).await?;
+    let mut ready = vec![format!("grpc={}", grpc_listener.local_addr()?)];
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            rpc_server::serve(grpc_listener, router, shutdown)
+                .await
+                .context("gRPC server")
+        });
+    }
+    if !config.lmtp.listen.is_empty() {
+        let lmtp_listener = listener::bind(&config.lmtp.listen).await?;
+        ready.push(format!("lmtp={}", lmtp_listener.local_addr()?));
+        let session_config = ServerConfig {
+            hostname: config.hostname.clone(),
+            lmtp: true,
+            max_line: config.lmtp.max_line,
+            max_message_size: config.max_message_size,
+            max_recipients: config.lmtp.max_recipients,
+            ..ServerConfig::default()
+        };
+        let opts = Arc::new(ConnOptions {
+            idle_timeout: config.lmtp.limits.idle_timeout(),
+            tls: None,
+            read_buffer: 16 * 1024,
+        });
+        let hostname = config.hostname.clone();
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            listener::serve(
+                lmtp_listener,
+                "lmtp",
+                config.lmtp.limits.clone(),
+                b"421 4.7.0 Too many connections\r\n",
+                sd.clone(),
+                move |tcp, peer| {
+                    let session = SmtpSession::new(
+                        ServerSession::new(session_config.clone(), false),
+                        lmtp::LmtpHandler::new(filing.clone()),
+                        peer,
+                        hostname.clone(),
+                    );
+                    let (opts, sd) = (Arc::clone(&opts), sd.clone());
+                    async move {
+                        if let Err(e) =
+                            facteur_daemon::conn::run(Stream::Plain(tcp), session, &opts, &sd).await
+                        {
+                            tracing::info!(error = %e, "connection ended");
+                        }
+                    }
+                },
+            )
+            .await;
+            Ok(())
+        });
+    }
+    facteur_daemon::announce_ready("facteur-mda", &ready.join(" "));
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shutdown.trigger();
+                return Err(e);
+            }
+            Err(e) => {
+                shutdown.trigger();
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `facteur-mda`: serve (the default), or manage accounts with `user add|passwd|del|list`.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use facteur_daemon::Shutdown;
+use facteur_daemon::config::ConfigArgs;
+use facteur_mda::MdaConfig;
+use facteur_mda::store::SledStore;
+
+#[derive(Parser)]
+#[command(name = "facteur-mda", version, about = "facteur mail delivery agent")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve Delivery, Mailbox and Auth over gRPC, and LMTP (the default).
+    Serve,
+    /// Manage accounts (the MDA must not be running: only one process opens the store).
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an account; the password is read from --password or standard input.
+    Add {
+        user: String,
+        #[arg(long, env = "FACTEUR_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Change an account's password.
+    Passwd {
+        user: String,
+        #[arg(long, env = "FACTEUR_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Delete an account (its mail stays in the store).
+    Del { user: String },
+    /// List accounts.
+    List,
+}
+
+fn password(given: Option<String>) -> anyhow::Result<String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let p = line.trim_end_matches(['\r', '\n']).to_owned();
+    if p.is_empty() {
+        bail!("empty password");
+    }
+    Ok(p)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    facteur_daemon::logging::init();
+    let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => {
+            let shutdown = Shutdown::new();
+            shutdown.on_signals();
+            facteur_mda::run(config, shutdown).await
+        }
+        Cmd::User(cmd) => {
+            let store = SledStore::open(&config.data_dir).with_context(|| {
+                format!(
+                    "opening {} (is facteur-mda running? stop it first)",
+                    config.data_dir.display()
+                )
+            })?;
+            let accounts = store.accounts();
+            match cmd {
+                UserCmd::Add { user, password: p } => {
+                    accounts.add(&user, &password(p)?)?;
+                    println!("added {user}");
+                }
+                UserCmd::Passwd { user, password: p } => {
+                    accounts.set_password(&user, &password(p)?)?;
+                    println!("password changed for {user}");
+                }
+                UserCmd::Del { user } => {
+                    accounts.delete(&user)?;
+                    println!("deleted {user}");
+                }
+                UserCmd::List => {
+                    for user in accounts.list()? {
+                        println!("{user}");
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The storage seam of the MDA: intent-level traits (`MailStore`, `BlobStore`,
+//! `ChangeFeed`), their shared types and errors, and the backend-neutral rules
+//! (mailbox-name and flag normalisation) every backend applies.
+//!
+//! One trait method is one atomic unit on every backend. The sled backend lives
+//! in [`sled`]; the conformance suite every backend must pass lives in
+//! `conformance` (tests only).
+
+pub mod sled;
+
+#[cfg(test)]
+mod conformance;
+
+pub use self::sled::SledStore;
+
+use std::ops::Range;
+
+/// A message UID (RFC 3501 §2.3.1.1), unique per mailbox and UIDVALIDITY.
+pub type Uid = u32;
+
+/// Idempotency key chosen by the caller (the MTA) for one message; filing the
+/// same key for the same user twice files it once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageKey(pub String);
+
+/// Identifier of a blob: lowercase hex SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(pub String);
+
+/// What IMAP STATUS / SELECT need about a mailbox, read in O(1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub uidvalidity: u32,
+    pub uidnext: Uid,
+    /// Number of messages in the mailbox.
+    pub exists: u32,
+    /// Number of messages without `\Seen`.
+    pub unseen: u32,
+    /// Highest modseq ever assigned in the mailbox (starts at 1, RFC 7162
+    /// needs a non-zero value even for an empty mailbox).
+    pub highest_modseq: u64,
+}
+
+/// Metadata of one filed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: Uid,
+    pub blob: BlobId,
+    /// Exact size of the blob in bytes (RFC822.SIZE).
+    pub size: u64,
+    /// Flags, normalised: system flags in their canonical spelling, no
+    /// duplicates (compared case-insensitively), never `\Recent`.
+    pub flags: Vec<String>,
+    pub modseq: u64,
+    /// Unix seconds.
+    pub internal_date: i64,
+}
+
+/// Result of [`MailStore::file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filed {
+    pub uid: Uid,
+    pub uidvalidity: u32,
+    /// True when the (key, user) pair had already been filed: nothing was
+    /// written and `uid`/`uidvalidity` are those of the first filing.
+    pub duplicate: bool,
+}
+
+/// How [`MailStore::store_flags`] combines the given flags with the current
+/// ones (IMAP `+FLAGS`, `-FLAGS`, `FLAGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// Result of [`MailStore::store_flags`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreFlagsResult {
+    /// Current metadata of every existing uid that passed the UNCHANGEDSINCE
+    /// test, ascending by uid. Only those whose flags actually changed got a
+    /// new modseq; the others are reported unchanged (RFC 7162 §3.2 still
+    /// wants a FETCH for them).
+    pub updated: Vec<MessageMeta>,
+    /// Uids whose modseq was greater than `unchanged_since` (RFC 7162
+    /// MODIFIED response code), ascending.
+    pub failed_modified: Vec<Uid>,
+}
+
+/// One entry of [`MailStore::changes_since`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A message that was added or had its flags changed; current metadata.
+    Updated(MessageMeta),
+    /// A tombstone: the message was expunged at `modseq`.
+    Expunged { uid: Uid, modseq: u64 },
+}
+
+/// Errors of the storage layer.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("no such mailbox: {0}")]
+    NoSuchMailbox(String),
+    #[error("mailbox already exists: {0}")]
+    MailboxExists(String),
+    #[error("invalid mailbox name: {0:?}")]
+    InvalidMailboxName(String),
+    #[error("invalid user: {0:?}")]
+    InvalidUser(String),
+    /// An operation that is forbidden by the protocol, e.g. deleting INBOX.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("no such blob")]
+    NoSuchBlob,
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    #[error("storage backend: {0}")]
+    Backend(#[from] ::sled::Error),
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (I/O trouble), so callers answer
+    /// with a temporary failure (SMTP 4xx, IMAP `NO [UNAVAILABLE]`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend(::sled::Error::Io(_)))
+    }
+}
+
+/// Content-addressed message bytes.
+///
+/// Invariants: `put` is idempotent (same bytes, same id, stored once) and the
+/// bytes are durable before it returns; `get` returns exactly the bytes that
+/// were put, or the requested byte range of them.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `bytes` and returns their id; durable (flushed) before returning.
+    fn put(&self, bytes: &[u8]) -> Result<BlobId, StoreError>;
+    /// Returns the blob, or only `range` of it. The range is clamped to the
+    /// blob: a start past the end gives an empty vector (IMAP partial FETCH
+    /// semantics). Unknown or malformed ids give [`StoreError::NoSuchBlob`].
+    fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<Vec<u8>, StoreError>;
+}
+
+/// Mailboxes, messages and their metadata for every user.
+///
+/// Every method is one atomic unit. Every backend keeps these invariants
+/// (checked by the conformance suite):
+/// - UIDs are strictly ascending and never reused per mailbox and UIDVALIDITY;
+///   commit order equals UID order (the UID is allocated in the same
+///   transaction as the insert).
+/// - modseq is strictly ascending per mailbox; every change (filing, flag
+///   change, expunge) gets a new one; expunges leave tombstones so
+///   [`changes_since`](MailStore::changes_since) reports them.
+/// - Filing happens exactly once per (message key, user), checked in the same
+///   transaction as the insert.
+/// - The blob must be durable before the metadata pointing at it is written
+///   (`file` refuses an unknown blob); nothing is acknowledged before both are
+///   durable.
+/// - Mailbox names: `INBOX` is case-insensitive (RFC 3501 §5.1), every other
+///   name is case-sensitive. INBOX always exists: it is created on first use
+///   and cannot be deleted; renaming it moves its messages to the new name and
+///   leaves a new, empty INBOX (RFC 3501 §6.3.5).
+/// - UIDVALIDITY is taken from the unix time at mailbox creation and is
+///   strictly greater than any UIDVALIDITY the user's mailboxes had before,
+///   so a re-created mailbox always gets a greater one.
+/// - Users are full addresses, compared lowercased (as in `accounts`).
+pub trait MailStore: Send + Sync + 'static {
+    /// Files a message exactly once per (key, user): a second call returns the
+    /// first uid with `duplicate = true`. Creates INBOX on first use; other
+    /// mailboxes must exist. Durable before returning.
+    fn file(
+        &self,
+        key: &MessageKey,
+        user: &str,
+        mailbox: &str,
+        blob: &BlobId,
+        size: u64,
+        internal_date: i64,
+    ) -> Result<Filed, StoreError>;
+    fn status(&self, user: &str, mailbox: &str) -> Result<MailboxStatus, StoreError>;
+    /// Up to `limit` messages with uid >= `from_uid`, ascending by uid.
+    fn list(
+        &self,
+        user: &str,
+        mailbox: &str,
+        from_uid: Uid,
+        limit: usize,
+    ) -> Result<Vec<MessageMeta>, StoreError>;
+    fn get(&self, user: &str, mailbox: &str, uid: Uid) -> Result<Option<MessageMeta>, StoreError>;
+    /// Changes flags of `uids` (missing uids are ignored). With
+    /// `unchanged_since`, messages whose modseq is greater are not touched and
+    /// are reported in `failed_modified` (RFC 7162 CONDSTORE).
+    fn store_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreFlagsResult, StoreError>;
+    /// Expunges every message flagged `\Deleted` (`None`) or exactly the given
+    /// uids (`Some`, for POP3 DELE + QUIT). Returns the expunged uids,
+    /// ascending; each leaves a tombstone with a new modseq.
+    fn expunge(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: Option<&[Uid]>,
+    ) -> Result<Vec<Uid>, StoreError>;
+    /// Every message changed and every tombstone left after `modseq`,
+    /// ascending by modseq, each uid at most once.
+    fn changes_since(
+        &self,
+        user: &str,
+        mailbox: &str,
+        modseq: u64,
+    ) -> Result<Vec<Change>, StoreError>;
+    fn create_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError>;
+    /// Renames one mailbox (children are the caller's business).
+    fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError>;
+    fn delete_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError>;
+    /// Every mailbox of the user, INBOX included, sorted.
+    fn list_mailboxes(&self, user: &str) -> Result<Vec<String>, StoreError>;
+    /// POP3 exclusive maildrop lock (RFC 1939 §8): true if acquired, or
+    /// already held by `owner` (the expiry is then refreshed); a lock whose
+    /// ttl has passed may be taken by anyone.
+    fn lock_maildrop(&self, user: &str, owner: &str, ttl_secs: u64) -> Result<bool, StoreError>;
+    /// Releases the lock if `owner` holds it; otherwise does nothing.
+    fn unlock_maildrop(&self, user: &str, owner: &str) -> Result<(), StoreError>;
+}
+
+/// Hints of new modseqs, for IMAP IDLE. A hint only: a watcher that missed
+/// one catches up with [`MailStore::changes_since`].
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// A receiver holding the newest known modseq of the mailbox. For a
+    /// mailbox that does not exist the sender is already closed.
+    fn subscribe(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// The canonical name of INBOX.
+pub const INBOX: &str = "INBOX";
+
+/// Normalises a mailbox name: any case of `INBOX` becomes `INBOX`, other
+/// names are kept as is. Rejects empty names and control characters.
+pub fn normalize_mailbox(name: &str) -> Result<String, StoreError> {
+    if name.is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
+        return Err(StoreError::InvalidMailboxName(name.to_owned()));
+    }
+    if name.eq_ignore_ascii_case(INBOX) {
+        Ok(INBOX.to_owned())
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Normalises a user for storage: the same rule as `accounts`.
+pub fn normalize_user(user: &str) -> Result<String, StoreError> {
+    crate::accounts::normalize_user(user).map_err(|_| StoreError::InvalidUser(user.to_owned()))
+}
+
+const SYSTEM_FLAGS: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+
+/// The `\Seen` flag.
+pub const SEEN: &str = "\\Seen";
+/// The `\Deleted` flag.
+pub const DELETED: &str = "\\Deleted";
+
+/// Canonical spelling of a flag: system flags get their RFC 3501 spelling,
+/// keywords are kept. `\Recent` (not storable) and empty flags give `None`.
+fn canonical_flag(flag: &str) -> Option<String> {
+    if flag.is_empty() || flag.eq_ignore_ascii_case("\\Recent") {
+        return None;
+    }
+    for sys in SYSTEM_FLAGS {
+        if flag.eq_ignore_ascii_case(sys) {
+            return Some(sys.to_owned());
+        }
+    }
+    Some(flag.to_owned())
+}
+
+/// True when `flags` holds `flag` (flags compare case-insensitively).
+pub fn has_flag(flags: &[String], flag: &str) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+/// Applies a flag operation; the result is normalised and keeps the order of
+/// `current` followed by new flags.
+pub fn apply_flags(current: &[String], op: FlagOp, flags: &[String]) -> Vec<String> {
+    let given: Vec<String> = flags.iter().filter_map(|f| canonical_flag(f)).collect();
+    let mut out: Vec<String> = Vec::new();
+    let push = |out: &mut Vec<String>, f: &String| {
+        if !has_flag(out, f) {
+            out.push(f.clone());
+        }
+    };
+    match op {
+        FlagOp::Add => {
+            for f in current.iter().chain(given.iter()) {
+                push(&mut out, f);
+            }
+        }
+        FlagOp::Remove => {
+            for f in current {
+                if !has_flag(&given, f) {
+                    push(&mut out, f);
+                }
+            }
+        }
+        FlagOp::Replace => {
+            for f in &given {
+                push(&mut out, f);
+            }
+        }
+    }
+    out
+}
+
+/// True when two normalised flag lists hold the same set.
+pub fn same_flags(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|f| has_flag(b, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: &[&str]) -> Vec<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn mailbox_names() {
+        assert_eq!(normalize_mailbox("inbox").ok().as_deref(), Some("INBOX"));
+        assert_eq!(normalize_mailbox("InBoX").ok().as_deref(), Some("INBOX"));
+        assert_eq!(normalize_mailbox("Sent").ok().as_deref(), Some("Sent"));
+        assert_eq!(normalize_mailbox("sent").ok().as_deref(), Some("sent"));
+        assert!(normalize_mailbox("").is_err());
+        assert!(normalize_mailbox("a\0b").is_err());
+        assert!(normalize_mailbox("a\nb").is_err());
+    }
+
+    #[test]
+    fn flags_ops() {
+        let cur = v(&["\\Seen", "$Label"]);
+        assert_eq!(
+            apply_flags(&cur, FlagOp::Add, &v(&["\\FLAGGED", "\\seen", "\\Recent"])),
+            v(&["\\Seen", "$Label", "\\Flagged"])
+        );
+        assert_eq!(
+            apply_flags(&cur, FlagOp::Remove, &v(&["\\SEEN"])),
+            v(&["$Label"])
+        );
+        assert_eq!(
+            apply_flags(&cur, FlagOp::Replace, &v(&["\\deleted", "\\Deleted"])),
+            v(&["\\Deleted"])
+        );
+        assert!(same_flags(&v(&["a", "b"]), &v(&["B", "a"])));
+        assert!(!same_flags(&v(&["a"]), &v(&["a", "b"])));
+    }
+}

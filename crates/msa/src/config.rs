@@ -1,0 +1,58 @@
+//! The MSA's configuration (see `deploy/facteur-msa.toml` for a commented sample).
+
+use facteur_daemon::listener::ConnLimits;
+use facteur_daemon::tls::TlsFiles;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MsaConfig {
+    /// This host's name: greeting, EHLO, Received `by`, Message-ID domain.
+    pub hostname: String,
+    /// Submission with STARTTLS (RFC 6409, port 587); "" disables.
+    pub submission_listen: String,
+    /// Submission over implicit TLS (RFC 8314, port 465); "" disables.
+    pub submissions_listen: String,
+    /// Certificate and key: required, AUTH is offered only over TLS.
+    pub tls: TlsFiles,
+    /// The MTA's `Relay` service.
+    pub mta_url: String,
+    /// The `Auth` service that checks passwords (the MDA's).
+    pub auth_url: String,
+    /// Largest message accepted, in bytes (announced in SIZE).
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_line: usize,
+    /// Bad commands before the connection is closed.
+    pub max_errors: usize,
+    /// Milliseconds to wait before answering a failed AUTH (slows guessing).
+    pub auth_failure_delay_ms: u64,
+    /// The envelope sender must be the authenticated user (Postfix's
+    /// `reject_sender_login_mismatch`).
+    pub enforce_sender: bool,
+    /// Largest header block rewritten (Message-ID, Date, Bcc); a larger one is refused.
+    pub max_header_size: usize,
+    #[serde(flatten)]
+    pub limits: ConnLimits,
+}
+
+impl Default for MsaConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            submission_listen: "0.0.0.0:587".into(),
+            submissions_listen: "0.0.0.0:465".into(),
+            tls: TlsFiles::default(),
+            mta_url: "http://127.0.0.1:7025".into(),
+            auth_url: "http://127.0.0.1:7024".into(),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_line: 2048,
+            max_errors: 10,
+            auth_failure_delay_ms: 1000,
+            enforce_sender: true,
+            max_header_size: 256 * 1024,
+            limits: ConnLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! facteur MSA, the mail submission agent (RFC 6409): takes authenticated
+//! submission from mail clients on 587 (STARTTLS) and 465 (implicit TLS, RFC 8314),
+//! fixes up the headers and streams the message to the MTA over gRPC `Relay`.
+
+pub mod config;
+pub mod headers;
+pub mod submit;
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::stream::Stream;
+use facteur_daemon::{Shutdown, grpc, listener, tls};
+use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
+use facteur_rpc::mailbox::auth_client::AuthClient;
+use facteur_rpc::relay::relay_client::RelayClient;
+
+pub use config::MsaConfig;
+
+/// Serve submission until shutdown.
+pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let Some(acceptor) = tls::acceptor(&config.tls)? else {
+        bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
+    };
+    let shared = Arc::new(submit::Shared {
+        relay: RelayClient::new(grpc::channel(&config.mta_url)?),
+        auth: AuthClient::new(grpc::channel(&config.auth_url)?),
+        config: config.clone(),
+    });
+    let session_config = ServerConfig {
+        hostname: config.hostname.clone(),
+        lmtp: false,
+        max_line: config.max_line,
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients,
+        max_errors: config.max_errors,
+        starttls: true,
+        auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
+        require_auth: true,
+        chunking: false,
+    };
+    let opts = Arc::new(ConnOptions {
+        idle_timeout: config.limits.idle_timeout(),
+        tls: Some(acceptor.clone()),
+        read_buffer: 16 * 1024,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = Vec::new();
+    for (addr, implicit) in [
+        (&config.submission_listen, false),
+        (&config.submissions_listen, true),
+    ] {
+        if addr.is_empty() {
+            continue;
+        }
+        let l = listener::bind(addr).await?;
+        let name = if implicit {
+            "submissions"
+        } else {
+            "submission"
+        };
+        ready.push(format!("{name}={}", l.local_addr()?));
+        let (shared, session_config, opts) = (
+            Arc::clone(&shared),
+            session_config.clone(),
+            Arc::clone(&opts),
+        );
+        let (sd, limits, acceptor) = (shutdown.clone(), config.limits.clone(), acceptor.clone());
+        tasks.spawn(async move {
+            listener::serve(
+                l,
+                name,
+                limits,
+                b"421 4.7.0 Too many connections, try again later\r\n",
+                sd.clone(),
+                move |tcp, peer| {
+                    let (shared, session_config, opts, sd, acceptor) = (
+                        Arc::clone(&shared),
+                        session_config.clone(),
+                        Arc::clone(&opts),
+                        sd.clone(),
+                        acceptor.clone(),
+                    );
+                    async move {
+                        let stream = if implicit {
+                            match tokio::time::timeout(
+                                opts.idle_timeout,
+                                Stream::Plain(tcp).accept_tls(&acceptor),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::info!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            }
+                        } else {
+                            Stream::Plain(tcp)
+                        };
+                        let hostname = shared.config.hostname.clone();
+                        let session = SmtpSession::new(
+                            ServerSession::new(session_config, implicit),
+                            submit::SubmitHandler::new(shared),
+                            peer,
+                            hostname,
+                        );
+                        if let Err(e) = facteur_daemon::conn::run(stream, session, &opts, &sd).await
+                        {
+                            tracing::info!(error = %e, "connection ended");
+                        }
+                    }
+                },
+            )
+            .await;
+            anyhow::Ok(())
+        });
+    }
+    if ready.is_empty() {
+        bail!("no listener configured");
+    }
+    facteur_daemon::announce_ready("facteur-msa", &ready.join(" "));
+    while let Some(done) = tasks.join_next().await {
+        done.context("listener task")??;
+    }
+    Ok(())
+}

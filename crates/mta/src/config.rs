@@ -1,0 +1,163 @@
+//! The MTA's configuration (see `deploy/facteur-mta.toml` for a commented sample).
+
+use std::path::PathBuf;
+
+use facteur_daemon::listener::ConnLimits;
+use facteur_daemon::tls::TlsFiles;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MtaConfig {
+    /// This MTA's name: greetings, EHLO, Received `by`, e.g. `mail.paris.test`.
+    pub hostname: String,
+    /// Domains whose mail goes to our MDA; port 25 takes mail for these only.
+    pub local_domains: Vec<String>,
+    /// Queue database and spool.
+    pub data_dir: PathBuf,
+    /// Largest message accepted, in bytes (announced in SIZE).
+    pub max_message_size: u64,
+    pub smtp: SmtpConfig,
+    pub grpc: GrpcConfig,
+    pub mda: MdaLink,
+    pub dns: DnsConfig,
+    pub relay: RelayConfig,
+    pub queue: QueueConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    /// Inbound SMTP from other MTAs; "" disables.
+    pub listen: String,
+    /// Certificate for STARTTLS; STARTTLS is offered when set.
+    pub tls: TlsFiles,
+    pub max_recipients: usize,
+    pub max_line: usize,
+    pub max_errors: usize,
+    #[serde(flatten)]
+    pub limits: ConnLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GrpcConfig {
+    /// The `Relay` service the MSA submits to.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MdaLink {
+    /// The MDA's `Delivery` service, e.g. `http://127.0.0.1:7024`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct DnsConfig {
+    /// Name servers as `ip:port`; empty uses the system's resolv.conf.
+    pub nameservers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    /// The port other MTAs listen on (25; 2525 in the dev stack).
+    pub port: u16,
+    /// CA bundle to verify other MTAs' certificates; empty: STARTTLS is
+    /// opportunistic (encrypt, do not verify), as Postfix's `may` level.
+    pub tls_ca: PathBuf,
+    /// Refuse to relay in the clear (Postfix's `encrypt` level).
+    pub require_tls: bool,
+    /// Seconds to wait for a reply (RFC 5321 §4.5.3.2 suggests minutes).
+    pub command_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// Delays between attempts, in seconds; the last one repeats.
+    pub retry_secs: Vec<u64>,
+    /// Give up and bounce after this long (RFC 5321 §4.5.4.1: 4-5 days).
+    pub max_age_secs: u64,
+    /// Messages delivered at once.
+    pub concurrency: usize,
+}
+
+impl Default for MtaConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            local_domains: Vec::new(),
+            data_dir: PathBuf::from("/var/lib/facteur/mta"),
+            max_message_size: 50 * 1024 * 1024,
+            smtp: SmtpConfig::default(),
+            grpc: GrpcConfig::default(),
+            mda: MdaLink::default(),
+            dns: DnsConfig::default(),
+            relay: RelayConfig::default(),
+            queue: QueueConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:25".into(),
+            tls: TlsFiles::default(),
+            max_recipients: 1000,
+            max_line: 2048,
+            max_errors: 10,
+            limits: ConnLimits::default(),
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7025".into(),
+        }
+    }
+}
+
+impl Default for MdaLink {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:7024".into(),
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            port: 25,
+            tls_ca: PathBuf::new(),
+            require_tls: false,
+            command_timeout_secs: 300,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            retry_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],
+            max_age_secs: 5 * 24 * 3600,
+            concurrency: 16,
+        }
+    }
+}
+
+impl MtaConfig {
+    /// Is `domain` one of ours? (domains compare case-insensitively)
+    pub fn is_local(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.');
+        self.local_domains
+            .iter()
+            .any(|d| d.trim_end_matches('.').eq_ignore_ascii_case(domain))
+    }
+}

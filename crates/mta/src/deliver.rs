@@ -1,0 +1,442 @@
+//! The delivery loop: takes due messages from the queue and hands each recipient
+//! to our MDA (local domains, gRPC `Delivery`) or to the domain's MX (SMTP), then
+//! records the outcome: delivered, failed (bounce), or retry later with backoff.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use facteur_daemon::Shutdown;
+use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
+use facteur_daemon::trace::now_unix;
+use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
+use facteur_protocol::smtp::command::{Command, MailParams};
+use facteur_protocol::smtp::reply::Reply;
+use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::delivery::{DeliverRequest, DeliveryEnvelope, deliver_request};
+use facteur_rpc::replies;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+use tonic::transport::Channel;
+
+use crate::bounce;
+use crate::config::MtaConfig;
+use crate::dns::{DnsError, MxResolver};
+use crate::queue::{Entry, Queue, RcptStatus};
+
+/// The outcome for one recipient of one attempt.
+enum Outcome {
+    Delivered(String),
+    Failed(String),
+    Deferred(String),
+}
+
+fn outcome_of(reply: &Reply) -> Outcome {
+    let text = format!("{} {}", reply.code(), reply.text().replace('\n', " "));
+    let text = match reply.enhanced() {
+        Some(e) if !text.contains(&e.to_string()) => {
+            format!("{} {} {}", reply.code(), e, reply.text().replace('\n', " "))
+        }
+        _ => text,
+    };
+    if reply.is_positive() {
+        Outcome::Delivered(text)
+    } else if reply.is_permanent() {
+        Outcome::Failed(text)
+    } else {
+        Outcome::Deferred(text)
+    }
+}
+
+pub struct Deliverer {
+    pub queue: Queue,
+    pub config: Arc<MtaConfig>,
+    pub mda: DeliveryClient<Channel>,
+    pub dns: MxResolver,
+    pub tls: TlsConnector,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Deliverer {
+    pub fn new(
+        queue: Queue,
+        config: Arc<MtaConfig>,
+        mda: DeliveryClient<Channel>,
+        dns: MxResolver,
+        tls: TlsConnector,
+    ) -> Self {
+        Self {
+            queue,
+            config,
+            mda,
+            dns,
+            tls,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Run until shutdown: deliver what is due, then sleep until the next due
+    /// time or a new message arrives.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let limit = Arc::new(Semaphore::new(self.config.queue.concurrency.max(1)));
+        let tracker = tokio_util::task::TaskTracker::new();
+        loop {
+            let now = now_unix();
+            match self.queue.due(now) {
+                Ok(due) => {
+                    for entry in due {
+                        let fresh = self
+                            .in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(entry.id.clone());
+                        if !fresh {
+                            continue;
+                        }
+                        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                            return;
+                        };
+                        let me = Arc::clone(&self);
+                        let span = tracing::info_span!("deliver", id = %entry.id);
+                        tracker.spawn(tracing::Instrument::instrument(
+                            async move {
+                                let id = entry.id.clone();
+                                me.attempt(entry).await;
+                                me.in_flight
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(&id);
+                                drop(permit);
+                                me.queue.kick();
+                            },
+                            span,
+                        ));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading the queue failed"),
+            }
+            let wait = match self.queue.next_due() {
+                Ok(Some(t)) if t > now => Duration::from_secs((t - now).clamp(1, 60) as u64),
+                Ok(Some(_)) => Duration::from_secs(1),
+                _ => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.queue.kicked() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracker.close();
+        // Attempts in flight end on their own timeouts; their state is saved per
+        // attempt, so stopping now loses nothing.
+        let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    }
+
+    /// One delivery attempt for every pending recipient of `entry`.
+    async fn attempt(&self, mut entry: Entry) {
+        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in entry
+            .rcpts
+            .iter()
+            .filter(|r| r.status == RcptStatus::Pending)
+        {
+            let domain = r
+                .addr
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
+            by_domain.entry(domain).or_default().push(r.addr.clone());
+        }
+        let mut local = Vec::new();
+        let mut results: Vec<(String, Outcome)> = Vec::new();
+        for (domain, rcpts) in by_domain {
+            if self.config.is_local(&domain) {
+                local.extend(rcpts);
+            } else {
+                results.extend(self.deliver_remote(&entry, &domain, &rcpts).await);
+            }
+        }
+        if !local.is_empty() {
+            results.extend(self.deliver_local(&entry, &local).await);
+        }
+        for (addr, outcome) in results {
+            let Some(r) = entry.rcpts.iter_mut().find(|r| r.addr == addr) else {
+                continue;
+            };
+            match outcome {
+                Outcome::Delivered(reply) => {
+                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "delivered");
+                    r.status = RcptStatus::Delivered { reply };
+                }
+                Outcome::Failed(reply) => {
+                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "failed");
+                    r.status = RcptStatus::Failed { reply };
+                }
+                Outcome::Deferred(reply) => {
+                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "deferred");
+                    r.last_error = reply;
+                }
+            }
+        }
+        let now = now_unix();
+        if !entry.is_done() && now - entry.created > self.config.queue.max_age_secs as i64 {
+            for r in entry
+                .rcpts
+                .iter_mut()
+                .filter(|r| r.status == RcptStatus::Pending)
+            {
+                r.status = RcptStatus::Failed {
+                    reply: format!("delivery time expired: {}", r.last_error),
+                };
+            }
+        }
+        if entry.is_done() {
+            self.bounce(&entry).await;
+            if let Err(e) = self.queue.remove(&entry.id).await {
+                tracing::error!(id = %entry.id, error = %e, "removing from the queue failed");
+            }
+            return;
+        }
+        entry.attempts += 1;
+        let schedule = &self.config.queue.retry_secs;
+        let idx = (entry.attempts as usize).saturating_sub(1);
+        let delay = schedule
+            .get(idx)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(300);
+        entry.next_attempt = now + delay as i64;
+        if let Err(e) = self.queue.update(&entry).await {
+            tracing::error!(id = %entry.id, error = %e, "saving the queue entry failed");
+        }
+    }
+
+    /// Send a DSN for the failed recipients (never for a bounce: RFC 5321 §6.1).
+    async fn bounce(&self, entry: &Entry) {
+        let failures: Vec<bounce::Failure<'_>> = entry
+            .rcpts
+            .iter()
+            .filter_map(|r| match &r.status {
+                RcptStatus::Failed { reply } => Some(bounce::Failure {
+                    rcpt: &r.addr,
+                    reply,
+                }),
+                _ => None,
+            })
+            .collect();
+        if failures.is_empty() || entry.mail_from.is_empty() {
+            return;
+        }
+        let headers = self.original_headers(&entry.id).await;
+        let message = bounce::dsn(
+            &self.config.hostname,
+            &entry.id,
+            &entry.mail_from,
+            entry.created,
+            &failures,
+            &headers,
+        );
+        let result = async {
+            let mut w = self.queue.writer(u64::MAX).await?;
+            w.write(&message).await?;
+            self.queue
+                .commit(
+                    w,
+                    &format!("bounce-{}", entry.id),
+                    "",
+                    std::slice::from_ref(&entry.mail_from),
+                )
+                .await
+        }
+        .await;
+        match result {
+            Ok((id, _)) => tracing::info!(id = %entry.id, bounce = %id, "bounce queued"),
+            Err(e) => tracing::error!(id = %entry.id, error = %e, "queueing the bounce failed"),
+        }
+    }
+
+    /// The header block of a spooled message (at most 64 KiB).
+    async fn original_headers(&self, id: &str) -> Vec<u8> {
+        let Ok(file) = self.queue.open_message(id).await else {
+            return Vec::new();
+        };
+        let mut buf = Vec::new();
+        let _ = file.take(64 * 1024).read_to_end(&mut buf).await;
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.truncate(end + 2);
+        }
+        buf
+    }
+
+    /// Hand the message to our MDA over gRPC, streamed from the spool.
+    async fn deliver_local(&self, entry: &Entry, rcpts: &[String]) -> Vec<(String, Outcome)> {
+        let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
+        let mut file = match self.queue.open_message(&entry.id).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(id = %entry.id, error = %e, "spool file missing");
+                return all(&|| Outcome::Deferred("451 4.3.0 spool file unreadable".into()));
+            }
+        };
+        let envelope = DeliverRequest {
+            part: Some(deliver_request::Part::Envelope(DeliveryEnvelope {
+                message_key: format!("{}:{}", entry.key, entry.id),
+                mail_from: entry.mail_from.clone(),
+                rcpt_to: rcpts.to_vec(),
+            })),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let _ = tx.send(envelope).await;
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; facteur_rpc::CHUNK_SIZE];
+            loop {
+                match file.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let chunk = DeliverRequest {
+                            part: Some(deliver_request::Part::Chunk(buf[..n].to_vec())),
+                        };
+                        if tx.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        match self.mda.clone().deliver(stream).await {
+            Ok(reply) => {
+                let results = reply.into_inner().results;
+                rcpts
+                    .iter()
+                    .map(|rcpt| {
+                        let outcome = results
+                            .iter()
+                            .find(|r| &r.rcpt_to == rcpt)
+                            .and_then(|r| r.reply.as_ref())
+                            .map_or_else(
+                                || Outcome::Deferred("451 4.3.0 no result from the MDA".into()),
+                                |r| outcome_of(&replies::to_reply(r)),
+                            );
+                        (rcpt.clone(), outcome)
+                    })
+                    .collect()
+            }
+            Err(status) => {
+                let reply = replies::from_status("Delivery.Deliver", &status);
+                let text = format!("{} {}", reply.code(), reply.text());
+                all(&|| Outcome::Deferred(text.clone()))
+            }
+        }
+    }
+
+    /// Relay to the domain's MX hosts over SMTP, most preferred first.
+    async fn deliver_remote(
+        &self,
+        entry: &Entry,
+        domain: &str,
+        rcpts: &[String],
+    ) -> Vec<(String, Outcome)> {
+        let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
+        let exchangers = match self.dns.exchangers(domain).await {
+            Ok(x) => x,
+            Err(DnsError::Permanent(e)) => {
+                return all(&|| Outcome::Failed(format!("550 5.1.2 {e}")));
+            }
+            Err(DnsError::Transient(e)) => {
+                return all(&|| Outcome::Deferred(format!("451 4.4.3 {e}")));
+            }
+        };
+        let mut last = String::from("451 4.4.1 no exchanger answered");
+        for mx in &exchangers {
+            for ip in &mx.addrs {
+                let addr = SocketAddr::new(*ip, self.config.relay.port);
+                match self.relay_via(entry, &mx.host, addr, rcpts).await {
+                    Ok(replies) => {
+                        return rcpts
+                            .iter()
+                            .cloned()
+                            .zip(replies.iter().map(outcome_of))
+                            .collect();
+                    }
+                    Err(e) if !e.is_transient() => {
+                        let text = e.to_string();
+                        return all(&|| Outcome::Failed(text.clone()));
+                    }
+                    Err(e) => {
+                        tracing::info!(mx = %mx.host, %addr, error = %e, "exchanger failed");
+                        last = format!("451 4.4.1 {}: {e}", mx.host);
+                    }
+                }
+            }
+        }
+        all(&|| Outcome::Deferred(last.clone()))
+    }
+
+    async fn relay_via(
+        &self,
+        entry: &Entry,
+        host: &str,
+        addr: SocketAddr,
+        rcpts: &[String],
+    ) -> Result<Vec<Reply>, SmtpClientError> {
+        let timeouts = Timeouts {
+            command: Duration::from_secs(self.config.relay.command_timeout_secs.max(1)),
+            ..Timeouts::default()
+        };
+        let mut client = SmtpClient::connect(addr, timeouts).await?;
+        client.hello(&self.config.hostname, false).await?;
+        if client.supports("STARTTLS") {
+            client.starttls(&self.tls, host).await?;
+            client.hello(&self.config.hostname, false).await?;
+        } else if self.config.relay.require_tls {
+            client.quit().await;
+            return Err(SmtpClientError::Malformed(format!(
+                "{host} does not offer STARTTLS and TLS is required"
+            )));
+        }
+        let utf8 = !entry.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        let from = if entry.mail_from.is_empty() {
+            ReversePath::Null
+        } else {
+            match Mailbox::parse(&entry.mail_from) {
+                Ok(m) => ReversePath::Mailbox(m),
+                Err(e) => {
+                    return Err(SmtpClientError::Refused {
+                        stage: "MAIL",
+                        reply: format!("550 5.1.7 bad sender address: {e}"),
+                        code: 550,
+                    });
+                }
+            }
+        };
+        let params = MailParams {
+            size: client.supports("SIZE").then_some(entry.size),
+            smtputf8: utf8 && client.supports("SMTPUTF8"),
+            ..MailParams::default()
+        };
+        let mail = Command::Mail { from, params };
+        let mut commands = Vec::with_capacity(rcpts.len());
+        for r in rcpts {
+            let to = Mailbox::parse(r).map_err(|e| SmtpClientError::Refused {
+                stage: "RCPT",
+                reply: format!("550 5.1.3 bad recipient address: {e}"),
+                code: 550,
+            })?;
+            commands.push(Command::Rcpt {
+                to: ForwardPath::Mailbox(to),
+                params: Vec::new(),
+            });
+        }
+        let file = self
+            .queue
+            .open_message(&entry.id)
+            .await
+            .map_err(|e| SmtpClientError::Io(std::io::Error::other(e.to_string())))?;
+        let replies = client.transaction(&mail, &commands, file, false).await?;
+        client.quit().await;
+        Ok(replies)
+    }
+}

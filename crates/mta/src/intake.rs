@@ -1,0 +1,274 @@
+//! Taking mail in: the gRPC `Relay` service (submission from the MSA) and SMTP on
+//! port 25 (from other MTAs, for local domains only: never an open relay). Both
+//! spool the message with a `Received:` header and answer only once it is queued.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use facteur_daemon::smtp_server::{Client, SmtpHandler};
+use facteur_daemon::trace::{Hop, now_unix};
+use facteur_protocol::address::{ForwardPath, ReversePath};
+use facteur_protocol::smtp::codes;
+use facteur_protocol::smtp::command::{MailParams, Param};
+use facteur_protocol::smtp::reply::Reply;
+use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::relay::relay_server::Relay;
+use facteur_rpc::relay::{
+    MailReply, RecipientQuery, RecipientVerdict, SubmitReply, SubmitRequest, submit_request,
+};
+use facteur_rpc::replies;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::MtaConfig;
+use crate::queue::{Queue, QueueError, SpoolWriter};
+
+/// What both intakes share.
+pub struct Intake {
+    pub queue: Queue,
+    pub config: Arc<MtaConfig>,
+    pub mda: DeliveryClient<Channel>,
+}
+
+fn domain_of(addr: &str) -> &str {
+    addr.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+impl Intake {
+    /// May this recipient be accepted? Local domains ask the MDA; other domains
+    /// only for authenticated submission (`may_relay`).
+    pub async fn check_recipient(&self, rcpt: &str, may_relay: bool) -> Reply {
+        if self.config.is_local(domain_of(rcpt)) {
+            let query = RecipientQuery {
+                rcpt_to: rcpt.to_owned(),
+            };
+            match self.mda.clone().check_recipient(query).await {
+                Ok(r) => r
+                    .into_inner()
+                    .reply
+                    .as_ref()
+                    .map_or_else(codes::local_error, replies::to_reply),
+                Err(status) => replies::from_status("Delivery.CheckRecipient", &status),
+            }
+        } else if may_relay {
+            Reply::new(250, "2.1.5", "Recipient OK")
+        } else {
+            // RFC 5321 §3.6.2 / RFC 2505: relay only for our own domains.
+            Reply::new(554, "5.7.1", "Relay access denied")
+        }
+    }
+
+    /// Start spooling a message: the writer begins with this hop's Received header.
+    async fn start(&self, hop: Hop<'_>) -> Result<SpoolWriter, QueueError> {
+        let mut writer = self.queue.writer(self.config.max_message_size).await?;
+        let id = writer.id().to_owned();
+        let header = Hop { id: &id, ..hop }.received(now_unix());
+        writer.write(header.as_bytes()).await?;
+        Ok(writer)
+    }
+}
+
+fn queue_reply(result: Result<(String, bool), QueueError>) -> Reply {
+    match result {
+        Ok((id, _)) => Reply::new(250, "2.0.0", &format!("Ok: queued as {id}")),
+        Err(QueueError::TooBig(_)) => codes::message_too_big(),
+        Err(e) => {
+            tracing::error!(error = %e, "queueing failed");
+            codes::local_error()
+        }
+    }
+}
+
+/// Port 25: one connection's transaction.
+pub struct InboundHandler {
+    intake: Arc<Intake>,
+    from: Option<String>,
+    rcpts: Vec<String>,
+    writer: Option<SpoolWriter>,
+    write_error: bool,
+}
+
+impl InboundHandler {
+    pub fn new(intake: Arc<Intake>) -> Self {
+        Self {
+            intake,
+            from: None,
+            rcpts: Vec::new(),
+            writer: None,
+            write_error: false,
+        }
+    }
+}
+
+impl SmtpHandler for InboundHandler {
+    async fn mail_from(&mut self, _: &Client, from: &ReversePath, _: &MailParams) -> Reply {
+        self.from = Some(match from {
+            ReversePath::Null => String::new(),
+            ReversePath::Mailbox(m) => m.to_string(),
+        });
+        Reply::new(250, "2.1.0", "Sender OK")
+    }
+
+    async fn rcpt(&mut self, _: &Client, to: &ForwardPath, _: &[Param]) -> Reply {
+        let rcpt = match to {
+            ForwardPath::Mailbox(m) => m.to_string(),
+            // RFC 5321 §4.5.1: every domain must take mail for postmaster.
+            ForwardPath::Postmaster => match self.intake.config.local_domains.first() {
+                Some(d) => format!("postmaster@{d}"),
+                None => return codes::no_such_user(),
+            },
+        };
+        let reply = self.intake.check_recipient(&rcpt, false).await;
+        if reply.is_positive() {
+            self.rcpts.push(rcpt);
+        }
+        reply
+    }
+
+    async fn data_start(&mut self, client: &Client) -> Reply {
+        let for_rcpt = (self.rcpts.len() == 1).then(|| self.rcpts[0].as_str());
+        let hop = Hop {
+            from_helo: &client.helo,
+            from_ip: Some(client.peer.ip()),
+            by: &self.intake.config.hostname,
+            agent: "facteur-mta",
+            with: client.with_protocol(false),
+            id: "",
+            for_rcpt,
+        };
+        match self.intake.start(hop).await {
+            Ok(w) => {
+                self.writer = Some(w);
+                self.write_error = false;
+                codes::start_data()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot spool");
+                codes::local_error()
+            }
+        }
+    }
+
+    async fn data_chunk(&mut self, chunk: Vec<u8>) {
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.write(&chunk).await
+        {
+            tracing::error!(error = %e, "spool write failed");
+            self.write_error = true;
+        }
+    }
+
+    async fn data_end(&mut self, _: &Client) -> Vec<Reply> {
+        let Some(writer) = self.writer.take() else {
+            return vec![codes::local_error()];
+        };
+        if self.write_error {
+            return vec![codes::local_error()];
+        }
+        let key = format!("smtp-{}", writer.id());
+        let from = self.from.take().unwrap_or_default();
+        let rcpts = std::mem::take(&mut self.rcpts);
+        let result = self.intake.queue.commit(writer, &key, &from, &rcpts).await;
+        if let Ok((id, _)) = &result {
+            tracing::info!(%id, from = %from, rcpts = ?rcpts, "queued from SMTP");
+        }
+        vec![queue_reply(result)]
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.rcpts.clear();
+        self.writer = None;
+    }
+}
+
+/// The gRPC `Relay` service for the MSA.
+#[derive(Clone)]
+pub struct RelayService(pub Arc<Intake>);
+
+#[tonic::async_trait]
+impl Relay for RelayService {
+    async fn submit(
+        &self,
+        request: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<SubmitReply>, Status> {
+        let peer_ip: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument("empty submission"));
+        };
+        let Some(submit_request::Part::Envelope(env)) = first.part else {
+            return Err(Status::invalid_argument("the envelope must come first"));
+        };
+        if env.message_key.is_empty() || env.rcpt_to.is_empty() {
+            return Err(Status::invalid_argument(
+                "message key and recipients are required",
+            ));
+        }
+        let submitter = if env.submitter_host.is_empty() {
+            "submission"
+        } else {
+            env.submitter_host.as_str()
+        };
+        let for_rcpt = (env.rcpt_to.len() == 1).then(|| env.rcpt_to[0].as_str());
+        let hop = Hop {
+            from_helo: submitter,
+            from_ip: peer_ip,
+            by: &self.0.config.hostname,
+            agent: "facteur-mta",
+            with: "gRPC",
+            id: "",
+            for_rcpt,
+        };
+        let mut writer = self.0.start(hop).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot spool");
+            Status::unavailable("queue unavailable")
+        })?;
+        while let Some(req) = stream.message().await? {
+            match req.part {
+                Some(submit_request::Part::Chunk(c)) => writer.write(&c).await.map_err(|e| {
+                    tracing::error!(error = %e, "spool write failed");
+                    Status::unavailable("queue unavailable")
+                })?,
+                _ => return Err(Status::invalid_argument("a second envelope")),
+            }
+        }
+        match self
+            .0
+            .queue
+            .commit(writer, &env.message_key, &env.mail_from, &env.rcpt_to)
+            .await
+        {
+            Ok((queue_id, duplicate)) => {
+                tracing::info!(
+                    id = %queue_id, duplicate, from = %env.mail_from, rcpts = ?env.rcpt_to,
+                    user = %env.authenticated_user, "queued from submission"
+                );
+                Ok(Response::new(SubmitReply {
+                    queue_id,
+                    duplicate,
+                }))
+            }
+            Err(QueueError::TooBig(max)) => Err(Status::out_of_range(format!(
+                "message larger than {max} bytes"
+            ))),
+            Err(e) => {
+                tracing::error!(error = %e, "queueing failed");
+                Err(Status::unavailable("queue unavailable"))
+            }
+        }
+    }
+
+    async fn check_recipient(
+        &self,
+        request: Request<RecipientQuery>,
+    ) -> Result<Response<RecipientVerdict>, Status> {
+        let reply = self
+            .0
+            .check_recipient(&request.into_inner().rcpt_to, true)
+            .await;
+        Ok(Response::new(RecipientVerdict {
+            reply: Some(MailReply::from(&reply)),
+        }))
+    }
+}

@@ -1,0 +1,143 @@
+//! facteur MTA, the mail transfer agent: owns the durable queue; takes mail from
+//! the MSA (gRPC `Relay`) and from other MTAs (SMTP, local domains only); routes
+//! local domains to the MDA and other domains by DNS MX to their MTAs.
+
+pub mod bounce;
+pub mod config;
+pub mod deliver;
+pub mod dns;
+pub mod intake;
+pub mod queue;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::stream::Stream;
+use facteur_daemon::{Shutdown, grpc as rpc_server, listener, tls};
+use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
+use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::relay::relay_server::RelayServer;
+
+pub use config::MtaConfig;
+
+/// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
+pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let queue = queue::Queue::open(&config.data_dir)
+        .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?;
+    let mda = DeliveryClient::new(rpc_server::channel(&config.mda.url)?);
+    let intake = Arc::new(intake::Intake {
+        queue: queue.clone(),
+        config: Arc::clone(&config),
+        mda: mda.clone(),
+    });
+    let connector = if config.relay.tls_ca.as_os_str().is_empty() {
+        tls::opportunistic_connector()?
+    } else {
+        tls::connector(&config.relay.tls_ca)?
+    };
+    let dns = dns::MxResolver::new(&config.dns.nameservers)?;
+    let deliverer = Arc::new(deliver::Deliverer::new(
+        queue,
+        Arc::clone(&config),
+        mda,
+        dns,
+        connector,
+    ));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = Vec::new();
+
+    let (health, health_service) = rpc_server::health();
+    health
+        .set_serving::<RelayServer<intake::RelayService>>()
+        .await;
+    let router = rpc_server::server()
+        .add_service(health_service)
+        .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));
+    let grpc_listener = listener::bind(&config.grpc.listen).await?;
+    ready.push(format!("grpc={}", grpc_listener.local_addr()?));
+    {
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            rpc_server::serve(grpc_listener, router, sd)
+                .await
+                .context("gRPC server")
+        });
+    }
+
+    if !config.smtp.listen.is_empty() {
+        let smtp_listener = listener::bind(&config.smtp.listen).await?;
+        ready.push(format!("smtp={}", smtp_listener.local_addr()?));
+        let acceptor = tls::acceptor(&config.smtp.tls)?;
+        let session_config = ServerConfig {
+            hostname: config.hostname.clone(),
+            lmtp: false,
+            max_line: config.smtp.max_line,
+            max_message_size: config.max_message_size,
+            max_recipients: config.smtp.max_recipients,
+            max_errors: config.smtp.max_errors,
+            starttls: acceptor.is_some(),
+            auth_mechanisms: Vec::new(),
+            require_auth: false,
+            chunking: false,
+        };
+        let opts = Arc::new(ConnOptions {
+            idle_timeout: config.smtp.limits.idle_timeout(),
+            tls: acceptor,
+            read_buffer: 16 * 1024,
+        });
+        let sd = shutdown.clone();
+        let limits = config.smtp.limits.clone();
+        let hostname = config.hostname.clone();
+        tasks.spawn(async move {
+            listener::serve(
+                smtp_listener,
+                "smtp",
+                limits,
+                b"421 4.7.0 Too many connections, try again later\r\n",
+                sd.clone(),
+                move |tcp, peer| {
+                    let session = SmtpSession::new(
+                        ServerSession::new(session_config.clone(), false),
+                        intake::InboundHandler::new(Arc::clone(&intake)),
+                        peer,
+                        hostname.clone(),
+                    );
+                    let (opts, sd) = (Arc::clone(&opts), sd.clone());
+                    async move {
+                        if let Err(e) =
+                            facteur_daemon::conn::run(Stream::Plain(tcp), session, &opts, &sd).await
+                        {
+                            tracing::info!(error = %e, "connection ended");
+                        }
+                    }
+                },
+            )
+            .await;
+            Ok(())
+        });
+    }
+
+    {
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            deliverer.run(sd).await;
+            Ok(())
+        });
+    }
+
+    facteur_daemon::announce_ready("facteur-mta", &ready.join(" "));
+    while let Some(done) = tasks.join_next().await {
+        let err = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => e.into(),
+        };
+        shutdown.trigger();
+        return Err(err);
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `facteur-mta`: serve (the default), or list the queue with `queue`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use facteur_daemon::Shutdown;
+use facteur_daemon::config::ConfigArgs;
+use facteur_mta::MtaConfig;
+
+#[derive(Parser)]
+#[command(name = "facteur-mta", version, about = "facteur mail transfer agent")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve SMTP and gRPC Relay, and deliver the queue (the default).
+    Serve,
+    /// List the queue (the MTA must not be running: only one process opens it).
+    Queue,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    facteur_daemon::logging::init();
+    let config: MtaConfig = cli.config.load("FACTEUR_MTA")?;
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => {
+            let shutdown = Shutdown::new();
+            shutdown.on_signals();
+            facteur_mta::run(config, shutdown).await
+        }
+        Cmd::Queue => {
+            let queue = facteur_mta::queue::Queue::open(&config.data_dir)
+                .with_context(|| format!("opening {}", config.data_dir.display()))?;
+            for e in queue.list()? {
+                println!(
+                    "{} {:>8} {} <{}> attempts={}",
+                    e.id,
+                    e.size,
+                    facteur_daemon::trace::rfc5322_date(e.created),
+                    e.mail_from,
+                    e.attempts
+                );
+                for r in e.rcpts {
+                    println!("    <{}> {:?} {}", r.addr, r.status, r.last_error);
+                }
+            }
+            Ok(())
+        }
+    }
+}

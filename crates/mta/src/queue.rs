@@ -1,0 +1,355 @@
+//! The durable queue: message bytes in spool files, envelopes and delivery state
+//! in sled. Nothing is acknowledged before both are on disk.
+//!
+//! Commit order (RFC 5321 §6.1: a 250 is a promise to deliver):
+//! 1. the spool file is written, `fsync`ed and renamed to its final name;
+//! 2. the spool directory is `fsync`ed (the rename is durable);
+//! 3. the envelope is inserted in one sled transaction together with the
+//!    idempotency key (so a retried submission maps to the first queue id);
+//! 4. sled is flushed. Only then does the caller answer 250 / the gRPC reply.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("queue database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("queue record: {0}")]
+    Record(#[from] serde_json::Error),
+    #[error("message larger than {0} bytes")]
+    TooBig(u64),
+}
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptStatus {
+    Pending,
+    Delivered { reply: String },
+    Failed { reply: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rcpt {
+    pub addr: String,
+    pub status: RcptStatus,
+    /// Last transient failure, for the bounce and the logs.
+    #[serde(default)]
+    pub last_error: String,
+}
+
+/// One queued message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub key: String,
+    /// Reverse-path without brackets; empty for the null sender (bounces).
+    pub mail_from: String,
+    pub rcpts: Vec<Rcpt>,
+    pub created: i64,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub size: u64,
+}
+
+impl Entry {
+    pub fn is_done(&self) -> bool {
+        self.rcpts.iter().all(|r| r.status != RcptStatus::Pending)
+    }
+}
+
+/// The queue; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    entries: sled::Tree,
+    keys: sled::Tree,
+    spool: PathBuf,
+    notify: Notify,
+}
+
+/// A message being received into the spool.
+pub struct SpoolWriter {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    id: String,
+    size: u64,
+    max: u64,
+    too_big: bool,
+}
+
+impl SpoolWriter {
+    /// The queue id this message will get.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Append bytes; past the size limit the rest is discarded and `finish` fails.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), QueueError> {
+        if self.too_big {
+            return Ok(());
+        }
+        self.size += bytes.len() as u64;
+        if self.size > self.max {
+            self.too_big = true;
+            self.file.set_len(0).await?;
+            return Ok(());
+        }
+        self.file.write_all(bytes).await?;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for SpoolWriter {
+    fn drop(&mut self) {
+        // A writer dropped before `commit` leaves no temp file behind.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+fn new_id() -> String {
+    // Time-ordered so the spool lists in arrival order, random so ids never clash.
+    format!(
+        "{:011x}{:08x}",
+        facteur_daemon::trace::now_unix(),
+        rand::random::<u32>()
+    )
+    .to_ascii_uppercase()
+}
+
+impl Queue {
+    /// Open (or create) the queue under `dir` (`dir/db`, `dir/spool`).
+    pub fn open(dir: &Path) -> Result<Self, QueueError> {
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&spool)?;
+        // Leftover temp files are messages that were never acknowledged.
+        for f in std::fs::read_dir(&spool)? {
+            let p = f?.path();
+            if p.extension().is_some_and(|e| e == "tmp") {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let db = sled::open(dir.join("db"))?;
+        let entries = db.open_tree("entries")?;
+        let keys = db.open_tree("keys")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                entries,
+                keys,
+                spool,
+                notify: Notify::new(),
+            }),
+        })
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.inner.spool.join(format!("{id}.eml"))
+    }
+
+    /// Start receiving a message, at most `max` bytes.
+    pub async fn writer(&self, max: u64) -> Result<SpoolWriter, QueueError> {
+        let id = new_id();
+        let tmp = self.inner.spool.join(format!("{id}.tmp"));
+        let file = tokio::fs::File::create(&tmp).await?;
+        Ok(SpoolWriter {
+            file,
+            tmp,
+            id,
+            size: 0,
+            max,
+            too_big: false,
+        })
+    }
+
+    /// Make the message durable and queue it. Returns `(queue id, duplicate)`:
+    /// if `key` was queued before, the first id is returned and nothing is added.
+    pub async fn commit(
+        &self,
+        mut writer: SpoolWriter,
+        key: &str,
+        mail_from: &str,
+        rcpts: &[String],
+    ) -> Result<(String, bool), QueueError> {
+        if writer.too_big {
+            return Err(QueueError::TooBig(writer.max));
+        }
+        writer.file.flush().await?;
+        writer.file.sync_all().await?;
+        let final_path = self.path(&writer.id);
+        tokio::fs::rename(&writer.tmp, &final_path).await?;
+        let spool = self.inner.spool.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(spool)?.sync_all())
+            .await
+            .map_err(std::io::Error::other)??;
+        let now = facteur_daemon::trace::now_unix();
+        let entry = Entry {
+            id: writer.id.clone(),
+            key: key.to_owned(),
+            mail_from: mail_from.to_owned(),
+            rcpts: rcpts
+                .iter()
+                .map(|r| Rcpt {
+                    addr: r.clone(),
+                    status: RcptStatus::Pending,
+                    last_error: String::new(),
+                })
+                .collect(),
+            created: now,
+            attempts: 0,
+            next_attempt: now,
+            size: writer.size,
+        };
+        let record = serde_json::to_vec(&entry)?;
+        let (entries, keys) = (&self.inner.entries, &self.inner.keys);
+        let id = writer.id.clone();
+        let outcome = (entries, keys).transaction(|(entries, keys)| {
+            if let Some(existing) = keys.get(key.as_bytes())? {
+                return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
+            }
+            keys.insert(key.as_bytes(), id.as_bytes())?;
+            entries.insert(id.as_bytes(), record.clone())?;
+            Ok::<_, ConflictableTransactionError<()>>(None)
+        });
+        let existing = match outcome {
+            Ok(x) => x,
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(())) => None,
+        };
+        if let Some(first) = existing {
+            let _ = tokio::fs::remove_file(&final_path).await;
+            return Ok((first, true));
+        }
+        self.inner.db.flush_async().await?;
+        self.inner.notify.notify_one();
+        Ok((entry.id, false))
+    }
+
+    /// Entries whose next attempt is due at `now`, oldest first.
+    pub fn due(&self, now: i64) -> Result<Vec<Entry>, QueueError> {
+        let mut out = Vec::new();
+        for kv in self.inner.entries.iter() {
+            let (_, v) = kv?;
+            let e: Entry = serde_json::from_slice(&v)?;
+            if e.next_attempt <= now {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest next attempt of any entry.
+    pub fn next_due(&self) -> Result<Option<i64>, QueueError> {
+        let mut best: Option<i64> = None;
+        for kv in self.inner.entries.iter() {
+            let (_, v) = kv?;
+            let e: Entry = serde_json::from_slice(&v)?;
+            best = Some(best.map_or(e.next_attempt, |b| b.min(e.next_attempt)));
+        }
+        Ok(best)
+    }
+
+    /// Every entry (for `facteur-mta queue`).
+    pub fn list(&self) -> Result<Vec<Entry>, QueueError> {
+        self.due(i64::MAX)
+    }
+
+    /// Save an entry's new state durably.
+    pub async fn update(&self, entry: &Entry) -> Result<(), QueueError> {
+        self.inner
+            .entries
+            .insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Remove a finished entry and its spool file. The idempotency key stays, so
+    /// a very late retry of the same submission is still recognised.
+    pub async fn remove(&self, id: &str) -> Result<(), QueueError> {
+        self.inner.entries.remove(id.as_bytes())?;
+        self.inner.db.flush_async().await?;
+        let _ = tokio::fs::remove_file(self.path(id)).await;
+        Ok(())
+    }
+
+    /// Open the spooled message for reading.
+    pub async fn open_message(&self, id: &str) -> Result<tokio::fs::File, QueueError> {
+        Ok(tokio::fs::File::open(self.path(id)).await?)
+    }
+
+    /// Wake the delivery loop (a new message, or a manual flush).
+    pub fn kick(&self) {
+        self.inner.notify.notify_one();
+    }
+
+    /// Wait for a kick.
+    pub async fn kicked(&self) {
+        self.inner.notify.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn committed_messages_survive_reopen_and_keys_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let mut w = q.writer(1000).await.unwrap();
+        w.write(b"Subject: hi\r\n\r\nbody\r\n").await.unwrap();
+        let (id, dup) = q
+            .commit(w, "k1", "a@x.test", &["b@y.test".into()])
+            .await
+            .unwrap();
+        assert!(!dup);
+        let mut w = q.writer(1000).await.unwrap();
+        w.write(b"again").await.unwrap();
+        let (id2, dup) = q
+            .commit(w, "k1", "a@x.test", &["b@y.test".into()])
+            .await
+            .unwrap();
+        assert!(dup);
+        assert_eq!(id, id2);
+        drop(q);
+        let q = Queue::open(dir.path()).unwrap();
+        let all = q.list().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].rcpts[0].addr, "b@y.test");
+        let bytes = std::fs::read(dir.path().join("spool").join(format!("{id}.eml"))).unwrap();
+        assert_eq!(bytes, b"Subject: hi\r\n\r\nbody\r\n");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let mut w = q.writer(4).await.unwrap();
+        w.write(b"12345").await.unwrap();
+        assert!(matches!(
+            q.commit(w, "k", "", &["b@y.test".into()]).await,
+            Err(QueueError::TooBig(4))
+        ));
+        assert!(q.list().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
+            0
+        );
+    }
+}

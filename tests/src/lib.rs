@@ -1,0 +1,10 @@
+//! The dev stack: writes `var/` (dev CA, per-agent configs, dev users) and starts
+//! the real binaries — the dev DNS and, per domain, an MDA, MTA, MSA and MAA on the
+//! domain's own loopback address — then waits for each one's ready line.
+//!
+//! `cargo xtask up` and the end-to-end tests both start the chain through this
+//! one module, so what the tests check is what a student runs.
+
+pub mod stack;
+
+pub use stack::{Domain, Ports, Stack, StackSpec};

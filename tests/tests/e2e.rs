@@ -1,0 +1,148 @@
+//! End-to-end: the real binaries of the whole chain, started as processes on their
+//! own loopback addresses, driven by real clients (Python's smtplib/poplib/imaplib,
+//! swaks). Each test takes its own `127.N.0.x` network so tests run side by side.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use facteur_tests::{Stack, StackSpec};
+
+fn bin_dir() -> PathBuf {
+    // target/debug/deps/e2e-<hash> → target/debug
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn start(net: u8, tweak: impl FnOnce(&mut StackSpec)) -> (tempfile::TempDir, Stack) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), bin_dir(), net);
+    tweak(&mut spec);
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    (dir, stack)
+}
+
+fn py(stack: &Stack, script: &str, extra: &[&str]) {
+    let spec = &stack.spec;
+    let ip = |d: &str| spec.domain(d).expect("domain").ip.to_string();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py");
+    let out = Command::new("python3")
+        .arg(dir.join(script))
+        .args(["--paris", &ip("paris.test"), "--lyon", &ip("lyon.test")])
+        .arg("--ca")
+        .arg(spec.ca())
+        .args(extra)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}\n{}",
+        stack.all_logs()
+    );
+}
+
+#[test]
+fn mail_walks_the_pipeline_within_and_across_domains() {
+    let (_dir, stack) = start(11, |_| {});
+    py(&stack, "scenario.py", &[]);
+}
+
+#[test]
+fn wrong_passwords_and_unknown_recipients_are_refused() {
+    let (_dir, stack) = start(12, |_| {});
+    py(&stack, "refusals.py", &[]);
+}
+
+#[test]
+fn swaks_submits_with_starttls_and_auth_and_is_refused_for_unknown_users() {
+    let (_dir, stack) = start(13, |_| {});
+    let spec = &stack.spec;
+    let paris = spec.domain("paris.test").expect("paris").ip;
+    let lyon = spec.domain("lyon.test").expect("lyon").ip;
+    let swaks = |args: &[String]| {
+        let out = Command::new("swaks")
+            .args(args)
+            .output()
+            .expect("swaks is installed by cargo xtask test");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, transcript) = swaks(&[
+        "--server".into(),
+        format!("{paris}:5870"),
+        "--tls".into(),
+        "--tls-ca-path".into(),
+        spec.ca().display().to_string(),
+        "--auth".into(),
+        "PLAIN".into(),
+        "--auth-user".into(),
+        "pierre@paris.test".into(),
+        "--auth-password".into(),
+        facteur_tests::stack::dev_password(),
+        "--from".into(),
+        "pierre@paris.test".into(),
+        "--to".into(),
+        "jacques@paris.test".into(),
+        "--h-Subject".into(),
+        "swaks".into(),
+    ]);
+    assert_eq!(code, Some(0), "swaks submission failed:\n{transcript}");
+    assert!(
+        transcript.contains("<~  250 2.0.0 Ok: queued as"),
+        "{transcript}"
+    );
+    let (code, transcript) = swaks(&[
+        "--server".into(),
+        format!("{lyon}:2525"),
+        "--from".into(),
+        "someone@example.org".into(),
+        "--to".into(),
+        "nobody@lyon.test".into(),
+    ]);
+    assert_ne!(code, Some(0), "unknown user accepted:\n{transcript}");
+    assert!(transcript.contains("<** 550 5.1.1"), "{transcript}");
+}
+
+#[test]
+fn a_message_answered_250_survives_kill_9_of_the_mta_and_the_mda() {
+    let (_dir, mut stack) = start(14, |spec| spec.retry_secs = vec![1]);
+    // Lyon's MTA is down: paris's MTA holds the only copy in its queue.
+    stack.kill("lyon.test", "mta").expect("kill lyon mta");
+    let token = format!("durable-{}", std::process::id());
+    py(
+        &stack,
+        "send.py",
+        &["--to", "andre@lyon.test", "--token", &token],
+    );
+    // The MSA said 250, so the message is on disk: kill -9 the MTA holding it.
+    stack.kill("paris.test", "mta").expect("kill paris mta");
+    stack.restart("lyon.test", "mta").expect("restart lyon mta");
+    stack
+        .restart("paris.test", "mta")
+        .expect("restart paris mta");
+    py(
+        &stack,
+        "pop_wait.py",
+        &["--token", &token, "--timeout", "60"],
+    );
+    // Filed mail survives a kill -9 of the MDA too, and is not filed twice.
+    stack.kill("lyon.test", "mda").expect("kill lyon mda");
+    stack.restart("lyon.test", "mda").expect("restart lyon mda");
+    py(
+        &stack,
+        "pop_wait.py",
+        &["--token", &token, "--timeout", "30"],
+    );
+}

@@ -1,0 +1,218 @@
+//! `cargo xtask up | test`: the project's two commands (the cargo-xtask pattern).
+//!
+//! - `up` builds every agent, lays out `./var` (dev CA, configs, dev users), starts
+//!   the dev stack in the foreground and stops it on Ctrl-C or SIGTERM.
+//! - `test` installs what the tests need (Debian packages, Python packages) and
+//!   runs every test layer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use facteur_tests::StackSpec;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build and start the whole chain locally (paris.test and lyon.test).
+    Up {
+        /// State directory.
+        #[arg(long, default_value = "var")]
+        var: PathBuf,
+    },
+    /// Install test tools, then run every test layer.
+    Test {
+        /// Skip installing Debian/Python packages.
+        #[arg(long)]
+        no_install: bool,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("==> {cmd:?}");
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Where cargo puts the binaries (honours CARGO_TARGET_DIR).
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let target = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata has no target_directory")?;
+    Ok(PathBuf::from(target).join("debug"))
+}
+
+fn build_bins() -> anyhow::Result<()> {
+    run(cargo().args(["build", "--workspace", "--bins"]))
+}
+
+fn up(var: &Path) -> anyhow::Result<()> {
+    build_bins()?;
+    let var = if var.is_absolute() {
+        var.to_path_buf()
+    } else {
+        root().join(var)
+    };
+    let spec = StackSpec::dev(var, bin_dir()?, 0);
+    spec.prepare()?;
+    eprintln!("==> starting the dev stack");
+    let mut stack = spec.start()?;
+    let paris = spec
+        .domain("paris.test")
+        .map(|d| d.ip.to_string())
+        .unwrap_or_default();
+    let lyon = spec
+        .domain("lyon.test")
+        .map(|d| d.ip.to_string())
+        .unwrap_or_default();
+    let ca = spec.ca();
+    let pw = facteur_tests::stack::dev_password();
+    println!(
+        "
+facteur is up: paris.test on {paris}, lyon.test on {lyon}, DNS on {dns}:5353.
+Users: pierre@paris.test, jacques@paris.test, andre@lyon.test (password {pw:?}).
+Logs: {logs}
+
+Send a first message (pierre → andre, across domains):
+  cargo run -q -p facteur-mua -- send --server {paris}:5870 --ca {ca} \\
+      --user pierre@paris.test --password {pw} \\
+      --from pierre@paris.test --to andre@lyon.test --subject hello --body 'Bonjour Andre'
+Read it (POP3 with STLS on lyon), then see the path it took:
+  cargo run -q -p facteur-mua -- fetch --pop3 {lyon}:1100 --ca {ca} \\
+      --user andre@lyon.test --password {pw} --last
+  cargo run -q -p facteur-mua -- fetch --imap {paris}:1430 --ca {ca} \\
+      --user jacques@paris.test --password {pw} --last
+Or with swaks:
+  swaks --server {paris}:5870 --tls --tls-ca-path {ca} --auth PLAIN \\
+      --auth-user pierre@paris.test --auth-password {pw} --to jacques@paris.test
+
+Press Ctrl-C to stop.",
+        dns = spec.dns_ip,
+        logs = spec.var.join("log").display(),
+        ca = ca.display(),
+    );
+    println!("facteur dev stack ready");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(wait_for_signal());
+    eprintln!("==> stopping");
+    stack.stop();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Does this shell check succeed (e.g. `command -v swaks`)?
+fn have(check: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("{check} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Debian packages the tests drive, each with a check that it is there:
+/// swaks (SMTP client) and the Perl TLS modules it needs for STARTTLS.
+fn install() -> anyhow::Result<()> {
+    let wanted = [
+        ("command -v swaks", "swaks"),
+        ("perl -MNet::SSLeay -e1", "libnet-ssleay-perl"),
+        ("perl -MIO::Socket::SSL -e1", "libio-socket-ssl-perl"),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(check, _)| !have(check))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut all: Vec<&str> = sudo.to_vec();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        let mut c = Command::new(all[0]);
+        c.args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(missing.iter().copied());
+    run(&mut apt(&args))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn test(no_install: bool) -> anyhow::Result<()> {
+    if !no_install {
+        install()?;
+    }
+    // The end-to-end tests start the real binaries: build them all first.
+    build_bins()?;
+    if have("cargo nextest --version") {
+        run(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--failure-output",
+            "final",
+        ]))
+    } else {
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Up { var } => up(&var),
+        Task::Test { no_install } => test(no_install),
+    }
+}
