@@ -8,8 +8,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use facteur_protocol::Secret;
 use facteur_protocol::line::LineFramer;
 use facteur_protocol::smtp::command::Command;
@@ -212,11 +210,11 @@ impl SmtpClient {
         user: &str,
         password: &Secret<String>,
     ) -> Result<Reply, SmtpClientError> {
-        let token = BASE64.encode(format!("\0{user}\0{}", password.expose()));
+        let token = facteur_protocol::sasl::encode_plain(None, user, password.expose());
         let reply = self
             .command(&Command::Auth {
                 mechanism: "PLAIN".into(),
-                initial: Some(Secret::new(token)),
+                initial: Some(token),
             })
             .await?;
         expect(reply, "AUTH", 2)

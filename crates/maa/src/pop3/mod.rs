@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use facteur_daemon::conn::{Session, Step};
 use facteur_protocol::Secret;
 use facteur_protocol::line::{LineError, LineFramer};
 use facteur_protocol::pop3::{Command, MultilineEncoder, Response};
+use facteur_protocol::sasl::{self, SaslError};
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
 use facteur_rpc::mailbox::{
@@ -312,29 +311,26 @@ impl Pop3Session {
             self.send(Response::err("Authentication cancelled"));
             return Step::Continue;
         }
-        let Ok(decoded) = BASE64.decode(token) else {
-            self.send(Response::err("Invalid base64"));
-            return Step::Continue;
+        let creds = std::str::from_utf8(token)
+            .map_err(|_| SaslError::Base64)
+            .and_then(sasl::base64_decode)
+            .and_then(|bytes| sasl::decode_plain(&bytes));
+        let creds = match creds {
+            Ok(c) => c,
+            Err(e) => {
+                self.send(Response::err(&format!("Invalid SASL PLAIN response: {e}")));
+                return Step::Continue;
+            }
         };
-        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let [authzid, authcid, password] = parts.as_slice() else {
-            self.send(Response::err("Invalid SASL PLAIN response"));
-            return Step::Continue;
-        };
-        let (Ok(authzid), Ok(authcid), Ok(password)) = (
-            std::str::from_utf8(authzid),
-            std::str::from_utf8(authcid),
-            std::str::from_utf8(password),
-        ) else {
-            self.send(Response::err("Invalid SASL PLAIN response"));
-            return Step::Continue;
-        };
-        if !authzid.is_empty() && authzid != authcid {
+        if creds
+            .authzid
+            .as_ref()
+            .is_some_and(|z| !z.is_empty() && *z != creds.authcid)
+        {
             self.send(Response::err("[AUTH] Authentication failed"));
             return Step::Continue;
         }
-        let (user, password) = (authcid.to_owned(), Secret::new(password.to_owned()));
-        self.login(&user, &password).await
+        self.login(&creds.authcid, &creds.password).await
     }
 
     async fn transaction(&mut self, cmd: Command) -> Step {
