@@ -146,3 +146,9 @@ fn a_message_answered_250_survives_kill_9_of_the_mta_and_the_mda() {
         &["--token", &token, "--timeout", "30"],
     );
 }
+
+#[test]
+fn hostile_input_gets_protocol_errors_and_smuggling_fails() {
+    let (_dir, stack) = start(16, |_| {});
+    py(&stack, "bad_input.py", &[]);
+}
