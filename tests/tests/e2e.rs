@@ -152,3 +152,9 @@ fn hostile_input_gets_protocol_errors_and_smuggling_fails() {
     let (_dir, stack) = start(16, |_| {});
     py(&stack, "bad_input.py", &[]);
 }
+
+#[test]
+fn lmtp_delivers_with_one_reply_per_recipient() {
+    let (_dir, stack) = start(17, |_| {});
+    py(&stack, "lmtp.py", &[]);
+}

@@ -110,7 +110,8 @@ Read it (POP3 with STLS on lyon), then see the path it took:
       --user jacques@paris.test --password {pw} --last
 Or with swaks:
   swaks --server {paris}:5870 --tls --tls-ca-path {ca} --auth PLAIN \\
-      --auth-user pierre@paris.test --auth-password {pw} --to jacques@paris.test
+      --auth-user pierre@paris.test --auth-password {pw} \\
+      --from pierre@paris.test --to jacques@paris.test
 
 Press Ctrl-C to stop.",
         dns = spec.dns_ip,
