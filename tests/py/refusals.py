@@ -5,7 +5,7 @@ import imaplib
 import poplib
 import smtplib
 
-from common import args, check, tls
+from common import PASSWORD, args, check, tls
 
 a = args()
 
@@ -22,7 +22,10 @@ check(code == 530, f"MAIL without AUTH refused with 530 ({code} {msg!r})")
 smtp.close()
 
 smtp = smtplib.SMTP_SSL(a.paris, 4650, timeout=30, context=tls(a.ca))
-smtp.login("pierre@paris.test", __import__("common").PASSWORD)
+smtp.ehlo("client.example")
+smtp.user, smtp.password = "pierre@paris.test", PASSWORD
+code, msg = smtp.auth("LOGIN", smtp.auth_login)
+check(code == 235, f"AUTH LOGIN over implicit TLS ({code} {msg!r})")
 code, _ = smtp.mail("pierre@paris.test")
 check(code == 250, "implicit-TLS submission on 4650 accepts MAIL after AUTH")
 code, msg = smtp.rcpt("nobody@paris.test")

@@ -158,3 +158,9 @@ fn lmtp_delivers_with_one_reply_per_recipient() {
     let (_dir, stack) = start(17, |_| {});
     py(&stack, "lmtp.py", &[]);
 }
+
+#[test]
+fn pop3_follows_rfc1939_dele_at_quit_uidl_and_the_maildrop_lock() {
+    let (_dir, stack) = start(18, |_| {});
+    py(&stack, "pop3.py", &[]);
+}
