@@ -82,6 +82,9 @@ def pop_fetch():
 
 raw = wait_for("message reaches andre@lyon.test over POP3", pop_fetch)
 check_delivered(raw, "andre (POP3)", ["mail.paris.test", "mail.lyon.test"])
+lyon_hop = [r for r in email.message_from_bytes(raw).get_all("Received") if "by mail.lyon.test" in r][0]
+check(f"[{a.paris}]" in lyon_hop, f"lyon's MTA names paris's address as the sender: {lyon_hop!r}")
+check("with ESMTPS" in lyon_hop, "the MTA-to-MTA hop was encrypted (STARTTLS)")
 
 
 # jacques@paris.test over IMAP with STARTTLS

@@ -161,7 +161,7 @@ impl StackSpec {
             (
                 "mta",
                 format!(
-                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\n\n[queue]\nretry_secs = [{retry}]\n",
+                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n",
                     q(&dir.join("mta")),
                     p.smtp,
                     q(&cert),
@@ -177,7 +177,7 @@ impl StackSpec {
             (
                 "msa",
                 format!(
-                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\n\n[tls]\ncert = {}\nkey = {}\n",
+                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\nsource_address = \"{ip}\"\n\n[tls]\ncert = {}\nkey = {}\n",
                     p.submission,
                     p.submissions,
                     p.mta_grpc,

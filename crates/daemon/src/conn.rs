@@ -132,3 +132,74 @@ async fn write_out(stream: &mut Stream, bytes: Vec<u8>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// What a line-protocol listener is: its name in logs, its limits, the refusal a
+/// peer over a limit reads, and whether TLS comes first (ports 465, 995).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub protocol: &'static str,
+    pub limits: crate::listener::ConnLimits,
+    pub busy: &'static [u8],
+    pub implicit_tls: bool,
+}
+
+/// Accept connections on `listener` and drive one session per connection until
+/// shutdown: the one wiring every line-protocol listener uses (SMTP, submission,
+/// LMTP, POP3). `make(peer, tls)` builds the session for a new connection.
+pub async fn serve_sessions<S, F>(
+    listener: tokio::net::TcpListener,
+    endpoint: Endpoint,
+    opts: ConnOptions,
+    shutdown: Shutdown,
+    make: F,
+) where
+    S: Session + 'static,
+    F: Fn(std::net::SocketAddr, bool) -> S + Send + Sync + 'static,
+{
+    let opts = std::sync::Arc::new(opts);
+    let make = std::sync::Arc::new(make);
+    let sd = shutdown.clone();
+    let implicit_tls = endpoint.implicit_tls;
+    crate::listener::serve(
+        listener,
+        endpoint.protocol,
+        endpoint.limits,
+        endpoint.busy,
+        shutdown,
+        move |tcp, peer| {
+            let (opts, make, sd) = (
+                std::sync::Arc::clone(&opts),
+                std::sync::Arc::clone(&make),
+                sd.clone(),
+            );
+            async move {
+                let stream = match (implicit_tls, &opts.tls) {
+                    (true, Some(acceptor)) => {
+                        let handshake = Stream::Plain(tcp).accept_tls(acceptor);
+                        match tokio::time::timeout(opts.idle_timeout, handshake).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::info!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::info!("TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                    (true, None) => {
+                        tracing::error!("implicit TLS listener without a certificate");
+                        return;
+                    }
+                    (false, _) => Stream::Plain(tcp),
+                };
+                let session = make(peer, stream.is_tls());
+                if let Err(e) = run(stream, session, &opts, &sd).await {
+                    tracing::info!(error = %e, "connection ended");
+                }
+            }
+        },
+    )
+    .await;
+}

@@ -1,6 +1,7 @@
 //! gRPC plumbing shared by the agents: serve a tonic router (with tonic-health) on
 //! a listener this crate bound, and lazy client channels to `http://host:port`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -46,8 +47,9 @@ pub struct BadAddress {
 }
 
 /// A channel to `url` (`http://127.0.0.2:7024`) that connects on first use, so
-/// agents may start in any order and reconnect after a peer restarts.
-pub fn channel(url: &str) -> Result<Channel, BadAddress> {
+/// agents may start in any order and reconnect after a peer restarts. `source`
+/// picks the local address (so the peer sees which agent called).
+pub fn channel(url: &str, source: Option<IpAddr>) -> Result<Channel, BadAddress> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| BadAddress {
         url: url.to_owned(),
         message: e.to_string(),
@@ -55,5 +57,6 @@ pub fn channel(url: &str) -> Result<Channel, BadAddress> {
     Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
+        .local_address(source)
         .connect_lazy())
 }

@@ -5,7 +5,7 @@
 //! Replies are parsed by `facteur-protocol`; this module owns only the socket and
 //! the RFC 5321 §4.5.3.2 timeouts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use facteur_protocol::Secret;
@@ -14,7 +14,7 @@ use facteur_protocol::smtp::command::Command;
 use facteur_protocol::smtp::data::DotStuffer;
 use facteur_protocol::smtp::reply::{Reply, ReplyParser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
 use crate::stream::Stream;
@@ -78,12 +78,40 @@ pub struct SmtpClient {
 impl SmtpClient {
     /// Connect and read the greeting; a non-2xx greeting is an error.
     pub async fn connect(addr: SocketAddr, timeouts: Timeouts) -> Result<Self, SmtpClientError> {
-        let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(addr))
-            .await
-            .map_err(|_| SmtpClientError::Timeout("connect"))??;
-        let _ = tcp.set_nodelay(true);
+        Self::connect_from(addr, None, timeouts).await
+    }
+
+    /// Connect from a chosen local address (an MTA sends from its own IP, so the
+    /// next hop's Received header names it), then read the greeting.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        timeouts: Timeouts,
+    ) -> Result<Self, SmtpClientError> {
+        let tcp = open(addr, source, timeouts.connect).await?;
+        Self::greet(Stream::Plain(tcp), timeouts).await
+    }
+
+    /// Connect with implicit TLS (submission on port 465, RFC 8314), then read the greeting.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        connector: &TlsConnector,
+        server_name: &str,
+        timeouts: Timeouts,
+    ) -> Result<Self, SmtpClientError> {
+        let tcp = open(addr, None, timeouts.connect).await?;
+        let stream = tokio::time::timeout(
+            timeouts.connect,
+            Stream::Plain(tcp).connect_tls(connector, server_name),
+        )
+        .await
+        .map_err(|_| SmtpClientError::Timeout("TLS handshake"))??;
+        Self::greet(stream, timeouts).await
+    }
+
+    async fn greet(stream: Stream, timeouts: Timeouts) -> Result<Self, SmtpClientError> {
         let mut client = Self {
-            stream: Stream::Plain(tcp),
+            stream,
             framer: LineFramer::new(MAX_REPLY_LINE),
             extensions: Vec::new(),
             timeouts,
@@ -285,6 +313,29 @@ impl SmtpClient {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.command(&Command::Quit)).await;
         let _ = self.stream.shutdown().await;
     }
+}
+
+async fn open(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    wait: Duration,
+) -> Result<TcpStream, SmtpClientError> {
+    let connect = async {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        socket.connect(addr).await
+    };
+    let tcp = tokio::time::timeout(wait, connect)
+        .await
+        .map_err(|_| SmtpClientError::Timeout("connect"))??;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 fn stage_of(cmd: &Command) -> &'static str {

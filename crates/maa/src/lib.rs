@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use facteur_daemon::conn::ConnOptions;
-use facteur_daemon::stream::Stream;
+use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
@@ -20,7 +19,7 @@ pub use config::MaaConfig;
 /// Serve POP3 and IMAP until shutdown.
 pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let acceptor = tls::acceptor(&config.tls)?;
-    let channel = grpc::channel(&config.mda_url)?;
+    let channel = grpc::channel(&config.mda_url, None)?;
     let mailbox = MailboxClient::new(channel.clone());
     let auth = AuthClient::new(channel);
     let delay = Duration::from_millis(config.auth_failure_delay_ms);
@@ -36,11 +35,11 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         auth_failure_delay: delay,
         max_auth_failures: config.max_auth_failures,
     });
-    let pop3_opts = Arc::new(ConnOptions {
+    let pop3_opts = ConnOptions {
         idle_timeout: config.pop3.limits.idle_timeout(),
         tls: acceptor.clone(),
         read_buffer: 4096,
-    });
+    };
     for (addr, implicit) in [
         (&config.pop3.listen, false),
         (&config.pop3.tls_listen, true),
@@ -54,41 +53,20 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         let l = listener::bind(addr).await?;
         let name = if implicit { "pop3s" } else { "pop3" };
         ready.push(format!("{name}={}", l.local_addr()?));
-        let (shared, opts, sd) = (Arc::clone(&pop3), Arc::clone(&pop3_opts), shutdown.clone());
+        let (shared, opts, sd) = (Arc::clone(&pop3), pop3_opts.clone(), shutdown.clone());
         let limits = config.pop3.limits.clone();
         tasks.spawn(async move {
-            listener::serve(
+            serve_sessions(
                 l,
-                name,
-                limits,
-                b"-ERR [SYS/TEMP] Too many connections\r\n",
-                sd.clone(),
-                move |tcp, peer| {
-                    let (shared, opts, sd) = (Arc::clone(&shared), Arc::clone(&opts), sd.clone());
-                    async move {
-                        let stream = match (implicit, &opts.tls) {
-                            (true, Some(acceptor)) => match tokio::time::timeout(
-                                opts.idle_timeout,
-                                Stream::Plain(tcp).accept_tls(acceptor),
-                            )
-                            .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::info!(error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            },
-                            _ => Stream::Plain(tcp),
-                        };
-                        let session = pop3::Pop3Session::new(shared, peer, implicit);
-                        if let Err(e) = facteur_daemon::conn::run(stream, session, &opts, &sd).await
-                        {
-                            tracing::info!(error = %e, "connection ended");
-                        }
-                    }
+                Endpoint {
+                    protocol: name,
+                    limits,
+                    busy: b"-ERR [SYS/TEMP] Too many connections\r\n",
+                    implicit_tls: implicit,
                 },
+                opts,
+                sd,
+                move |peer, tls| pop3::Pop3Session::new(Arc::clone(&shared), peer, tls),
             )
             .await;
             anyhow::Ok(())

@@ -12,9 +12,8 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context;
-use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
-use facteur_daemon::stream::Stream;
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::delivery::delivery_server::DeliveryServer;
@@ -72,35 +71,31 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             max_recipients: config.lmtp.max_recipients,
             ..ServerConfig::default()
         };
-        let opts = Arc::new(ConnOptions {
+        let opts = ConnOptions {
             idle_timeout: config.lmtp.limits.idle_timeout(),
             tls: None,
             read_buffer: 16 * 1024,
-        });
+        };
         let hostname = config.hostname.clone();
         let sd = shutdown.clone();
         tasks.spawn(async move {
-            listener::serve(
+            serve_sessions(
                 lmtp_listener,
-                "lmtp",
-                config.lmtp.limits.clone(),
-                b"421 4.7.0 Too many connections\r\n",
-                sd.clone(),
-                move |tcp, peer| {
-                    let session = SmtpSession::new(
-                        ServerSession::new(session_config.clone(), false),
+                Endpoint {
+                    protocol: "lmtp",
+                    limits: config.lmtp.limits.clone(),
+                    busy: b"421 4.7.0 Too many connections\r\n",
+                    implicit_tls: false,
+                },
+                opts,
+                sd,
+                move |peer, tls| {
+                    SmtpSession::new(
+                        ServerSession::new(session_config.clone(), tls),
                         lmtp::LmtpHandler::new(filing.clone()),
                         peer,
                         hostname.clone(),
-                    );
-                    let (opts, sd) = (Arc::clone(&opts), sd.clone());
-                    async move {
-                        if let Err(e) =
-                            facteur_daemon::conn::run(Stream::Plain(tcp), session, &opts, &sd).await
-                        {
-                            tracing::info!(error = %e, "connection ended");
-                        }
-                    }
+                    )
                 },
             )
             .await;

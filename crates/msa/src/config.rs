@@ -19,6 +19,8 @@ pub struct MsaConfig {
     pub mta_url: String,
     /// The `Auth` service that checks passwords (the MDA's).
     pub auth_url: String,
+    /// Local address for calls to the MTA and MDA; none: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
     /// Largest message accepted, in bytes (announced in SIZE).
     pub max_message_size: u64,
     pub max_recipients: usize,
@@ -45,6 +47,7 @@ impl Default for MsaConfig {
             tls: TlsFiles::default(),
             mta_url: "http://127.0.0.1:7025".into(),
             auth_url: "http://127.0.0.1:7024".into(),
+            source_address: None,
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
             max_line: 2048,

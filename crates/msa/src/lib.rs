@@ -9,9 +9,8 @@ pub mod submit;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
-use facteur_daemon::stream::Stream;
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::mailbox::auth_client::AuthClient;
@@ -25,8 +24,8 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
     };
     let shared = Arc::new(submit::Shared {
-        relay: RelayClient::new(grpc::channel(&config.mta_url)?),
-        auth: AuthClient::new(grpc::channel(&config.auth_url)?),
+        relay: RelayClient::new(grpc::channel(&config.mta_url, config.source_address)?),
+        auth: AuthClient::new(grpc::channel(&config.auth_url, config.source_address)?),
         config: config.clone(),
     });
     let session_config = ServerConfig {
@@ -41,11 +40,11 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         require_auth: true,
         chunking: false,
     };
-    let opts = Arc::new(ConnOptions {
+    let opts = ConnOptions {
         idle_timeout: config.limits.idle_timeout(),
-        tls: Some(acceptor.clone()),
+        tls: Some(acceptor),
         read_buffer: 16 * 1024,
-    });
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = Vec::new();
     for (addr, implicit) in [
@@ -62,57 +61,26 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             "submission"
         };
         ready.push(format!("{name}={}", l.local_addr()?));
-        let (shared, session_config, opts) = (
-            Arc::clone(&shared),
-            session_config.clone(),
-            Arc::clone(&opts),
-        );
-        let (sd, limits, acceptor) = (shutdown.clone(), config.limits.clone(), acceptor.clone());
+        let (shared, session_config) = (Arc::clone(&shared), session_config.clone());
+        let (sd, limits, opts) = (shutdown.clone(), config.limits.clone(), opts.clone());
         tasks.spawn(async move {
-            listener::serve(
+            serve_sessions(
                 l,
-                name,
-                limits,
-                b"421 4.7.0 Too many connections, try again later\r\n",
-                sd.clone(),
-                move |tcp, peer| {
-                    let (shared, session_config, opts, sd, acceptor) = (
-                        Arc::clone(&shared),
-                        session_config.clone(),
-                        Arc::clone(&opts),
-                        sd.clone(),
-                        acceptor.clone(),
-                    );
-                    async move {
-                        let stream = if implicit {
-                            match tokio::time::timeout(
-                                opts.idle_timeout,
-                                Stream::Plain(tcp).accept_tls(&acceptor),
-                            )
-                            .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::info!(error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            }
-                        } else {
-                            Stream::Plain(tcp)
-                        };
-                        let hostname = shared.config.hostname.clone();
-                        let session = SmtpSession::new(
-                            ServerSession::new(session_config, implicit),
-                            submit::SubmitHandler::new(shared),
-                            peer,
-                            hostname,
-                        );
-                        if let Err(e) = facteur_daemon::conn::run(stream, session, &opts, &sd).await
-                        {
-                            tracing::info!(error = %e, "connection ended");
-                        }
-                    }
+                Endpoint {
+                    protocol: name,
+                    limits,
+                    busy: b"421 4.7.0 Too many connections, try again later\r\n",
+                    implicit_tls: implicit,
+                },
+                opts,
+                sd,
+                move |peer, tls| {
+                    SmtpSession::new(
+                        ServerSession::new(session_config.clone(), tls),
+                        submit::SubmitHandler::new(Arc::clone(&shared)),
+                        peer,
+                        shared.config.hostname.clone(),
+                    )
                 },
             )
             .await;

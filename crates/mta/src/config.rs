@@ -70,6 +70,8 @@ pub struct RelayConfig {
     pub tls_ca: PathBuf,
     /// Refuse to relay in the clear (Postfix's `encrypt` level).
     pub require_tls: bool,
+    /// Local address to send from (to other MTAs and to the MDA); none: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
     /// Seconds to wait for a reply (RFC 5321 §4.5.3.2 suggests minutes).
     pub command_timeout_secs: u64,
 }
@@ -137,6 +139,7 @@ impl Default for RelayConfig {
             port: 25,
             tls_ca: PathBuf::new(),
             require_tls: false,
+            source_address: None,
             command_timeout_secs: 300,
         }
     }

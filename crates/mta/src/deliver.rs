@@ -386,7 +386,8 @@ impl Deliverer {
             command: Duration::from_secs(self.config.relay.command_timeout_secs.max(1)),
             ..Timeouts::default()
         };
-        let mut client = SmtpClient::connect(addr, timeouts).await?;
+        let mut client =
+            SmtpClient::connect_from(addr, self.config.relay.source_address, timeouts).await?;
         client.hello(&self.config.hostname, false).await?;
         if client.supports("STARTTLS") {
             client.starttls(&self.tls, host).await?;

@@ -12,9 +12,8 @@ pub mod queue;
 use std::sync::Arc;
 
 use anyhow::Context;
-use facteur_daemon::conn::ConnOptions;
+use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
-use facteur_daemon::stream::Stream;
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
@@ -27,7 +26,10 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let queue = queue::Queue::open(&config.data_dir)
         .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?;
-    let mda = DeliveryClient::new(rpc_server::channel(&config.mda.url)?);
+    let mda = DeliveryClient::new(rpc_server::channel(
+        &config.mda.url,
+        config.relay.source_address,
+    )?);
     let intake = Arc::new(intake::Intake {
         queue: queue.clone(),
         config: Arc::clone(&config),
@@ -84,36 +86,32 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             require_auth: false,
             chunking: false,
         };
-        let opts = Arc::new(ConnOptions {
+        let opts = ConnOptions {
             idle_timeout: config.smtp.limits.idle_timeout(),
             tls: acceptor,
             read_buffer: 16 * 1024,
-        });
+        };
         let sd = shutdown.clone();
         let limits = config.smtp.limits.clone();
         let hostname = config.hostname.clone();
         tasks.spawn(async move {
-            listener::serve(
+            serve_sessions(
                 smtp_listener,
-                "smtp",
-                limits,
-                b"421 4.7.0 Too many connections, try again later\r\n",
-                sd.clone(),
-                move |tcp, peer| {
-                    let session = SmtpSession::new(
-                        ServerSession::new(session_config.clone(), false),
+                Endpoint {
+                    protocol: "smtp",
+                    limits,
+                    busy: b"421 4.7.0 Too many connections, try again later\r\n",
+                    implicit_tls: false,
+                },
+                opts,
+                sd,
+                move |peer, tls| {
+                    SmtpSession::new(
+                        ServerSession::new(session_config.clone(), tls),
                         intake::InboundHandler::new(Arc::clone(&intake)),
                         peer,
                         hostname.clone(),
-                    );
-                    let (opts, sd) = (Arc::clone(&opts), sd.clone());
-                    async move {
-                        if let Err(e) =
-                            facteur_daemon::conn::run(Stream::Plain(tcp), session, &opts, &sd).await
-                        {
-                            tracing::info!(error = %e, "connection ended");
-                        }
-                    }
+                    )
                 },
             )
             .await;

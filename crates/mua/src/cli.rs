@@ -1,0 +1,157 @@
+//! The command line: `send`, `fetch`, `show` and `trace`, as clap derive types.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+/// facteur mail user agent: compose, send, fetch, show and trace mail.
+#[derive(Debug, Parser)]
+#[command(name = "facteur-mua", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Compose a message and submit it over SMTP (STARTTLS or TLS, AUTH PLAIN).
+    Send(SendArgs),
+    /// Fetch messages over POP3 or IMAP and show them.
+    Fetch(FetchArgs),
+    /// Show a message (a file, or `-` for stdin) in a readable form.
+    Show(FileArg),
+    /// Print the path a message took, hop by hop, from its Received headers.
+    Trace(FileArg),
+}
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsMode {
+    /// Plaintext first, then STARTTLS / STLS (ports 587, 110, 143).
+    Starttls,
+    /// TLS from the first byte (ports 465, 995, 993).
+    Implicit,
+    /// No TLS at all: the password is only sent with `--insecure-auth`.
+    None,
+}
+
+/// What every network command needs: TLS, credentials, timeouts.
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// How to secure the connection.
+    #[arg(long, value_enum, default_value_t = TlsMode::Starttls)]
+    pub tls: TlsMode,
+    /// CA certificates (PEM) to verify the server with; default: `./var/tls/ca.pem`
+    /// when it exists (the dev CA), else the system bundle.
+    #[arg(long, env = "FACTEUR_CA")]
+    pub ca: Option<PathBuf>,
+    /// The name to verify in the server's certificate; default: the host part of
+    /// the server address.
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// The account to log in as.
+    #[arg(long)]
+    pub user: String,
+    /// The password (or set FACTEUR_PASSWORD).
+    #[arg(long, env = "FACTEUR_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Allow sending the password over a connection without TLS (`--tls none` only).
+    #[arg(long)]
+    pub insecure_auth: bool,
+    /// Seconds each network step may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("body_src").args(["body", "body_file"])))]
+pub struct SendArgs {
+    /// Submission server, HOST:PORT (e.g. mail.paris.test:587).
+    #[arg(long)]
+    pub server: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The sender (envelope and From), `addr` or `Name <addr>`.
+    #[arg(long)]
+    pub from: String,
+    /// Recipients (repeat the flag or separate with commas).
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Copy recipients, shown in the Cc header.
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub cc: Vec<String>,
+    /// Blind copy recipients: in the envelope only, never in the headers.
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub bcc: Vec<String>,
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The text body.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Read the text body from a file (`-` = stdin).
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Files to attach.
+    #[arg(long, num_args = 1..)]
+    pub attach: Vec<PathBuf>,
+    /// The name to give in EHLO.
+    #[arg(long, default_value = "localhost")]
+    pub helo: String,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("protocol").args(["pop3", "imap"]).required(true)))]
+#[command(group(ArgGroup::new("which").args(["last", "all", "number"])))]
+#[command(group(ArgGroup::new("output").args(["raw", "trace"])))]
+pub struct FetchArgs {
+    /// POP3 server, HOST:PORT.
+    #[arg(long)]
+    pub pop3: Option<String>,
+    /// IMAP server, HOST:PORT (reads INBOX).
+    #[arg(long)]
+    pub imap: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The newest message (the default).
+    #[arg(long)]
+    pub last: bool,
+    /// Every message.
+    #[arg(long)]
+    pub all: bool,
+    /// Message number N (1 is the oldest).
+    #[arg(long)]
+    pub number: Option<u32>,
+    /// Print the raw message bytes.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print the path each message took instead of the message.
+    #[arg(long)]
+    pub trace: bool,
+    /// Delete the fetched messages from the server.
+    #[arg(long)]
+    pub delete: bool,
+}
+
+/// Which messages to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Last,
+    All,
+    Number(u32),
+}
+
+impl FetchArgs {
+    pub fn which(&self) -> Which {
+        match (self.all, self.number) {
+            (true, _) => Which::All,
+            (false, Some(n)) => Which::Number(n),
+            _ => Which::Last,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileArg {
+    /// The message file; `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+}

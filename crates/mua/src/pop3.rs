@@ -1,0 +1,132 @@
+//! The POP3 client of `fetch`: STLS (or implicit TLS), USER/PASS, STAT, RETR,
+//! DELE only when asked, QUIT — over `protocol::codec::Pop3ClientCodec`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use facteur_daemon::stream::Stream;
+use facteur_protocol::Secret;
+use facteur_protocol::codec::{Pop3ClientCodec, Pop3Frame};
+use facteur_protocol::pop3::{Command, Response};
+use facteur_protocol::smtp::data::DataEnd;
+use futures::{SinkExt, StreamExt};
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::cli::{FetchArgs, TlsMode};
+use crate::net::{Server, pick, step};
+
+/// Largest message we accept.
+const MAX_MESSAGE: u64 = 256 * 1024 * 1024;
+
+struct Pop3 {
+    framed: Framed<Stream, Pop3ClientCodec>,
+    timeout: Duration,
+}
+
+fn codec() -> Pop3ClientCodec {
+    Pop3ClientCodec::new(facteur_protocol::pop3::MAX_RESPONSE_LINE, MAX_MESSAGE)
+}
+
+impl Pop3 {
+    async fn frame(&mut self, stage: &str) -> anyhow::Result<Pop3Frame> {
+        match tokio::time::timeout(self.timeout, self.framed.next()).await {
+            Err(_) => bail!("{stage}: no answer within {}s", self.timeout.as_secs()),
+            Ok(None) => bail!("{stage}: the server closed the connection"),
+            Ok(Some(f)) => f.with_context(|| format!("{stage}: bad response")),
+        }
+    }
+
+    /// The next status line; `-ERR` is an error naming the step.
+    async fn status(&mut self, stage: &str) -> anyhow::Result<Response> {
+        match self.frame(stage).await? {
+            Pop3Frame::Status(r) if r.is_ok() => Ok(r),
+            Pop3Frame::Status(r) => bail!("{stage} refused: {r}"),
+            other => bail!("{stage}: unexpected {other:?}"),
+        }
+    }
+
+    async fn command(&mut self, stage: &str, cmd: Command) -> anyhow::Result<Response> {
+        step(stage, self.timeout, self.framed.send(cmd)).await?;
+        self.status(stage).await
+    }
+
+    /// The multi-line body after a `+OK`.
+    async fn body(&mut self, stage: &str) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            match self.frame(stage).await? {
+                Pop3Frame::Body(b) => out.extend(b),
+                Pop3Frame::BodyEnd(DataEnd::TooBig) => {
+                    bail!("{stage}: message larger than {MAX_MESSAGE} bytes")
+                }
+                Pop3Frame::BodyEnd(_) => return Ok(out),
+                other => bail!("{stage}: unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+/// Fetch the chosen messages: (number, bytes), oldest first.
+pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+    let conn = &args.conn;
+    let timeout = conn.timeout();
+    let tcp = server.connect(timeout).await?;
+    let mut stream = Stream::Plain(tcp);
+    if conn.tls == TlsMode::Implicit {
+        let connector = conn.connector()?;
+        stream = step(
+            "TLS handshake",
+            timeout,
+            stream.connect_tls(&connector, &conn.server_name(server)),
+        )
+        .await?;
+    }
+    let mut pop = Pop3 {
+        framed: Framed::new(stream, codec()),
+        timeout,
+    };
+    pop.status("greeting").await?;
+    if conn.tls == TlsMode::Starttls {
+        pop.command("STLS", Command::Stls).await?;
+        let parts = pop.framed.into_parts();
+        if !parts.read_buf.is_empty() {
+            // The server spoke past its +OK in the clear: trust none of it.
+            bail!("STLS: data after the +OK, refusing to go on");
+        }
+        let connector = conn.connector()?;
+        let stream = step(
+            "TLS handshake",
+            timeout,
+            parts.io.connect_tls(&connector, &conn.server_name(server)),
+        )
+        .await?;
+        pop.framed = Framed::from_parts(FramedParts::new::<Command>(stream, codec()));
+    }
+    conn.check_password_allowed(pop.framed.get_ref().is_tls())?;
+    pop.command("USER", Command::User(conn.user.clone()))
+        .await?;
+    pop.command(
+        "PASS",
+        Command::Pass(Secret::new(conn.password()?.to_owned())),
+    )
+    .await?;
+    let stat = pop.command("STAT", Command::Stat).await?;
+    let count: u32 = stat
+        .text()
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("STAT: cannot read the count in {stat}"))?;
+    let mut out = Vec::new();
+    for n in pick(args.which(), count)? {
+        pop.command("RETR", Command::Retr(n)).await?;
+        let bytes = pop.body("RETR").await?;
+        if args.delete {
+            pop.command("DELE", Command::Dele(n)).await?;
+        }
+        out.push((n, bytes));
+    }
+    // QUIT commits the deletions (RFC 1939 §6).
+    pop.command("QUIT", Command::Quit).await?;
+    Ok(out)
+}
