@@ -8,3 +8,13 @@
 pub mod stack;
 
 pub use stack::{Domain, Ports, Stack, StackSpec};
+
+/// Where the test binaries' sibling `facteur-*` binaries are: a test runs from
+/// `target/debug/deps/<name>-<hash>`, the agents sit in `target/debug`.
+pub fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}

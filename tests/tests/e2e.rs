@@ -7,18 +7,9 @@ use std::process::Command;
 
 use facteur_tests::{Stack, StackSpec};
 
-fn bin_dir() -> PathBuf {
-    // target/debug/deps/e2e-<hash> → target/debug
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 fn start(net: u8, tweak: impl FnOnce(&mut StackSpec)) -> (tempfile::TempDir, Stack) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut spec = StackSpec::dev(dir.path().join("var"), bin_dir(), net);
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), net);
     tweak(&mut spec);
     spec.prepare().expect("prepare var/");
     let stack = spec.start().expect("start the stack");

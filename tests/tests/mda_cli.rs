@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join(name)
+    facteur_tests::bin_dir().join(name)
 }
 
 fn mda(data: &Path, args: &[&str], password: Option<&str>) -> Output {

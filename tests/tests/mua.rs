@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 use facteur_tests::stack::dev_password;
 use facteur_tests::{Stack, StackSpec};
 
-fn bin_dir() -> PathBuf {
-    // target/debug/deps/mua-<hash> → target/debug
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 struct Mua<'a> {
     stack: &'a Stack,
     bin: PathBuf,
@@ -111,12 +102,12 @@ fn position(haystack: &str, needle: &str, trace: &str) -> usize {
 #[test]
 fn mua_sends_fetches_and_traces_through_the_dev_stack() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = StackSpec::dev(dir.path().join("var"), bin_dir(), 15);
+    let spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 15);
     spec.prepare().expect("prepare var/");
     let stack = spec.start().expect("start the stack");
     let mua = Mua {
         stack: &stack,
-        bin: bin_dir().join("facteur-mua"),
+        bin: facteur_tests::bin_dir().join("facteur-mua"),
         ca: spec.ca(),
     };
     assert!(Path::new(&mua.bin).is_file(), "build facteur-mua first");

@@ -106,6 +106,9 @@ Send a first message (pierre → andre, across domains):
 Read it (POP3 with STLS on lyon), then see the path it took:
   cargo run -q -p facteur-mua -- fetch --pop3 {lyon}:1100 --ca {ca} \\
       --user andre@lyon.test --password {pw} --last
+  cargo run -q -p facteur-mua -- fetch --pop3 {lyon}:1100 --ca {ca} \\
+      --user andre@lyon.test --password {pw} --last --trace
+Jacques reads his mail over IMAP:
   cargo run -q -p facteur-mua -- fetch --imap {paris}:1430 --ca {ca} \\
       --user jacques@paris.test --password {pw} --last
 Or with swaks:
