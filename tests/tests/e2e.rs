@@ -155,3 +155,9 @@ fn pop3_follows_rfc1939_dele_at_quit_uidl_and_the_maildrop_lock() {
     let (_dir, stack) = start(18, |_| {});
     py(&stack, "pop3.py", &[]);
 }
+
+#[test]
+fn an_unknown_remote_user_bounces_back_to_the_sender_as_a_dsn() {
+    let (_dir, stack) = start(19, |_| {});
+    py(&stack, "bounce.py", &[]);
+}
