@@ -161,3 +161,16 @@ fn an_unknown_remote_user_bounces_back_to_the_sender_as_a_dsn() {
     let (_dir, stack) = start(19, |_| {});
     py(&stack, "bounce.py", &[]);
 }
+
+#[test]
+fn abandoned_and_refused_submissions_are_never_delivered() {
+    let (_dir, stack) = start(20, |_| {});
+    py(&stack, "submission_failures.py", &[]);
+}
+
+#[test]
+fn with_the_mta_down_submission_is_deferred_never_accepted() {
+    let (_dir, mut stack) = start(21, |_| {});
+    stack.kill("paris.test", "mta").expect("kill paris mta");
+    py(&stack, "mta_down.py", &[]);
+}

@@ -110,18 +110,37 @@ impl<S: MailStore + BlobStore> Delivery for Services<S> {
         }
         let mut message = Vec::new();
         let mut too_big = false;
+        let mut received = 0u64;
+        let mut end = None;
         while let Some(req) = stream.message().await? {
             match req.part {
-                Some(deliver_request::Part::Chunk(c)) => {
-                    if (message.len() + c.len()) as u64 > self.max_message_size {
+                Some(deliver_request::Part::Chunk(c)) if end.is_none() => {
+                    received += c.len() as u64;
+                    if received > self.max_message_size {
                         too_big = true;
                         message = Vec::new();
-                    } else if !too_big {
+                    } else {
                         message.extend_from_slice(&c);
                     }
                 }
-                _ => return Err(Status::invalid_argument("a second envelope")),
+                Some(deliver_request::Part::End(e)) if end.is_none() => end = Some(e.size),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "unexpected part after the envelope",
+                    ));
+                }
             }
+        }
+        // No end marker: the sender could not read its whole spool file: file nothing.
+        let Some(size) = end else {
+            return Err(Status::cancelled(
+                "the transfer ended without its end marker",
+            ));
+        };
+        if size != received {
+            return Err(Status::invalid_argument(format!(
+                "end marker says {size} bytes, {received} arrived"
+            )));
         }
         let replies = if too_big {
             vec![facteur_protocol::smtp::codes::message_too_big(); env.rcpt_to.len()]

@@ -15,7 +15,9 @@ use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::mailbox::VerifyRequest;
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::relay::relay_client::RelayClient;
-use facteur_rpc::relay::{Envelope, RecipientQuery, SubmitReply, SubmitRequest, submit_request};
+use facteur_rpc::relay::{
+    Envelope, MessageEnd, RecipientQuery, SubmitReply, SubmitRequest, submit_request,
+};
 use facteur_rpc::replies;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -39,6 +41,7 @@ struct Transfer {
     message_id: String,
     date: String,
     failed: Option<Reply>,
+    sent: u64,
 }
 
 pub struct SubmitHandler {
@@ -189,6 +192,7 @@ impl SmtpHandler for SubmitHandler {
             message_id: format!("<{id}@{}>", config.hostname),
             date: rfc5322_date(now_unix()),
             failed: None,
+            sent: 0,
         });
         codes::start_data()
     }
@@ -234,6 +238,11 @@ impl SmtpHandler for SubmitHandler {
         if !tail.is_empty() {
             send_chunks(&mut t, tail).await;
         }
+        // Only a complete message gets the end marker: the MTA queues nothing without it.
+        let end = SubmitRequest {
+            part: Some(submit_request::Part::End(MessageEnd { size: t.sent })),
+        };
+        let _ = t.tx.send(end).await;
         let Transfer { tx, call, .. } = t;
         drop(tx);
         let reply = match call.await {
@@ -265,6 +274,7 @@ impl SmtpHandler for SubmitHandler {
 
 async fn send_chunks(t: &mut Transfer, bytes: Vec<u8>) {
     for piece in bytes.chunks(facteur_rpc::CHUNK_SIZE) {
+        t.sent += piece.len() as u64;
         let req = SubmitRequest {
             part: Some(submit_request::Part::Chunk(piece.to_vec())),
         };

@@ -15,6 +15,7 @@ use facteur_protocol::smtp::command::{Command, MailParams};
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::delivery::{DeliverRequest, DeliveryEnvelope, deliver_request};
+use facteur_rpc::relay::MessageEnd;
 use facteur_rpc::replies;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
@@ -84,7 +85,10 @@ impl Deliverer {
         let tracker = tokio_util::task::TaskTracker::new();
         loop {
             let now = now_unix();
-            match self.queue.due(now) {
+            match self
+                .queue
+                .due(now, self.config.queue.concurrency.max(1) * 4)
+            {
                 Ok(due) => {
                     for entry in due {
                         let fresh = self
@@ -291,17 +295,24 @@ impl Deliverer {
         let _ = tx.send(envelope).await;
         tokio::spawn(async move {
             let mut buf = vec![0u8; facteur_rpc::CHUNK_SIZE];
+            let mut size = 0u64;
             loop {
-                match file.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
+                let part = match file.read(&mut buf).await {
+                    // Only a clean end of file sends the end marker; on a read
+                    // error the stream just stops and the MDA files nothing.
+                    Ok(0) => deliver_request::Part::End(MessageEnd { size }),
                     Ok(n) => {
-                        let chunk = DeliverRequest {
-                            part: Some(deliver_request::Part::Chunk(buf[..n].to_vec())),
-                        };
-                        if tx.send(chunk).await.is_err() {
-                            return;
-                        }
+                        size += n as u64;
+                        deliver_request::Part::Chunk(buf[..n].to_vec())
                     }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the spool file failed");
+                        return;
+                    }
+                };
+                let last = matches!(part, deliver_request::Part::End(_));
+                if tx.send(DeliverRequest { part: Some(part) }).await.is_err() || last {
+                    return;
                 }
             }
         });

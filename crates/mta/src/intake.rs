@@ -64,6 +64,7 @@ impl Intake {
         let id = writer.id().to_owned();
         let header = Hop { id: &id, ..hop }.received(now_unix());
         writer.write(header.as_bytes()).await?;
+        writer.end_preamble();
         Ok(writer)
     }
 }
@@ -224,14 +225,34 @@ impl Relay for RelayService {
             tracing::error!(error = %e, "cannot spool");
             Status::unavailable("queue unavailable")
         })?;
+        let mut end = None;
         while let Some(req) = stream.message().await? {
             match req.part {
-                Some(submit_request::Part::Chunk(c)) => writer.write(&c).await.map_err(|e| {
-                    tracing::error!(error = %e, "spool write failed");
-                    Status::unavailable("queue unavailable")
-                })?,
-                _ => return Err(Status::invalid_argument("a second envelope")),
+                Some(submit_request::Part::Chunk(c)) if end.is_none() => {
+                    writer.write(&c).await.map_err(|e| {
+                        tracing::error!(error = %e, "spool write failed");
+                        Status::unavailable("queue unavailable")
+                    })?;
+                }
+                Some(submit_request::Part::End(e)) if end.is_none() => end = Some(e.size),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "unexpected part after the envelope",
+                    ));
+                }
             }
+        }
+        // No end marker: the sender gave up (client gone, message refused): queue nothing.
+        let Some(size) = end else {
+            return Err(Status::cancelled(
+                "the transfer ended without its end marker",
+            ));
+        };
+        if size != writer.size() - writer.preamble() {
+            return Err(Status::invalid_argument(format!(
+                "end marker says {size} bytes, {} arrived",
+                writer.size() - writer.preamble()
+            )));
         }
         match self
             .0

@@ -27,6 +27,8 @@ pub enum QueueError {
     Record(#[from] serde_json::Error),
     #[error("message larger than {0} bytes")]
     TooBig(u64),
+    #[error("a queue record cannot be read")]
+    Corrupt,
 }
 
 /// Where a recipient stands.
@@ -76,6 +78,9 @@ struct Inner {
     db: sled::Db,
     entries: sled::Tree,
     keys: sled::Tree,
+    /// `(next_attempt, id)` → (): due messages in time order without reading
+    /// every entry; kept in the same transactions as `entries`.
+    schedule: sled::Tree,
     spool: PathBuf,
     notify: Notify,
 }
@@ -88,6 +93,7 @@ pub struct SpoolWriter {
     size: u64,
     max: u64,
     too_big: bool,
+    preamble: u64,
 }
 
 impl SpoolWriter {
@@ -98,10 +104,12 @@ impl SpoolWriter {
 
     /// Append bytes; past the size limit the rest is discarded and `finish` fails.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), QueueError> {
+        // Count everything, even past the limit: the sender's end marker is checked
+        // against the full count, then the message is refused as too big.
+        self.size += bytes.len() as u64;
         if self.too_big {
             return Ok(());
         }
-        self.size += bytes.len() as u64;
         if self.size > self.max {
             self.too_big = true;
             self.file.set_len(0).await?;
@@ -113,6 +121,18 @@ impl SpoolWriter {
 
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Mark what was written so far as ours (trace headers), not the sender's:
+    /// it does not count toward the size limit the sender was promised (SIZE).
+    pub fn end_preamble(&mut self) {
+        self.preamble = self.size;
+        self.max = self.max.saturating_add(self.size);
+    }
+
+    /// Bytes written before [`SpoolWriter::end_preamble`].
+    pub fn preamble(&self) -> u64 {
+        self.preamble
     }
 }
 
@@ -133,6 +153,28 @@ fn new_id() -> String {
     .to_ascii_uppercase()
 }
 
+/// The schedule key: the time, order-preserving big-endian, then the id.
+fn slot(at: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn unslot(k: &[u8]) -> i64 {
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&k[..8.min(k.len())]);
+    (u64::from_be_bytes(t) ^ (1 << 63)) as i64
+}
+
+fn finish(result: Result<(), TransactionError<()>>) -> Result<(), QueueError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+        Err(TransactionError::Abort(())) => Err(QueueError::Corrupt),
+    }
+}
+
 impl Queue {
     /// Open (or create) the queue under `dir` (`dir/db`, `dir/spool`).
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
@@ -147,12 +189,36 @@ impl Queue {
         }
         let db = sled::open(dir.join("db"))?;
         let entries = db.open_tree("entries")?;
+        // A spool file no entry points at was never acknowledged (the process died
+        // between the rename and the commit, or the commit found a duplicate).
+        for f in std::fs::read_dir(&spool)? {
+            let p = f?.path();
+            let orphan = p.extension().is_some_and(|e| e == "eml")
+                && p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|id| !entries.contains_key(id.as_bytes()).unwrap_or(true));
+            if orphan {
+                let _ = std::fs::remove_file(p);
+            }
+        }
         let keys = db.open_tree("keys")?;
+        let schedule = db.open_tree("schedule")?;
+        if schedule.len() != entries.len() {
+            // A queue written before the index existed, or damaged: rebuild it.
+            schedule.clear()?;
+            for kv in entries.iter() {
+                let (_, v) = kv?;
+                let e: Entry = serde_json::from_slice(&v)?;
+                schedule.insert(slot(e.next_attempt, &e.id), &[])?;
+            }
+            db.flush()?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 entries,
                 keys,
+                schedule,
                 spool,
                 notify: Notify::new(),
             }),
@@ -175,6 +241,7 @@ impl Queue {
             size: 0,
             max,
             too_big: false,
+            preamble: 0,
         })
     }
 
@@ -217,16 +284,20 @@ impl Queue {
             size: writer.size,
         };
         let record = serde_json::to_vec(&entry)?;
-        let (entries, keys) = (&self.inner.entries, &self.inner.keys);
+        let inner = &self.inner;
         let id = writer.id.clone();
-        let outcome = (entries, keys).transaction(|(entries, keys)| {
-            if let Some(existing) = keys.get(key.as_bytes())? {
-                return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
-            }
-            keys.insert(key.as_bytes(), id.as_bytes())?;
-            entries.insert(id.as_bytes(), record.clone())?;
-            Ok::<_, ConflictableTransactionError<()>>(None)
-        });
+        let at = slot(entry.next_attempt, &id);
+        let outcome = (&inner.entries, &inner.keys, &inner.schedule).transaction(
+            |(entries, keys, schedule)| {
+                if let Some(existing) = keys.get(key.as_bytes())? {
+                    return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
+                }
+                keys.insert(key.as_bytes(), id.as_bytes())?;
+                entries.insert(id.as_bytes(), record.clone())?;
+                schedule.insert(at.clone(), &[])?;
+                Ok::<_, ConflictableTransactionError<()>>(None)
+            },
+        );
         let existing = match outcome {
             Ok(x) => x,
             Err(TransactionError::Storage(e)) => return Err(e.into()),
@@ -241,14 +312,15 @@ impl Queue {
         Ok((entry.id, false))
     }
 
-    /// Entries whose next attempt is due at `now`, oldest first.
-    pub fn due(&self, now: i64) -> Result<Vec<Entry>, QueueError> {
+    /// Up to `limit` entries whose next attempt is due at `now`, earliest first.
+    pub fn due(&self, now: i64, limit: usize) -> Result<Vec<Entry>, QueueError> {
+        let end = slot(now.saturating_add(1), "");
         let mut out = Vec::new();
-        for kv in self.inner.entries.iter() {
-            let (_, v) = kv?;
-            let e: Entry = serde_json::from_slice(&v)?;
-            if e.next_attempt <= now {
-                out.push(e);
+        for kv in self.inner.schedule.range(..end).take(limit) {
+            let (k, _) = kv?;
+            let id = &k[8..];
+            if let Some(v) = self.inner.entries.get(id)? {
+                out.push(serde_json::from_slice(&v)?);
             }
         }
         Ok(out)
@@ -256,25 +328,36 @@ impl Queue {
 
     /// The earliest next attempt of any entry.
     pub fn next_due(&self) -> Result<Option<i64>, QueueError> {
-        let mut best: Option<i64> = None;
-        for kv in self.inner.entries.iter() {
-            let (_, v) = kv?;
-            let e: Entry = serde_json::from_slice(&v)?;
-            best = Some(best.map_or(e.next_attempt, |b| b.min(e.next_attempt)));
-        }
-        Ok(best)
+        Ok(self.inner.schedule.first()?.map(|(k, _)| unslot(&k)))
     }
 
     /// Every entry (for `facteur-mta queue`).
     pub fn list(&self) -> Result<Vec<Entry>, QueueError> {
-        self.due(i64::MAX)
+        let mut out = Vec::new();
+        for kv in self.inner.entries.iter() {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
     }
 
-    /// Save an entry's new state durably.
+    /// Save an entry's new state durably, moving it in the schedule.
     pub async fn update(&self, entry: &Entry) -> Result<(), QueueError> {
-        self.inner
-            .entries
-            .insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
+        let record = serde_json::to_vec(entry)?;
+        let inner = &self.inner;
+        let id = entry.id.as_bytes();
+        let at = slot(entry.next_attempt, &entry.id);
+        let result = (&inner.entries, &inner.schedule).transaction(|(entries, schedule)| {
+            if let Some(old) = entries.get(id)? {
+                let old: Entry = serde_json::from_slice(&old)
+                    .map_err(|_| ConflictableTransactionError::Abort(()))?;
+                schedule.remove(slot(old.next_attempt, &old.id))?;
+            }
+            entries.insert(id, record.clone())?;
+            schedule.insert(at.clone(), &[])?;
+            Ok(())
+        });
+        finish(result)?;
         self.inner.db.flush_async().await?;
         Ok(())
     }
@@ -282,7 +365,16 @@ impl Queue {
     /// Remove a finished entry and its spool file. The idempotency key stays, so
     /// a very late retry of the same submission is still recognised.
     pub async fn remove(&self, id: &str) -> Result<(), QueueError> {
-        self.inner.entries.remove(id.as_bytes())?;
+        let inner = &self.inner;
+        let result = (&inner.entries, &inner.schedule).transaction(|(entries, schedule)| {
+            if let Some(old) = entries.remove(id.as_bytes())? {
+                let old: Entry = serde_json::from_slice(&old)
+                    .map_err(|_| ConflictableTransactionError::Abort(()))?;
+                schedule.remove(slot(old.next_attempt, &old.id))?;
+            }
+            Ok(())
+        });
+        finish(result)?;
         self.inner.db.flush_async().await?;
         let _ = tokio::fs::remove_file(self.path(id)).await;
         Ok(())
@@ -334,6 +426,35 @@ mod tests {
         assert_eq!(all[0].rcpts[0].addr, "b@y.test");
         let bytes = std::fs::read(dir.path().join("spool").join(format!("{id}.eml"))).unwrap();
         assert_eq!(bytes, b"Subject: hi\r\n\r\nbody\r\n");
+    }
+
+    #[tokio::test]
+    async fn the_schedule_hands_out_due_entries_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for k in ["a", "b", "c"] {
+            let w = q.writer(100).await.unwrap();
+            ids.push(q.commit(w, k, "", &["x@y.test".into()]).await.unwrap().0);
+        }
+        let now = q.next_due().unwrap().unwrap();
+        assert_eq!(q.due(now, 10).unwrap().len(), 3);
+        assert_eq!(q.due(now, 2).unwrap().len(), 2, "the limit holds");
+        // Push the first one into the future: only the other two are due now.
+        let mut first = q.due(now, 10).unwrap().remove(0);
+        first.next_attempt = now + 600;
+        q.update(&first).await.unwrap();
+        let due: Vec<String> = q.due(now, 10).unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(due.len(), 2);
+        assert!(!due.contains(&first.id));
+        assert_eq!(q.due(now + 600, 10).unwrap().len(), 3);
+        q.remove(&due[0]).await.unwrap();
+        assert_eq!(q.due(i64::MAX - 1, 10).unwrap().len(), 2);
+        // The index survives a reopen.
+        drop(q);
+        let q = Queue::open(dir.path()).unwrap();
+        assert_eq!(q.due(now, 10).unwrap().len(), 1);
+        assert_eq!(q.next_due().unwrap(), Some(now));
     }
 
     #[tokio::test]
