@@ -1,7 +1,8 @@
 """The issue's scenario: pierre submits one message (STARTTLS, AUTH PLAIN) to
 andre@lyon.test and jacques@paris.test; andre reads it over POP3 (STLS), jacques
-over IMAP (STARTTLS). Bodies must be byte-identical, each MTA crossed must have
-added a Received header, and the final delivery a Return-Path."""
+over IMAP (STARTTLS). The body must arrive byte-identical (the header gains
+trace fields by design), each MTA crossed must have added a Received header, and
+the final delivery a Return-Path."""
 import email
 import imaplib
 import poplib

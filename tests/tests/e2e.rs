@@ -128,7 +128,8 @@ fn a_message_answered_250_survives_kill_9_of_the_mta_and_the_mda() {
         "pop_wait.py",
         &["--token", &token, "--timeout", "60"],
     );
-    // Filed mail survives a kill -9 of the MDA too, and is not filed twice.
+    // Filed mail survives a kill -9 of the MDA too. (A kill -9 leaves the page
+    // cache intact, so this shows the commit protocol, not the fsync itself.)
     stack.kill("lyon.test", "mda").expect("kill lyon mda");
     stack.restart("lyon.test", "mda").expect("restart lyon mda");
     py(
@@ -173,4 +174,10 @@ fn with_the_mta_down_submission_is_deferred_never_accepted() {
     let (_dir, mut stack) = start(21, |_| {});
     stack.kill("paris.test", "mta").expect("kill paris mta");
     py(&stack, "mta_down.py", &[]);
+}
+
+#[test]
+fn utf8_headers_and_8bit_bodies_cross_both_mtas_intact() {
+    let (_dir, stack) = start(22, |_| {});
+    py(&stack, "utf8.py", &[]);
 }

@@ -41,6 +41,12 @@ pub trait Session: Send {
     fn timeout_reply(&self) -> Vec<u8>;
     /// The goodbye written when the server shuts down.
     fn shutdown_reply(&self) -> Vec<u8>;
+    /// The session stopped early with complete commands still buffered (it bounds
+    /// its output, e.g. one large POP3 RETR at a time): after the output is
+    /// written the loop calls `input(&[])` again, without waiting for the peer.
+    fn has_more(&self) -> bool {
+        false
+    }
     /// Called once when the connection ends, however it ends (release locks, ...).
     fn finish(&mut self) -> impl Future<Output = ()> + Send {
         async {}
@@ -105,22 +111,28 @@ async fn drive<S: Session>(
         if n == 0 {
             return Ok(());
         }
-        let step = session.input(&buf[..n]).await;
-        write_out(stream, session.take_output()).await?;
-        match step {
-            Step::Continue => {}
-            Step::Close => return Ok(()),
-            Step::StartTls => {
-                if session.buffered_input() > 0 {
-                    return Err(ConnError::PipelinedStartTls);
+        let mut step = session.input(&buf[..n]).await;
+        loop {
+            write_out(stream, session.take_output()).await?;
+            match step {
+                Step::Continue => {}
+                Step::Close => return Ok(()),
+                Step::StartTls => {
+                    if session.buffered_input() > 0 {
+                        return Err(ConnError::PipelinedStartTls);
+                    }
+                    let acceptor = opts.tls.as_ref().ok_or(ConnError::NoTls)?;
+                    let plain = std::mem::take(stream);
+                    *stream = plain.accept_tls(acceptor).await?;
+                    tracing::debug!("TLS started");
+                    session.tls_started();
+                    write_out(stream, session.take_output()).await?;
                 }
-                let acceptor = opts.tls.as_ref().ok_or(ConnError::NoTls)?;
-                let plain = std::mem::take(stream);
-                *stream = plain.accept_tls(acceptor).await?;
-                tracing::debug!("TLS started");
-                session.tls_started();
-                write_out(stream, session.take_output()).await?;
             }
+            if !session.has_more() {
+                break;
+            }
+            step = session.input(&[]).await;
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Pop3Config {
     pub tls_listen: String,
     /// Longest command line (RFC 2449 §4 says 255; clients with long AUTH lines need more).
     pub max_line: usize,
+    /// Bad commands before the connection is closed.
+    pub max_errors: u32,
+    /// Seconds a maildrop lock lives unless the session refreshes it.
+    pub lock_ttl_secs: u64,
     #[serde(flatten)]
     pub limits: ConnLimits,
 }
@@ -68,6 +72,8 @@ impl Default for Pop3Config {
             listen: "0.0.0.0:110".into(),
             tls_listen: "0.0.0.0:995".into(),
             max_line: 1024,
+            max_errors: 10,
+            lock_ttl_secs: 900,
             limits: ConnLimits {
                 // RFC 1939 §3: at least 10 minutes of inactivity before autologout.
                 idle_timeout_secs: 600,

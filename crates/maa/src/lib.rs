@@ -34,6 +34,8 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         max_line: config.pop3.max_line,
         auth_failure_delay: delay,
         max_auth_failures: config.max_auth_failures,
+        max_errors: config.pop3.max_errors,
+        lock_ttl: Duration::from_secs(config.pop3.lock_ttl_secs.max(1)),
     });
     let pop3_opts = ConnOptions {
         idle_timeout: config.pop3.limits.idle_timeout(),

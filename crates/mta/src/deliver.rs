@@ -11,7 +11,7 @@ use facteur_daemon::Shutdown;
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
-use facteur_protocol::smtp::command::{Command, MailParams};
+use facteur_protocol::smtp::command::{Body, Command, MailParams};
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::delivery::{DeliverRequest, DeliveryEnvelope, deliver_request};
@@ -196,8 +196,10 @@ impl Deliverer {
                 };
             }
         }
-        if entry.is_done() {
-            self.bounce(&entry).await;
+        // Done, and the bounce (if any) safely queued: only then may it go. A
+        // failed bounce keeps the entry for the next attempt (the bounce's key
+        // makes the retry queue it once).
+        if entry.is_done() && self.bounce(&entry).await {
             if let Err(e) = self.queue.remove(&entry.id).await {
                 tracing::error!(id = %entry.id, error = %e, "removing from the queue failed");
             }
@@ -217,8 +219,9 @@ impl Deliverer {
         }
     }
 
-    /// Send a DSN for the failed recipients (never for a bounce: RFC 5321 §6.1).
-    async fn bounce(&self, entry: &Entry) {
+    /// Queue a DSN for the failed recipients (never for a bounce: RFC 5321 §6.1).
+    /// False if it could not be queued.
+    async fn bounce(&self, entry: &Entry) -> bool {
         let failures: Vec<bounce::Failure<'_>> = entry
             .rcpts
             .iter()
@@ -231,7 +234,7 @@ impl Deliverer {
             })
             .collect();
         if failures.is_empty() || entry.mail_from.is_empty() {
-            return;
+            return true;
         }
         let headers = self.original_headers(&entry.id).await;
         let message = bounce::dsn(
@@ -244,6 +247,9 @@ impl Deliverer {
         );
         let result = async {
             let mut w = self.queue.writer(u64::MAX).await?;
+            // The returned headers may carry 8-bit or UTF-8 text.
+            let utf8 = !message.is_ascii();
+            w.declare(utf8, utf8);
             w.write(&message).await?;
             self.queue
                 .commit(
@@ -256,8 +262,14 @@ impl Deliverer {
         }
         .await;
         match result {
-            Ok((id, _)) => tracing::info!(id = %entry.id, bounce = %id, "bounce queued"),
-            Err(e) => tracing::error!(id = %entry.id, error = %e, "queueing the bounce failed"),
+            Ok((id, _)) => {
+                tracing::info!(id = %entry.id, bounce = %id, "bounce queued");
+                true
+            }
+            Err(e) => {
+                tracing::error!(id = %entry.id, error = %e, "queueing the bounce failed");
+                false
+            }
         }
     }
 
@@ -351,7 +363,21 @@ impl Deliverer {
         rcpts: &[String],
     ) -> Vec<(String, Outcome)> {
         let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
-        let exchangers = match self.dns.exchangers(domain).await {
+        // RFC 5321 §5.1: an address literal is the host to connect to, no DNS.
+        let literal = domain
+            .starts_with('[')
+            .then(|| facteur_protocol::address::AddressLiteral::parse(domain));
+        let exchangers = match literal {
+            Some(Ok(lit)) => Ok(vec![crate::dns::Exchanger {
+                host: lit.ip().to_string(),
+                addrs: vec![lit.ip()],
+            }]),
+            Some(Err(e)) => Err(DnsError::Permanent(format!(
+                "bad address literal {domain}: {e}"
+            ))),
+            None => self.dns.exchangers(domain).await,
+        };
+        let exchangers = match exchangers {
             Ok(x) => x,
             Err(DnsError::Permanent(e)) => {
                 return all(&|| Outcome::Failed(format!("550 5.1.2 {e}")));
@@ -409,7 +435,17 @@ impl Deliverer {
                 "{host} does not offer STARTTLS and TLS is required"
             )));
         }
-        let utf8 = !entry.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        let utf8 =
+            entry.smtputf8 || !entry.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        if utf8 && !client.supports("SMTPUTF8") {
+            // RFC 6531 §3.4: never downgrade silently; the sender is told.
+            client.quit().await;
+            return Err(SmtpClientError::Refused {
+                stage: "MAIL",
+                reply: format!("553 5.6.7 {host} does not support SMTPUTF8"),
+                code: 553,
+            });
+        }
         let from = if entry.mail_from.is_empty() {
             ReversePath::Null
         } else {
@@ -426,7 +462,9 @@ impl Deliverer {
         };
         let params = MailParams {
             size: client.supports("SIZE").then_some(entry.size),
-            smtputf8: utf8 && client.supports("SMTPUTF8"),
+            smtputf8: utf8,
+            // RFC 6152: declare 8-bit content when the next hop takes it.
+            body: (entry.eight_bit && client.supports("8BITMIME")).then_some(Body::EightBitMime),
             ..MailParams::default()
         };
         let mail = Command::Mail { from, params };

@@ -9,7 +9,7 @@ use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, now_unix};
 use facteur_protocol::address::{ForwardPath, ReversePath};
 use facteur_protocol::smtp::codes;
-use facteur_protocol::smtp::command::{MailParams, Param};
+use facteur_protocol::smtp::command::{Body, MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::relay::relay_server::Relay;
@@ -84,6 +84,8 @@ fn queue_reply(result: Result<(String, bool), QueueError>) -> Reply {
 pub struct InboundHandler {
     intake: Arc<Intake>,
     from: Option<String>,
+    /// SMTPUTF8 and BODY=8BITMIME as declared on MAIL.
+    declared: (bool, bool),
     rcpts: Vec<String>,
     writer: Option<SpoolWriter>,
     write_error: bool,
@@ -94,6 +96,7 @@ impl InboundHandler {
         Self {
             intake,
             from: None,
+            declared: (false, false),
             rcpts: Vec::new(),
             writer: None,
             write_error: false,
@@ -102,11 +105,15 @@ impl InboundHandler {
 }
 
 impl SmtpHandler for InboundHandler {
-    async fn mail_from(&mut self, _: &Client, from: &ReversePath, _: &MailParams) -> Reply {
+    async fn mail_from(&mut self, _: &Client, from: &ReversePath, params: &MailParams) -> Reply {
         self.from = Some(match from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         });
+        self.declared = (
+            params.smtputf8,
+            matches!(params.body, Some(Body::EightBitMime | Body::BinaryMime)),
+        );
         Reply::new(250, "2.1.0", "Sender OK")
     }
 
@@ -138,7 +145,8 @@ impl SmtpHandler for InboundHandler {
             for_rcpt,
         };
         match self.intake.start(hop).await {
-            Ok(w) => {
+            Ok(mut w) => {
+                w.declare(self.declared.0, self.declared.1);
                 self.writer = Some(w);
                 self.write_error = false;
                 codes::start_data()
@@ -225,6 +233,7 @@ impl Relay for RelayService {
             tracing::error!(error = %e, "cannot spool");
             Status::unavailable("queue unavailable")
         })?;
+        writer.declare(env.smtputf8, env.body.eq_ignore_ascii_case("8BITMIME"));
         let mut end = None;
         while let Some(req) = stream.message().await? {
             match req.part {

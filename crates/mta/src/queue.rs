@@ -60,6 +60,12 @@ pub struct Entry {
     pub attempts: u32,
     pub next_attempt: i64,
     pub size: u64,
+    /// Needs SMTPUTF8 from the next hop (RFC 6531): UTF-8 addresses or headers.
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// Has 8-bit content: relayed with BODY=8BITMIME (RFC 6152).
+    #[serde(default)]
+    pub eight_bit: bool,
 }
 
 impl Entry {
@@ -94,6 +100,8 @@ pub struct SpoolWriter {
     max: u64,
     too_big: bool,
     preamble: u64,
+    smtputf8: bool,
+    eight_bit: bool,
 }
 
 impl SpoolWriter {
@@ -128,6 +136,12 @@ impl SpoolWriter {
     pub fn end_preamble(&mut self) {
         self.preamble = self.size;
         self.max = self.max.saturating_add(self.size);
+    }
+
+    /// What the sender declared: SMTPUTF8 and BODY=8BITMIME (kept for the relay).
+    pub fn declare(&mut self, smtputf8: bool, eight_bit: bool) {
+        self.smtputf8 = smtputf8;
+        self.eight_bit = eight_bit;
     }
 
     /// Bytes written before [`SpoolWriter::end_preamble`].
@@ -242,6 +256,8 @@ impl Queue {
             max,
             too_big: false,
             preamble: 0,
+            smtputf8: false,
+            eight_bit: false,
         })
     }
 
@@ -282,6 +298,8 @@ impl Queue {
             attempts: 0,
             next_attempt: now,
             size: writer.size,
+            smtputf8: writer.smtputf8,
+            eight_bit: writer.eight_bit,
         };
         let record = serde_json::to_vec(&entry)?;
         let inner = &self.inner;

@@ -28,10 +28,16 @@ pub struct Pop3Shared {
     pub max_line: usize,
     pub auth_failure_delay: Duration,
     pub max_auth_failures: u32,
+    /// Bad commands (unknown, malformed, overlong) before the connection is closed.
+    pub max_errors: u32,
+    /// How long the maildrop lock lives unless refreshed; it is refreshed while the
+    /// session is used, so a crashed MAA frees the maildrop after this long.
+    pub lock_ttl: Duration,
 }
 
-/// How long a maildrop lock lives without being refreshed.
-const LOCK_TTL_SECS: u64 = 3600;
+/// Output queued by one batch of pipelined commands before the session stops
+/// taking more and lets the loop write (one large RETR at a time, not hundreds).
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
 struct Msg {
     uid: u32,
@@ -60,7 +66,11 @@ pub struct Pop3Session {
     state: State,
     tls: bool,
     failures: u32,
+    errors: u32,
     owner: String,
+    /// When the maildrop lock was last taken or refreshed.
+    locked_at: Option<std::time::Instant>,
+    more: bool,
 }
 
 fn temp_failure() -> Response {
@@ -78,7 +88,10 @@ impl Pop3Session {
             state: State::Authorization { user: None },
             tls,
             failures: 0,
+            errors: 0,
             owner: format!("pop3-{:016x}", rand_u64()),
+            locked_at: None,
+            more: false,
         };
         me.send(Response::ok(&format!("{} POP3 ready", me.shared.hostname)));
         me
@@ -129,13 +142,8 @@ impl Pop3Session {
             return Step::Continue;
         }
         let user = user.to_lowercase();
-        let lock = LockRequest {
-            user: user.clone(),
-            owner: self.owner.clone(),
-            ttl_secs: LOCK_TTL_SECS,
-        };
-        match self.shared.mailbox.clone().lock(lock).await {
-            Ok(r) if r.get_ref().acquired => {}
+        match self.lock(&user).await {
+            Ok(true) => {}
             Ok(_) => {
                 self.send(Response::err(
                     "[IN-USE] Mailbox is locked by another session",
@@ -198,6 +206,27 @@ impl Pop3Session {
         Ok((status.uidvalidity, msgs))
     }
 
+    /// Take (or refresh) the maildrop lock for this session.
+    async fn lock(&mut self, user: &str) -> Result<bool, tonic::Status> {
+        let req = LockRequest {
+            user: user.to_owned(),
+            owner: self.owner.clone(),
+            ttl_secs: self.shared.lock_ttl.as_secs().max(1),
+        };
+        let acquired = self
+            .shared
+            .mailbox
+            .clone()
+            .lock(req)
+            .await?
+            .into_inner()
+            .acquired;
+        if acquired {
+            self.locked_at = Some(std::time::Instant::now());
+        }
+        Ok(acquired)
+    }
+
     async fn unlock(&self, user: &str) {
         let req = LockRequest {
             user: user.to_owned(),
@@ -235,10 +264,7 @@ impl Pop3Session {
         }
         let cmd = match Command::parse(line) {
             Ok(c) => c,
-            Err(e) => {
-                self.send(e.response());
-                return Step::Continue;
-            }
+            Err(e) => return self.error(e.response()),
         };
         match cmd {
             Command::Capa => {
@@ -254,6 +280,17 @@ impl Pop3Session {
                     self.authorization(other).await
                 };
             }
+        }
+        Step::Continue
+    }
+
+    /// A bad command: answer it, and close once there were too many.
+    fn error(&mut self, response: Response) -> Step {
+        self.errors += 1;
+        self.send(response);
+        if self.errors >= self.shared.max_errors {
+            self.send(Response::err("Too many errors, closing connection"));
+            return Step::Close;
         }
         Step::Continue
     }
@@ -334,6 +371,22 @@ impl Pop3Session {
     }
 
     async fn transaction(&mut self, cmd: Command) -> Step {
+        let stale = self
+            .locked_at
+            .is_none_or(|t| t.elapsed() > self.shared.lock_ttl / 3);
+        if stale && let State::Transaction { user, .. } = &self.state {
+            let user = user.clone();
+            match self.lock(&user).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Our lock expired and another session took the maildrop.
+                    self.send(Response::err("[IN-USE] Maildrop lock lost"));
+                    self.state = State::Authorization { user: None };
+                    return Step::Close;
+                }
+                Err(status) => tracing::warn!(message = %status.message(), "lock refresh failed"),
+            }
+        }
         let State::Transaction {
             user,
             uidvalidity,
@@ -508,19 +561,26 @@ fn rand_u64() -> u64 {
 impl Session for Pop3Session {
     async fn input(&mut self, bytes: &[u8]) -> Step {
         self.framer.push(bytes);
+        self.more = false;
         while let Some(line) = self.framer.next_line() {
             let step = match line {
                 Ok(line) => self.command(&line).await,
-                Err(LineError::TooLong) => {
-                    self.send(Response::err("Line too long"));
-                    Step::Continue
-                }
+                Err(LineError::TooLong) => self.error(Response::err("Line too long")),
             };
             if step != Step::Continue {
                 return step;
             }
+            if self.out.len() >= OUTPUT_HIGH_WATER {
+                // Let the loop write this before running the next pipelined command.
+                self.more = true;
+                break;
+            }
         }
         Step::Continue
+    }
+
+    fn has_more(&self) -> bool {
+        self.more
     }
 
     fn take_output(&mut self) -> Vec<u8> {
