@@ -2,8 +2,8 @@
 //!
 //! - `up` builds every agent, lays out `./var` (dev CA, configs, dev users), starts
 //!   the dev stack in the foreground and stops it on Ctrl-C or SIGTERM.
-//! - `test` installs what the tests need (Debian packages, Python packages) and
-//!   runs every test layer.
+//! - `test` installs what the tests need (Debian packages, Python packages), checks
+//!   format and lints, and runs every test layer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +32,9 @@ enum Task {
         /// Skip installing Debian/Python packages.
         #[arg(long)]
         no_install: bool,
+        /// Skip the format and lint checks.
+        #[arg(long)]
+        no_lint: bool,
     },
 }
 
@@ -194,9 +197,20 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn test(no_install: bool) -> anyhow::Result<()> {
+fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
     if !no_install {
         install()?;
+    }
+    if !no_lint {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     // The end-to-end tests start the real binaries: build them all first.
     build_bins()?;
@@ -217,6 +231,9 @@ fn test(no_install: bool) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Up { var } => up(&var),
-        Task::Test { no_install } => test(no_install),
+        Task::Test {
+            no_install,
+            no_lint,
+        } => test(no_install, no_lint),
     }
 }

@@ -48,6 +48,8 @@ pub struct ImapListen {
     pub tls_listen: String,
     /// Largest literal a client may send.
     pub max_literal: u32,
+    /// Invalid commands in a row before the connection is closed.
+    pub max_bad_commands: u32,
     #[serde(flatten)]
     pub limits: ConnLimits,
 }
@@ -89,6 +91,7 @@ impl Default for ImapListen {
             listen: "0.0.0.0:143".into(),
             tls_listen: "0.0.0.0:993".into(),
             max_literal: 25 * 1024 * 1024,
+            max_bad_commands: 20,
             limits: ConnLimits {
                 // RFC 9051 §5.4: autologout after at least 30 minutes.
                 idle_timeout_secs: 1800,

@@ -82,6 +82,8 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             max_command: config.imap.max_literal.saturating_add(64 * 1024),
             auth_failure_delay: delay,
             max_auth_failures: config.max_auth_failures,
+            idle_timeout: config.imap.limits.idle_timeout(),
+            max_bad_commands: config.imap.max_bad_commands,
         },
         mailbox,
         auth,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, now_unix};
-use facteur_protocol::address::{ForwardPath, ReversePath};
+use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
 use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::command::{Body, MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
@@ -213,6 +213,16 @@ impl Relay for RelayService {
             return Err(Status::invalid_argument(
                 "message key and recipients are required",
             ));
+        }
+        // The addresses go into the queue, Received headers and the next hop's
+        // MAIL/RCPT: only well-formed ones (the null sender is "").
+        let bad = (!env.mail_from.is_empty() && Mailbox::parse(&env.mail_from).is_err())
+            .then_some(&env.mail_from)
+            .or_else(|| env.rcpt_to.iter().find(|r| Mailbox::parse(r).is_err()));
+        if let Some(bad) = bad {
+            return Err(Status::invalid_argument(format!(
+                "malformed address {bad:?}"
+            )));
         }
         let submitter = if env.submitter_host.is_empty() {
             "submission"

@@ -79,9 +79,10 @@ pub mod replies {
         }
     }
 
-    /// A failed call to another agent, as the reply the peer sees: always
-    /// transient (the message is not lost, the client tries again), with a
-    /// generic sentence; the cause goes to the log.
+    /// A failed call to another agent, as the reply the peer sees, with a generic
+    /// sentence; the cause goes to the log. Unavailable agents and unknown
+    /// failures are transient (451: the client keeps the message and retries);
+    /// only the callee's explicit verdicts (bad arguments, too big) are permanent.
     pub fn from_status(what: &str, status: &tonic::Status) -> Reply {
         tracing::warn!(call = %what, code = ?status.code(), message = %status.message(), "agent call failed");
         match status.code() {

@@ -8,6 +8,7 @@
 //! STARTTLS are all in `pending`, where the upgrade can see and refuse them.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use facteur_daemon::stream::Stream;
 use imap_next::imap_types::response::{Data, Status};
@@ -16,7 +17,7 @@ use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-use super::{AUTOLOGOUT, ImapError};
+use super::ImapError;
 
 /// Size of one socket read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -40,15 +41,18 @@ pub(super) struct Connection {
     pending: Vec<u8>,
     /// Events met while flushing output, to hand out before reading more.
     stashed: VecDeque<Event>,
+    /// Autologout: how long the client may stay silent (and a write may stall).
+    idle: Duration,
 }
 
 impl Connection {
-    pub(super) fn new(stream: Stream, server: Server) -> Self {
+    pub(super) fn new(stream: Stream, server: Server, idle: Duration) -> Self {
         Self {
             stream,
             server,
             pending: Vec::new(),
             stashed: VecDeque::new(),
+            idle,
         }
     }
 
@@ -116,7 +120,7 @@ impl Connection {
             return Err(ImapError::PipelinedStartTls);
         }
         let plain = std::mem::take(&mut self.stream);
-        self.stream = match tokio::time::timeout(AUTOLOGOUT, plain.accept_tls(acceptor)).await {
+        self.stream = match tokio::time::timeout(self.idle, plain.accept_tls(acceptor)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
             Err(_) => return Err(ImapError::Timeout),
@@ -149,7 +153,7 @@ impl Connection {
     async fn read(&mut self) -> Result<bool, ImapError> {
         self.pending.reserve(READ_CHUNK);
         let read = self.stream.read_buf(&mut self.pending);
-        match tokio::time::timeout(AUTOLOGOUT, read).await {
+        match tokio::time::timeout(self.idle, read).await {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) => Err(ImapError::Io(e)),
@@ -162,7 +166,7 @@ impl Connection {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(AUTOLOGOUT, write).await {
+        match tokio::time::timeout(self.idle, write).await {
             Ok(r) => Ok(r?),
             Err(_) => Err(ImapError::Timeout),
         }

@@ -36,10 +36,6 @@ use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClien
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
-/// Autologout timer (RFC 9051 §5.4: at least 30 minutes of inactivity), also the
-/// limit for a TLS handshake to finish.
-pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
-
 /// Limits and names of the IMAP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapConfig {
@@ -53,6 +49,11 @@ pub struct ImapConfig {
     pub auth_failure_delay: Duration,
     /// Failed authentications allowed per connection before `* BYE` (default 3).
     pub max_auth_failures: u32,
+    /// Autologout: how long a client may stay silent (RFC 9051 §5.4 asks for at
+    /// least 30 minutes); also bounds the TLS handshake and a stalled write.
+    pub idle_timeout: Duration,
+    /// Invalid commands in a row before `* BYE` (default 20).
+    pub max_bad_commands: u32,
 }
 
 impl Default for ImapConfig {
@@ -63,6 +64,8 @@ impl Default for ImapConfig {
             max_command: 25 * 1024 * 1024 + 64 * 1024,
             auth_failure_delay: Duration::from_secs(1),
             max_auth_failures: 3,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_bad_commands: 20,
         }
     }
 }
@@ -91,7 +94,7 @@ pub enum ImapError {
     /// The client pipelined plaintext after STARTTLS (CVE-2011-0411 style injection).
     #[error("input pipelined after STARTTLS; connection closed")]
     PipelinedStartTls,
-    /// The client said nothing for [`AUTOLOGOUT`].
+    /// The client said nothing for [`ImapConfig::idle_timeout`].
     #[error("autologout: client idle for too long")]
     Timeout,
     /// Too many failed authentications on this connection.
@@ -123,11 +126,14 @@ pub async fn serve(
         let mut stream = Stream::Plain(stream);
         if implicit_tls {
             let acceptor = ctx.tls.as_ref().ok_or(ImapError::NoTls)?;
-            stream = match tokio::time::timeout(AUTOLOGOUT, stream.accept_tls(acceptor)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
-                Err(_) => return Err(ImapError::Timeout),
-            };
+            stream =
+                match tokio::time::timeout(ctx.config.idle_timeout, stream.accept_tls(acceptor))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
+                    Err(_) => return Err(ImapError::Timeout),
+                };
         }
         let result = session::run(stream, peer, ctx).await;
         match &result {

@@ -25,9 +25,6 @@ use super::reply::{
 };
 use super::{ImapContext, ImapError};
 
-/// Invalid commands in a row before we hang up (Dovecot uses 20).
-const MAX_BAD_COMMANDS: u32 = 20;
-
 /// What the loop does after a command.
 enum Step {
     Continue,
@@ -82,7 +79,8 @@ pub(super) async fn run(
     options.crlf_relaxed = true; // like Dovecot: a bare LF ends a line too
     let _ = options.set_literal_reject_text("Literal too big.".to_owned());
     let _ = options.set_literal_accept_text("Ready for literal data.".to_owned());
-    let mut conn = Connection::new(stream, Server::new(options, greeting));
+    let idle = session.ctx.config.idle_timeout;
+    let mut conn = Connection::new(stream, Server::new(options, greeting), idle);
     let result = session.drive(&mut conn).await;
     conn.shutdown().await;
     result
@@ -173,7 +171,7 @@ impl Session {
                 None => conn.status(untagged_bad(sentence)),
             }
         }
-        if self.bad_commands >= MAX_BAD_COMMANDS {
+        if self.bad_commands >= self.ctx.config.max_bad_commands {
             tracing::info!("too many invalid commands");
             conn.status(bye("Too many invalid IMAP commands."));
             return Ok(Step::Close);
