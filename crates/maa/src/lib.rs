@@ -88,6 +88,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         mailbox,
         auth,
         tls: acceptor.clone(),
+        shutdown: shutdown.clone(),
     });
     for (addr, implicit) in [
         (&config.imap.listen, false),
@@ -114,10 +115,16 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 move |tcp, peer| {
                     let (ctx, sd) = (Arc::clone(&ctx), sd.clone());
                     async move {
-                        // `serve` logs how the connection ended; on shutdown it is dropped.
+                        // `serve` logs how the connection ended and says BYE on shutdown;
+                        // one that does not finish soon after is dropped.
+                        let serve = imap::serve(tcp, peer, ctx, implicit);
+                        tokio::pin!(serve);
                         tokio::select! {
-                            _ = imap::serve(tcp, peer, ctx, implicit) => {}
-                            _ = sd.cancelled() => {}
+                            _ = &mut serve => {}
+                            _ = async {
+                                sd.cancelled().await;
+                                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                            } => {}
                         }
                     }
                 },

@@ -77,6 +77,8 @@ pub struct ImapContext {
     pub mailbox: MailboxClient<tonic::transport::Channel>,
     pub auth: AuthClient<tonic::transport::Channel>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Tripped when the server stops: live sessions say `* BYE` and close.
+    pub shutdown: facteur_daemon::Shutdown,
 }
 
 /// Why a connection ended badly. A client leaving (LOGOUT, EOF) is `Ok`.

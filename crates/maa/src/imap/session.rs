@@ -105,7 +105,17 @@ impl Session {
 
     async fn drive(&mut self, conn: &mut Connection) -> Result<(), ImapError> {
         loop {
-            let step = match conn.next_input().await? {
+            let input = tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.cancelled() => {
+                    // RFC 9051 §7.1.5: an untagged BYE before the server closes.
+                    conn.status(bye("Server shutting down."));
+                    conn.flush().await?;
+                    return Ok(());
+                }
+                input = conn.next_input() => input?,
+            };
+            let step = match input {
                 Input::Closed => {
                     tracing::debug!("client closed the connection");
                     return Ok(());

@@ -199,6 +199,7 @@ struct Harness {
     imap: SocketAddr,
     connector: TlsConnector,
     mda: Arc<FakeMda>,
+    shutdown: facteur_daemon::Shutdown,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -247,6 +248,7 @@ async fn start(implicit_tls: bool) -> Harness {
         .unwrap()
         .connect_lazy();
     let (acceptor, connector) = tls_pair();
+    let shutdown = facteur_daemon::Shutdown::new();
     let ctx = Arc::new(ImapContext {
         config: ImapConfig {
             hostname: "mail.paris.test".to_owned(),
@@ -256,6 +258,7 @@ async fn start(implicit_tls: bool) -> Harness {
         mailbox: MailboxClient::new(channel.clone()),
         auth: AuthClient::new(channel),
         tls: Some(acceptor),
+        shutdown: shutdown.clone(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let imap = listener.local_addr().unwrap();
@@ -274,6 +277,7 @@ async fn start(implicit_tls: bool) -> Harness {
         imap,
         connector,
         mda,
+        shutdown,
     }
 }
 
@@ -578,6 +582,18 @@ async fn implicit_tls_and_authenticate_plain() {
             .contains(&"\\Seen".to_owned()),
         "EXAMINE must not set \\Seen"
     );
+}
+
+#[tokio::test]
+async fn shutdown_says_bye_to_a_live_session() {
+    let h = start(false).await;
+    let mut c = starttls(&h).await;
+    let r = c.cmd("n1", "NOOP").await;
+    assert!(r.contains("n1 OK"), "{r}");
+    h.shutdown.trigger();
+    let bye = String::from_utf8(c.line().await).unwrap();
+    assert!(bye.starts_with("* BYE Server shutting down"), "{bye}");
+    assert!(c.is_closed().await);
 }
 
 #[tokio::test]
