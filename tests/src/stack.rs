@@ -270,7 +270,6 @@ struct Proc {
     domain: String,
     agent: String,
     child: Child,
-    log: PathBuf,
 }
 
 /// The running stack; dropping it stops every process.
@@ -320,7 +319,6 @@ impl Stack {
             domain: domain.to_owned(),
             agent: agent.to_owned(),
             child,
-            log: log.clone(),
         });
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => {
@@ -378,16 +376,18 @@ impl Stack {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
-    /// Every log, concatenated (printed when a test fails).
+    /// Every log in `var/log`, concatenated (printed when a test fails).
     pub fn all_logs(&self) -> String {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.spec.var.join("log"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
         let mut out = String::new();
-        for p in &self.procs {
+        for f in files {
             out.push_str(&format!(
-                "===== {} {} ({})\n{}\n",
-                p.domain,
-                p.agent,
-                p.log.display(),
-                std::fs::read_to_string(&p.log).unwrap_or_default()
+                "===== {}\n{}\n",
+                f.display(),
+                std::fs::read_to_string(&f).unwrap_or_default()
             ));
         }
         out
@@ -405,34 +405,45 @@ impl Stack {
         condition()
     }
 
-    /// Stop every process with SIGTERM (agents first, DNS last), then wait.
-    pub fn stop(&mut self) {
+    /// Stop every process with SIGTERM (agents first, DNS last) and wait; a process
+    /// still running after 10 s is killed. Returns the processes that did not stop
+    /// cleanly (exit status 0 of their own accord), with how they ended.
+    pub fn stop(&mut self) -> Vec<String> {
         for p in self.procs.iter().rev() {
             let _ = Command::new("kill")
                 .args(["-TERM", &p.child.id().to_string()])
                 .status();
         }
+        let mut unclean = Vec::new();
         for mut p in self.procs.drain(..).rev() {
+            let name = format!("{} {}", p.domain, p.agent);
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
                 match p.child.try_wait() {
-                    Ok(Some(_)) => break,
+                    Ok(Some(status)) => {
+                        if !status.success() {
+                            unclean.push(format!("{name}: {status}"));
+                        }
+                        break;
+                    }
                     Ok(None) if std::time::Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     _ => {
                         let _ = p.child.kill();
                         let _ = p.child.wait();
+                        unclean.push(format!("{name}: still running after SIGTERM, killed"));
                         break;
                     }
                 }
             }
         }
+        unclean
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }

@@ -181,3 +181,22 @@ fn utf8_headers_and_8bit_bodies_cross_both_mtas_intact() {
     let (_dir, stack) = start(22, |_| {});
     py(&stack, "utf8.py", &[]);
 }
+
+#[test]
+fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
+    let (_dir, mut stack) = start(23, |_| {});
+    let spec = stack.spec.clone();
+    let paris = spec.domain("paris.test").expect("paris").ip;
+    // Idle clients on each line protocol: the agents must still stop promptly.
+    let clients: Vec<std::net::TcpStream> = [5870, 2525, 1100, 1430, 2400]
+        .iter()
+        .map(|port| std::net::TcpStream::connect((paris, *port)).expect("connect"))
+        .collect();
+    let unclean = stack.stop();
+    drop(clients);
+    assert!(
+        unclean.is_empty(),
+        "not stopped cleanly: {unclean:?}\n{}",
+        stack.all_logs()
+    );
+}

@@ -130,8 +130,13 @@ Press Ctrl-C to stop.",
         .build()?;
     rt.block_on(wait_for_signal());
     eprintln!("==> stopping");
-    stack.stop();
-    Ok(())
+    let unclean = stack.stop();
+    if unclean.is_empty() {
+        eprintln!("==> every agent stopped cleanly");
+        Ok(())
+    } else {
+        bail!("not stopped cleanly: {}", unclean.join("; "))
+    }
 }
 
 async fn wait_for_signal() {
