@@ -1,0 +1,140 @@
+//! The MDA's gRPC `Delivery` and `Mailbox` services over a real socket: a retried
+//! delivery (same message key) files once; a transfer without its end marker, or
+//! with a wrong size, files nothing; unknown users get 550 5.1.1.
+#![allow(clippy::unwrap_used)] // test helpers: a failure here is a failed test
+
+use std::sync::Arc;
+
+use facteur_mda::filing::Filing;
+use facteur_mda::grpc::Services;
+use facteur_mda::store::SledStore;
+use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::delivery::delivery_server::DeliveryServer;
+use facteur_rpc::delivery::{DeliverRequest, DeliveryEnvelope, deliver_request::Part};
+use facteur_rpc::mailbox::MailboxRef;
+use facteur_rpc::mailbox::mailbox_client::MailboxClient;
+use facteur_rpc::mailbox::mailbox_server::MailboxServer;
+use facteur_rpc::relay::MessageEnd;
+use tonic::transport::Channel;
+
+async fn start(dir: &std::path::Path) -> Channel {
+    let store = SledStore::open(dir).unwrap();
+    let accounts = store.accounts();
+    accounts.add("andre@lyon.test", "pw").unwrap();
+    let services = Services {
+        filing: Filing {
+            store: Arc::new(store),
+            accounts,
+        },
+        max_message_size: 1 << 20,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(DeliveryServer::new(services.clone()))
+            .add_service(MailboxServer::new(services))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
+}
+
+fn parts(key: &str, rcpts: &[&str], body: &[u8], end: Option<u64>) -> Vec<DeliverRequest> {
+    let mut v = vec![
+        DeliverRequest {
+            part: Some(Part::Envelope(DeliveryEnvelope {
+                message_key: key.into(),
+                mail_from: "pierre@paris.test".into(),
+                rcpt_to: rcpts.iter().map(|r| (*r).to_owned()).collect(),
+            })),
+        },
+        DeliverRequest {
+            part: Some(Part::Chunk(body.to_vec())),
+        },
+    ];
+    if let Some(size) = end {
+        v.push(DeliverRequest {
+            part: Some(Part::End(MessageEnd { size })),
+        });
+    }
+    v
+}
+
+async fn exists(channel: &Channel) -> u32 {
+    let mut c = MailboxClient::new(channel.clone());
+    c.status(MailboxRef {
+        user: "andre@lyon.test".into(),
+        mailbox: "INBOX".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .exists
+}
+
+#[tokio::test]
+async fn a_retried_delivery_files_once_and_unknown_users_get_550() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = start(dir.path()).await;
+    let mut client = DeliveryClient::new(channel.clone());
+    let body = b"Subject: hi\r\n\r\nhello\r\n";
+    let n = body.len() as u64;
+    for _ in 0..2 {
+        let reply = client
+            .deliver(tokio_stream::iter(parts(
+                "k1",
+                &["andre@lyon.test", "nobody@lyon.test"],
+                body,
+                Some(n),
+            )))
+            .await
+            .unwrap()
+            .into_inner();
+        let codes: Vec<(u32, String)> = reply
+            .results
+            .iter()
+            .map(|r| {
+                let m = r.reply.clone().unwrap();
+                (m.code, m.enhanced)
+            })
+            .collect();
+        assert_eq!(codes, vec![(250, "2.0.0".into()), (550, "5.1.1".into())]);
+    }
+    assert_eq!(
+        exists(&channel).await,
+        1,
+        "the retry must not file a second copy"
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_without_its_end_marker_or_with_a_wrong_size_files_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = start(dir.path()).await;
+    let mut client = DeliveryClient::new(channel.clone());
+    let body = b"Subject: cut\r\n\r\nhalf a mess";
+    let cut = client
+        .deliver(tokio_stream::iter(parts(
+            "k2",
+            &["andre@lyon.test"],
+            body,
+            None,
+        )))
+        .await;
+    assert!(cut.is_err(), "no end marker must be an error: {cut:?}");
+    let wrong = client
+        .deliver(tokio_stream::iter(parts(
+            "k3",
+            &["andre@lyon.test"],
+            body,
+            Some(9999),
+        )))
+        .await;
+    assert!(
+        wrong.is_err(),
+        "a size mismatch must be an error: {wrong:?}"
+    );
+    assert_eq!(exists(&channel).await, 0);
+}
