@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::delivery::delivery_server::Delivery;
-use facteur_rpc::delivery::{DeliverReply, DeliverRequest, RecipientResult, deliver_request};
+use facteur_rpc::delivery::{DeliverReply, DeliverRequest, RecipientResult};
 use facteur_rpc::mailbox::auth_server::Auth;
 use facteur_rpc::mailbox::mailbox_server::Mailbox;
 use facteur_rpc::mailbox::{self as pb};
 use facteur_rpc::relay::{MailReply, RecipientQuery, RecipientVerdict};
+use facteur_rpc::stream as rpc_stream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -97,12 +98,7 @@ impl<S: MailStore + BlobStore> Delivery for Services<S> {
         request: Request<Streaming<DeliverRequest>>,
     ) -> Result<Response<DeliverReply>, Status> {
         let mut stream = request.into_inner();
-        let Some(first) = stream.message().await? else {
-            return Err(Status::invalid_argument("empty delivery"));
-        };
-        let Some(deliver_request::Part::Envelope(env)) = first.part else {
-            return Err(Status::invalid_argument("the envelope must come first"));
-        };
+        let env = rpc_stream::envelope(&mut stream).await?;
         if env.message_key.is_empty() || env.rcpt_to.is_empty() {
             return Err(Status::invalid_argument(
                 "message key and recipients are required",
@@ -110,37 +106,14 @@ impl<S: MailStore + BlobStore> Delivery for Services<S> {
         }
         let mut message = Vec::new();
         let mut too_big = false;
-        let mut received = 0u64;
-        let mut end = None;
-        while let Some(req) = stream.message().await? {
-            match req.part {
-                Some(deliver_request::Part::Chunk(c)) if end.is_none() => {
-                    received += c.len() as u64;
-                    if received > self.max_message_size {
-                        too_big = true;
-                        message = Vec::new();
-                    } else {
-                        message.extend_from_slice(&c);
-                    }
-                }
-                Some(deliver_request::Part::End(e)) if end.is_none() => end = Some(e.size),
-                _ => {
-                    return Err(Status::invalid_argument(
-                        "unexpected part after the envelope",
-                    ));
-                }
+        let mut body = rpc_stream::Body::new(&mut stream);
+        while let Some(c) = body.next().await? {
+            if body.received() > self.max_message_size {
+                too_big = true;
+                message = Vec::new();
+            } else {
+                message.extend_from_slice(&c);
             }
-        }
-        // No end marker: the sender could not read its whole spool file: file nothing.
-        let Some(size) = end else {
-            return Err(Status::cancelled(
-                "the transfer ended without its end marker",
-            ));
-        };
-        if size != received {
-            return Err(Status::invalid_argument(format!(
-                "end marker says {size} bytes, {received} arrived"
-            )));
         }
         let replies = if too_big {
             vec![facteur_protocol::smtp::codes::message_too_big(); env.rcpt_to.len()]

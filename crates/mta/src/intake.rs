@@ -13,10 +13,9 @@ use facteur_protocol::smtp::command::{Body, MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::relay::relay_server::Relay;
-use facteur_rpc::relay::{
-    MailReply, RecipientQuery, RecipientVerdict, SubmitReply, SubmitRequest, submit_request,
-};
+use facteur_rpc::relay::{MailReply, RecipientQuery, RecipientVerdict, SubmitReply, SubmitRequest};
 use facteur_rpc::replies;
+use facteur_rpc::stream as rpc_stream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -203,12 +202,7 @@ impl Relay for RelayService {
     ) -> Result<Response<SubmitReply>, Status> {
         let peer_ip: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
         let mut stream = request.into_inner();
-        let Some(first) = stream.message().await? else {
-            return Err(Status::invalid_argument("empty submission"));
-        };
-        let Some(submit_request::Part::Envelope(env)) = first.part else {
-            return Err(Status::invalid_argument("the envelope must come first"));
-        };
+        let env = rpc_stream::envelope(&mut stream).await?;
         if env.message_key.is_empty() || env.rcpt_to.is_empty() {
             return Err(Status::invalid_argument(
                 "message key and recipients are required",
@@ -244,34 +238,12 @@ impl Relay for RelayService {
             Status::unavailable("queue unavailable")
         })?;
         writer.declare(env.smtputf8, env.body.eq_ignore_ascii_case("8BITMIME"));
-        let mut end = None;
-        while let Some(req) = stream.message().await? {
-            match req.part {
-                Some(submit_request::Part::Chunk(c)) if end.is_none() => {
-                    writer.write(&c).await.map_err(|e| {
-                        tracing::error!(error = %e, "spool write failed");
-                        Status::unavailable("queue unavailable")
-                    })?;
-                }
-                Some(submit_request::Part::End(e)) if end.is_none() => end = Some(e.size),
-                _ => {
-                    return Err(Status::invalid_argument(
-                        "unexpected part after the envelope",
-                    ));
-                }
-            }
-        }
-        // No end marker: the sender gave up (client gone, message refused): queue nothing.
-        let Some(size) = end else {
-            return Err(Status::cancelled(
-                "the transfer ended without its end marker",
-            ));
-        };
-        if size != writer.size() - writer.preamble() {
-            return Err(Status::invalid_argument(format!(
-                "end marker says {size} bytes, {} arrived",
-                writer.size() - writer.preamble()
-            )));
+        let mut body = rpc_stream::Body::new(&mut stream);
+        while let Some(c) = body.next().await? {
+            writer.write(&c).await.map_err(|e| {
+                tracing::error!(error = %e, "spool write failed");
+                Status::unavailable("queue unavailable")
+            })?;
         }
         match self
             .0

@@ -95,3 +95,112 @@ pub mod replies {
         }
     }
 }
+
+/// Reading a streamed message (`Relay.Submit`, `Delivery.Deliver`) the one way the
+/// contract allows: the envelope first, then chunks, then the end marker whose
+/// size must match. Both receivers use this, so the rule lives in one place.
+pub mod stream {
+    use tonic::{Status, Streaming};
+
+    use crate::{delivery, relay};
+
+    /// One part of a streamed message, whatever the RPC.
+    pub enum Piece<E> {
+        Envelope(E),
+        Chunk(Vec<u8>),
+        End(u64),
+    }
+
+    /// A request type of a message-streaming RPC.
+    pub trait Part: Sized {
+        type Envelope;
+        fn piece(self) -> Option<Piece<Self::Envelope>>;
+    }
+
+    impl Part for relay::SubmitRequest {
+        type Envelope = relay::Envelope;
+        fn piece(self) -> Option<Piece<relay::Envelope>> {
+            use relay::submit_request::Part as P;
+            Some(match self.part? {
+                P::Envelope(e) => Piece::Envelope(e),
+                P::Chunk(c) => Piece::Chunk(c),
+                P::End(e) => Piece::End(e.size),
+            })
+        }
+    }
+
+    impl Part for delivery::DeliverRequest {
+        type Envelope = delivery::DeliveryEnvelope;
+        fn piece(self) -> Option<Piece<delivery::DeliveryEnvelope>> {
+            use delivery::deliver_request::Part as P;
+            Some(match self.part? {
+                P::Envelope(e) => Piece::Envelope(e),
+                P::Chunk(c) => Piece::Chunk(c),
+                P::End(e) => Piece::End(e.size),
+            })
+        }
+    }
+
+    /// The envelope, which must come first.
+    pub async fn envelope<P: Part>(stream: &mut Streaming<P>) -> Result<P::Envelope, Status> {
+        match stream.message().await?.and_then(Part::piece) {
+            Some(Piece::Envelope(e)) => Ok(e),
+            _ => Err(Status::invalid_argument("the envelope must come first")),
+        }
+    }
+
+    /// The chunks of a message, read until its end marker.
+    pub struct Body<'a, P> {
+        stream: &'a mut Streaming<P>,
+        received: u64,
+        done: bool,
+    }
+
+    impl<'a, P: Part> Body<'a, P> {
+        /// Read the body that follows the envelope on `stream`.
+        pub fn new(stream: &'a mut Streaming<P>) -> Self {
+            Self {
+                stream,
+                received: 0,
+                done: false,
+            }
+        }
+
+        /// The next chunk, or `None` once the end marker arrived and matched. A
+        /// stream that stops without the marker (the sender gave up) or whose
+        /// marker disagrees with what arrived is an error: keep nothing then.
+        pub async fn next(&mut self) -> Result<Option<Vec<u8>>, Status> {
+            if self.done {
+                return Ok(None);
+            }
+            let Some(part) = self.stream.message().await? else {
+                return Err(Status::cancelled(
+                    "the transfer ended without its end marker",
+                ));
+            };
+            match part.piece() {
+                Some(Piece::Chunk(c)) => {
+                    self.received += c.len() as u64;
+                    Ok(Some(c))
+                }
+                Some(Piece::End(size)) if size == self.received => {
+                    if self.stream.message().await?.is_some() {
+                        return Err(Status::invalid_argument("data after the end marker"));
+                    }
+                    self.done = true;
+                    Ok(None)
+                }
+                Some(Piece::End(size)) => Err(Status::invalid_argument(format!(
+                    "end marker says {size} bytes, {} arrived",
+                    self.received
+                ))),
+                _ => Err(Status::invalid_argument("a second envelope")),
+            }
+        }
+
+        /// Bytes received so far.
+        pub fn received(&self) -> u64 {
+            self.received
+        }
+    }
+}
