@@ -2,11 +2,10 @@
 know lyon's users), lyon's MTA refuses it with 550 5.1.1, and paris's MTA sends
 pierre a delivery status notification (RFC 3464) from the null sender."""
 import email
-import poplib
 import smtplib
 import uuid
 
-from common import PASSWORD, args, check, tls, wait_for
+from common import PASSWORD, args, check, pop3_find, tls, wait_for
 
 a = args()
 token = uuid.uuid4().hex
@@ -20,20 +19,7 @@ smtp.quit()
 
 
 def bounce():
-    pop = poplib.POP3(a.paris, 1100, timeout=30)
-    try:
-        pop.stls(context=tls(a.ca))
-        pop.user("pierre@paris.test")
-        pop.pass_(PASSWORD)
-        n, _ = pop.stat()
-        for i in range(1, n + 1):
-            raw = b"\r\n".join(pop.retr(i)[1])
-            if token.encode() in raw:
-                return raw
-        return None
-    finally:
-        pop.quit()
-
+    return pop3_find(a.paris, "pierre@paris.test", a.ca, token)
 
 raw = wait_for("the bounce reaches pierre", bounce)
 msg = email.message_from_bytes(raw)

@@ -48,3 +48,32 @@ def wait_for(what, fn, timeout=60.0):
         if time.monotonic() > deadline:
             check(False, f"{what} within {timeout:.0f}s")
         time.sleep(0.3)
+
+
+def pop3_messages(host, user, ca):
+    """Every message in `user`'s maildrop as raw bytes (POP3 with STLS), or []
+    while the server cannot be reached (agents restarting)."""
+    import poplib
+
+    try:
+        pop = poplib.POP3(host, 1100, timeout=30)
+    except OSError:
+        return []
+    try:
+        pop.stls(context=tls(ca))
+        pop.user(user)
+        pop.pass_(PASSWORD)
+        n, _ = pop.stat()
+        return [b"\r\n".join(pop.retr(i)[1]) + b"\r\n" for i in range(1, n + 1)]
+    except (OSError, poplib.error_proto):
+        return []
+    finally:
+        try:
+            pop.quit()
+        except Exception:
+            pass
+
+
+def pop3_find(host, user, ca, token):
+    """The first message holding `token`, or None."""
+    return next((m for m in pop3_messages(host, user, ca) if token.encode() in m), None)

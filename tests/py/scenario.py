@@ -5,11 +5,10 @@ trace fields by design), each MTA crossed must have added a Received header, and
 the final delivery a Return-Path."""
 import email
 import imaplib
-import poplib
 import smtplib
 import uuid
 
-from common import PASSWORD, args, check, tls, wait_for
+from common import PASSWORD, args, check, pop3_find, tls, wait_for
 
 a = args()
 token = uuid.uuid4().hex
@@ -65,21 +64,7 @@ def check_delivered(raw: bytes, who: str, mtas: list):
 
 # andre@lyon.test over POP3 with STLS
 def pop_fetch():
-    pop = poplib.POP3(a.lyon, 1100, timeout=30)
-    try:
-        pop.stls(context=tls(a.ca))
-        pop.user("andre@lyon.test")
-        pop.pass_(PASSWORD)
-        count, _ = pop.stat()
-        for i in range(1, count + 1):
-            _, lines, _ = pop.retr(i)
-            raw = b"\r\n".join(lines) + b"\r\n"
-            if token.encode() in raw:
-                return raw
-        return None
-    finally:
-        pop.quit()
-
+    return pop3_find(a.lyon, "andre@lyon.test", a.ca, token)
 
 raw = wait_for("message reaches andre@lyon.test over POP3", pop_fetch)
 check_delivered(raw, "andre (POP3)", ["mail.paris.test", "mail.lyon.test"])

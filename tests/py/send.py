@@ -1,6 +1,5 @@
 """Submit one message as pierre@paris.test to the given recipient; print the reply."""
 import smtplib
-import sys
 
 from common import PASSWORD, args_with, check, tls
 

@@ -5,7 +5,6 @@ sent afterwards arrives; the other two never do."""
 import imaplib
 import smtplib
 import socket
-import ssl
 import uuid
 
 from common import PASSWORD, args, check, tls, wait_for

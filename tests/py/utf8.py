@@ -1,10 +1,9 @@
 """Internationalised mail (RFC 6531 SMTPUTF8, RFC 6152 8BITMIME): UTF-8 headers
 and an 8-bit body cross both MTAs and arrive byte for byte."""
-import poplib
 import smtplib
 import uuid
 
-from common import PASSWORD, args, check, tls, wait_for
+from common import PASSWORD, args, check, pop3_find, tls, wait_for
 
 a = args()
 token = uuid.uuid4().hex
@@ -23,20 +22,7 @@ smtp.quit()
 
 
 def fetch():
-    pop = poplib.POP3(a.lyon, 1100, timeout=30)
-    try:
-        pop.stls(context=tls(a.ca))
-        pop.user("andre@lyon.test")
-        pop.pass_(PASSWORD)
-        n, _ = pop.stat()
-        for i in range(1, n + 1):
-            raw = b"\r\n".join(pop.retr(i)[1]) + b"\r\n"
-            if token.encode() in raw:
-                return raw
-        return None
-    finally:
-        pop.quit()
-
+    return pop3_find(a.lyon, "andre@lyon.test", a.ca, token)
 
 raw = wait_for("the message reaches andre", fetch)
 check(f"Subject: Café ☕ {token}\r\n".encode() in raw, "UTF-8 subject intact")
