@@ -200,3 +200,9 @@ fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
         stack.all_logs()
     );
 }
+
+#[test]
+fn a_hundred_concurrent_submissions_each_arrive_exactly_once() {
+    let (_dir, stack) = start(24, |_| {});
+    py(&stack, "load.py", &[]);
+}
