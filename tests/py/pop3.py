@@ -5,7 +5,7 @@ import poplib
 import smtplib
 import socket
 
-from common import PASSWORD, args, check, tls, wait_for
+from common import PASSWORD, args, check, pop3_messages, tls, wait_for
 
 a = args()
 
@@ -95,4 +95,32 @@ check(pop.stat()[0] == 2, "DELE + QUIT removes the message")
 _, uidls2, _ = pop.uidl()
 check([l.split()[1] for l in uidls2] == uids[1:], "remaining UIDL ids are unchanged")
 pop.quit()
+
+# Pipelining (RFC 2449 PIPELINING): three large RETRs in one write all come back,
+# in order, complete. The server writes one big response at a time.
+big = [f"Subject: big {i}\r\n\r\n".encode() + (f"line {i} ".encode() * 40 + b"\r\n") * 800 for i in range(3)]
+smtp = smtplib.SMTP(a.lyon, 2525, timeout=30)
+for m in big:
+    smtp.sendmail("someone@example.org", ["andre@lyon.test"], m)
+smtp.quit()
+wait_for("the big messages arrive", lambda: len(pop3_messages(a.lyon, "andre@lyon.test", a.ca)) >= 5)
+raw = socket.create_connection((a.lyon, 1100), timeout=30)
+f = raw.makefile("rb")
+f.readline()
+raw.sendall(b"STLS\r\n")
+check(f.readline().startswith(b"+OK"), "STLS")
+sock = tls(a.ca).wrap_socket(raw, server_hostname=a.lyon)
+f = sock.makefile("rb")
+sock.sendall(f"USER andre@lyon.test\r\nPASS {PASSWORD}\r\n".encode())
+check(f.readline().startswith(b"+OK") and f.readline().startswith(b"+OK"), "logged in")
+sock.sendall(b"RETR 3\r\nRETR 4\r\nRETR 5\r\nNOOP\r\n")
+for i in range(3):
+    check(f.readline().startswith(b"+OK"), f"RETR {i + 3} answered")
+    body = []
+    while (line := f.readline()) != b".\r\n":
+        body.append(line)
+    got = b"".join(body)  # trace fields come first, then the message as sent
+    check(got.startswith(b"Return-Path:") and got.endswith(big[i]), f"big message {i} complete ({len(got)} bytes)")
+check(f.readline().startswith(b"+OK"), "NOOP after the pipelined RETRs")
+sock.sendall(b"QUIT\r\n")
 print("pop3 passed")
