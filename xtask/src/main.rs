@@ -169,6 +169,8 @@ fn install() -> anyhow::Result<()> {
         ("command -v swaks", "swaks"),
         ("perl -MNet::SSLeay -e1", "libnet-ssleay-perl"),
         ("perl -MIO::Socket::SSL -e1", "libio-socket-ssl-perl"),
+        ("command -v fetchmail", "fetchmail"),
+        ("command -v mbsync", "isync"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -1,4 +1,5 @@
-//! Logs: `tracing` to stderr, filtered by `FACTEUR_LOG` (or `RUST_LOG`), default `info`.
+//! Logs: `tracing` to stderr, filtered by `FACTEUR_LOG` (or `RUST_LOG`), default `info`
+//! (rustls only at `error`: what it warns about is the peer's doing, e.g. an IP as SNI).
 
 use tracing_subscriber::EnvFilter;
 
@@ -7,7 +8,7 @@ pub fn init() {
     let filter = std::env::var("FACTEUR_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,h2=warn,tower=warn,hyper=warn,sled=warn".to_owned());
+        .unwrap_or_else(|| "info,h2=warn,tower=warn,hyper=warn,sled=warn,rustls=error".to_owned());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
