@@ -399,7 +399,11 @@ impl Deliverer {
                             .collect();
                     }
                     Err(e) if !e.is_transient() => {
-                        let text = e.to_string();
+                        // The server's own reply, so the bounce carries its status code.
+                        let text = match &e {
+                            SmtpClientError::Refused { reply, .. } => reply.clone(),
+                            other => other.to_string(),
+                        };
                         return all(&|| Outcome::Failed(text.clone()));
                     }
                     Err(e) => {
