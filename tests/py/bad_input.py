@@ -83,6 +83,19 @@ check(c.reply().startswith(b"250"), "control message queued")
 c.send(b"QUIT\r\n")
 check(c.reply().startswith(b"221"), "QUIT")
 
+# A mail loop: more Received fields than max_hops (50) is refused (RFC 5321 §6.3).
+c = Conn(a.lyon, 2525)
+c.reply()
+c.send(b"EHLO loop.example\r\nMAIL FROM:<someone@example.org>\r\nRCPT TO:<andre@lyon.test>\r\nDATA\r\n")
+for want in (b"250", b"250", b"250", b"354"):
+    check(c.reply().startswith(want), f"loop transaction: {want.decode()}")
+c.send(b"".join(b"Received: from hop%d by hop%d; date\r\n" % (i, i + 1) for i in range(51))
+       + b"Subject: looping\r\n\r\nround and round\r\n.\r\n")
+r = c.reply()
+check(r.startswith(b"554 5.4.6"), f"51 hops refused as a loop: {r!r}")
+c.send(b"QUIT\r\n")
+c.reply()
+
 # Too many errors: the server closes with 421.
 c = Conn(a.lyon, 2525)
 c.reply()

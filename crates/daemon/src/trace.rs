@@ -91,3 +91,84 @@ mod tests {
         );
     }
 }
+
+/// Counts the `Received:` fields of a message's header as it streams past, for
+/// mail-loop detection (RFC 5321 §6.3: a message that has crossed too many hops
+/// is refused). Stops looking at the blank line that ends the header; bounded
+/// memory whatever the input.
+#[derive(Debug, Clone)]
+pub struct HopCounter {
+    count: usize,
+    /// Bytes of the current line's start kept to match the field name.
+    prefix: Vec<u8>,
+    in_header: bool,
+    at_line_start: bool,
+}
+
+impl Default for HopCounter {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            prefix: Vec::new(),
+            in_header: true,
+            at_line_start: true,
+        }
+    }
+}
+
+impl HopCounter {
+    const FIELD: &'static [u8] = b"received:";
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed the next bytes of the message.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            if !self.in_header {
+                return;
+            }
+            if self.at_line_start {
+                self.prefix.clear();
+                self.at_line_start = false;
+                if b == b'\r' || b == b'\n' {
+                    // An empty line: the header is over.
+                    self.in_header = false;
+                    return;
+                }
+            }
+            if b == b'\n' {
+                self.at_line_start = true;
+                continue;
+            }
+            if self.prefix.len() < Self::FIELD.len() {
+                self.prefix.push(b.to_ascii_lowercase());
+                if self.prefix == Self::FIELD {
+                    self.count += 1;
+                }
+            }
+        }
+    }
+
+    /// `Received:` fields seen so far.
+    pub fn hops(&self) -> usize {
+        self.count
+    }
+}
+
+#[cfg(test)]
+mod hop_tests {
+    use super::HopCounter;
+
+    #[test]
+    fn counts_received_fields_in_the_header_only_however_split() {
+        let msg = b"Received: a\r\n\tfolded\r\nRECEIVED: b\r\nSubject: Received: no\r\n\r\nReceived: body\r\n";
+        for split in 0..msg.len() {
+            let mut c = HopCounter::new();
+            c.feed(&msg[..split]);
+            c.feed(&msg[split..]);
+            assert_eq!(c.hops(), 2, "split at {split}");
+        }
+    }
+}

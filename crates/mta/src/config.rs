@@ -17,6 +17,9 @@ pub struct MtaConfig {
     pub data_dir: PathBuf,
     /// Largest message accepted, in bytes (announced in SIZE).
     pub max_message_size: u64,
+    /// A message with more `Received:` fields than this is in a loop and is
+    /// refused (RFC 5321 §6.3; Postfix's `hopcount_limit`).
+    pub max_hops: usize,
     pub smtp: SmtpConfig,
     pub grpc: GrpcConfig,
     pub mda: MdaLink,
@@ -94,6 +97,7 @@ impl Default for MtaConfig {
             local_domains: Vec::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mta"),
             max_message_size: 50 * 1024 * 1024,
+            max_hops: 50,
             smtp: SmtpConfig::default(),
             grpc: GrpcConfig::default(),
             mda: MdaLink::default(),

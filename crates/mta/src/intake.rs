@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
-use facteur_daemon::trace::{Hop, now_unix};
+use facteur_daemon::trace::{Hop, HopCounter, now_unix};
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
 use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::command::{Body, MailParams, Param};
@@ -68,6 +68,11 @@ impl Intake {
     }
 }
 
+/// RFC 5321 §6.3: a message that crossed too many hops is looping.
+fn too_many_hops() -> Reply {
+    Reply::new(554, "5.4.6", "Too many hops: mail loop detected")
+}
+
 fn queue_reply(result: Result<(String, bool), QueueError>) -> Reply {
     match result {
         Ok((id, _)) => Reply::new(250, "2.0.0", &format!("Ok: queued as {id}")),
@@ -88,6 +93,7 @@ pub struct InboundHandler {
     rcpts: Vec<String>,
     writer: Option<SpoolWriter>,
     write_error: bool,
+    hops: HopCounter,
 }
 
 impl InboundHandler {
@@ -99,6 +105,7 @@ impl InboundHandler {
             rcpts: Vec::new(),
             writer: None,
             write_error: false,
+            hops: HopCounter::new(),
         }
     }
 }
@@ -147,6 +154,7 @@ impl SmtpHandler for InboundHandler {
             Ok(mut w) => {
                 w.declare(self.declared.0, self.declared.1);
                 self.writer = Some(w);
+                self.hops = HopCounter::new();
                 self.write_error = false;
                 codes::start_data()
             }
@@ -158,6 +166,7 @@ impl SmtpHandler for InboundHandler {
     }
 
     async fn data_chunk(&mut self, chunk: Vec<u8>) {
+        self.hops.feed(&chunk);
         if let Some(w) = self.writer.as_mut()
             && let Err(e) = w.write(&chunk).await
         {
@@ -172,6 +181,10 @@ impl SmtpHandler for InboundHandler {
         };
         if self.write_error {
             return vec![codes::local_error()];
+        }
+        if self.hops.hops() > self.intake.config.max_hops {
+            tracing::info!(hops = self.hops.hops(), "mail loop refused");
+            return vec![too_many_hops()];
         }
         let key = format!("smtp-{}", writer.id());
         let from = self.from.take().unwrap_or_default();
@@ -238,12 +251,17 @@ impl Relay for RelayService {
             Status::unavailable("queue unavailable")
         })?;
         writer.declare(env.smtputf8, env.body.eq_ignore_ascii_case("8BITMIME"));
+        let mut hops = HopCounter::new();
         let mut body = rpc_stream::Body::new(&mut stream);
         while let Some(c) = body.next().await? {
+            hops.feed(&c);
             writer.write(&c).await.map_err(|e| {
                 tracing::error!(error = %e, "spool write failed");
                 Status::unavailable("queue unavailable")
             })?;
+        }
+        if hops.hops() > self.0.config.max_hops {
+            return Err(Status::invalid_argument("too many hops: mail loop"));
         }
         match self
             .0
