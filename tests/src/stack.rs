@@ -152,10 +152,11 @@ impl StackSpec {
             (
                 "mda",
                 format!(
-                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n",
+                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n\n[aliases]\n\"postmaster@{name}\" = \"{}\"\n",
                     q(&dir.join("mda")),
                     p.mda_grpc,
-                    p.lmtp
+                    p.lmtp,
+                    dev_users(name).first().cloned().unwrap_or_default(),
                 ),
             ),
             (

@@ -16,6 +16,9 @@ pub struct MdaConfig {
     pub max_message_size: u64,
     pub grpc: GrpcConfig,
     pub lmtp: LmtpConfig,
+    /// Delivery aliases: `"postmaster@example.org" = "alice@example.org"`. RFC 5321
+    /// §4.5.1 wants every domain to take mail for postmaster.
+    pub aliases: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +47,7 @@ impl Default for MdaConfig {
             max_message_size: 50 * 1024 * 1024,
             grpc: GrpcConfig::default(),
             lmtp: LmtpConfig::default(),
+            aliases: std::collections::BTreeMap::new(),
         }
     }
 }

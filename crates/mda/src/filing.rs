@@ -4,6 +4,7 @@
 //! The blob is stored (durably) before any mailbox points at it, and each
 //! recipient is filed exactly once per message key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use facteur_protocol::smtp::codes;
@@ -12,10 +13,13 @@ use facteur_protocol::smtp::reply::Reply;
 use crate::accounts::Accounts;
 use crate::store::{BlobStore, INBOX, MailStore, MessageKey};
 
-/// The store and accounts, shared by every service of the MDA.
+/// The store, accounts and aliases, shared by every service of the MDA.
 pub struct Filing<S> {
     pub store: Arc<S>,
     pub accounts: Accounts,
+    /// Delivery aliases, e.g. `postmaster@paris.test` → `pierre@paris.test`
+    /// (lowercased addresses; one level, like a Postfix `virtual_alias_maps` line).
+    pub aliases: Arc<HashMap<String, String>>,
 }
 
 impl<S> Clone for Filing<S> {
@@ -23,6 +27,7 @@ impl<S> Clone for Filing<S> {
         Self {
             store: Arc::clone(&self.store),
             accounts: self.accounts.clone(),
+            aliases: Arc::clone(&self.aliases),
         }
     }
 }
@@ -32,11 +37,19 @@ pub fn account_of(rcpt: &str) -> String {
     rcpt.trim_matches(|c| c == '<' || c == '>').to_lowercase()
 }
 
+impl<S> Filing<S> {
+    /// The account whose mailbox receives mail for `rcpt`.
+    pub fn mailbox_of(&self, rcpt: &str) -> String {
+        let addr = account_of(rcpt);
+        self.aliases.get(&addr).cloned().unwrap_or(addr)
+    }
+}
+
 impl<S: MailStore + BlobStore> Filing<S> {
     /// 250 if the recipient has a mailbox here, 550 5.1.1 if not.
     pub async fn check_recipient(&self, rcpt: &str) -> Reply {
         let accounts = self.accounts.clone();
-        let user = account_of(rcpt);
+        let user = self.mailbox_of(rcpt);
         match tokio::task::spawn_blocking(move || accounts.exists(&user)).await {
             Ok(Ok(true)) => Reply::new(250, "2.1.5", "Recipient OK"),
             Ok(Ok(false)) => codes::no_such_user(),
@@ -65,6 +78,7 @@ impl<S: MailStore + BlobStore> Filing<S> {
         let accounts = self.accounts.clone();
         let key = MessageKey(key.to_owned());
         let from = mail_from.to_owned();
+        let users: Vec<String> = rcpts.iter().map(|r| self.mailbox_of(r)).collect();
         let rcpts = rcpts.to_vec();
         let n = rcpts.len();
         let job = move || -> Vec<Reply> {
@@ -77,8 +91,8 @@ impl<S: MailStore + BlobStore> Filing<S> {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
             rcpts
                 .iter()
-                .map(|rcpt| {
-                    let user = account_of(rcpt);
+                .zip(users)
+                .map(|(rcpt, user)| {
                     match accounts.exists(&user) {
                         Ok(true) => {}
                         Ok(false) => return codes::no_such_user(),

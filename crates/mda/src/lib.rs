@@ -29,9 +29,15 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = SledStore::open(&config.data_dir)
         .with_context(|| format!("opening the mailbox store in {}", config.data_dir.display()))?;
     let accounts = store.accounts();
+    let aliases = config
+        .aliases
+        .iter()
+        .map(|(from, to)| (filing::account_of(from), filing::account_of(to)))
+        .collect();
     let filing = Filing {
         store: Arc::new(store),
         accounts,
+        aliases: Arc::new(aliases),
     };
     let services = grpc::Services {
         filing: filing.clone(),

@@ -25,6 +25,13 @@ async fn start(dir: &std::path::Path) -> Channel {
         filing: Filing {
             store: Arc::new(store),
             accounts,
+            aliases: Arc::new(
+                [(
+                    "postmaster@lyon.test".to_owned(),
+                    "andre@lyon.test".to_owned(),
+                )]
+                .into(),
+            ),
         },
         max_message_size: 1 << 20,
     };
