@@ -206,3 +206,9 @@ fn a_hundred_concurrent_submissions_each_arrive_exactly_once() {
     let (_dir, stack) = start(24, |_| {});
     py(&stack, "load.py", &[]);
 }
+
+#[test]
+fn bdat_chunks_are_taken_by_length_and_delivered_intact() {
+    let (_dir, stack) = start(25, |_| {});
+    py(&stack, "bdat.py", &[]);
+}

@@ -85,6 +85,20 @@ pub struct SmtpSession<H> {
     handler: H,
     peer: SocketAddr,
     hostname: String,
+    /// Where the current message stands with the handler.
+    data: Data,
+}
+
+/// The handler's view of the message being received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// No message under way.
+    Idle,
+    /// `data_start` said yes: chunks go to the handler.
+    Started,
+    /// `data_start` refused a BDAT message; its chunks are dropped and
+    /// `data_end` answers for the failure.
+    Refused,
 }
 
 impl<H: SmtpHandler> SmtpSession<H> {
@@ -94,6 +108,22 @@ impl<H: SmtpHandler> SmtpSession<H> {
             handler,
             peer,
             hostname,
+            data: Data::Idle,
+        }
+    }
+
+    /// BDAT (RFC 3030) has no DATA command and so no `DataStart`: the handler is
+    /// asked to start at the first chunk (or at the end, for `BDAT 0 LAST`).
+    async fn begin_bdat(&mut self) {
+        if self.data == Data::Idle {
+            let client = self.client();
+            let reply = self.handler.data_start(&client).await;
+            self.data = if reply.is_positive() {
+                Data::Started
+            } else {
+                tracing::info!(reply = %reply, "BDAT message refused at its start");
+                Data::Refused
+            };
         }
     }
 
@@ -125,10 +155,20 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                 Event::DataStart => {
                     let client = self.client();
                     let reply = self.handler.data_start(&client).await;
+                    if reply.is_positive() {
+                        self.data = Data::Started;
+                    }
                     self.session.answer(reply);
                 }
-                Event::DataChunk(chunk) => self.handler.data_chunk(chunk).await,
+                Event::DataChunk(chunk) => {
+                    self.begin_bdat().await;
+                    if self.data == Data::Started {
+                        self.handler.data_chunk(chunk).await;
+                    }
+                }
                 Event::DataEnd => {
+                    self.begin_bdat().await;
+                    self.data = Data::Idle;
                     let client = self.client();
                     for reply in self.handler.data_end(&client).await {
                         self.session.answer(reply);
@@ -136,6 +176,7 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                 }
                 Event::DataAborted(why) => {
                     tracing::info!(?why, "message refused");
+                    self.data = Data::Idle;
                     self.handler.reset();
                 }
                 Event::AuthCredentials {
@@ -161,7 +202,10 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                     self.session.answer(reply);
                 }
                 Event::StartTls => return Step::StartTls,
-                Event::Reset => self.handler.reset(),
+                Event::Reset => {
+                    self.data = Data::Idle;
+                    self.handler.reset();
+                }
                 Event::Quit => return Step::Close,
                 Event::Close => {
                     self.handler.reset();
@@ -181,6 +225,7 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
     }
 
     fn tls_started(&mut self) {
+        self.data = Data::Idle;
         self.handler.reset();
         self.session.tls_started();
     }

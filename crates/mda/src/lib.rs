@@ -75,6 +75,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             max_line: config.lmtp.max_line,
             max_message_size: config.max_message_size,
             max_recipients: config.lmtp.max_recipients,
+            chunking: true,
             ..ServerConfig::default()
         };
         let opts = ConnOptions {

@@ -38,7 +38,7 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         starttls: true,
         auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
         require_auth: true,
-        chunking: false,
+        chunking: true,
     };
     let opts = ConnOptions {
         idle_timeout: config.limits.idle_timeout(),

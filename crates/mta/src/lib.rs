@@ -84,7 +84,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             starttls: acceptor.is_some(),
             auth_mechanisms: Vec::new(),
             require_auth: false,
-            chunking: false,
+            chunking: true,
         };
         let opts = ConnOptions {
             idle_timeout: config.smtp.limits.idle_timeout(),
