@@ -1,6 +1,7 @@
 //! `facteur-mda user add|passwd|del|list`, run as an operator would on a fresh
 //! store: passwords from the environment or standard input, errors for duplicates
 //! and missing users. (That a changed password verifies is the accounts unit tests'.)
+//! Also the config layering through the real binary: environment, then `--set`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -74,4 +75,30 @@ fn user_commands_add_list_change_and_delete_accounts() {
     assert!(o.status.success(), "{}", text(&o));
     let o = mda(&data, &["user", "list"], None);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "");
+}
+
+#[test]
+fn config_comes_from_the_environment_and_a_flag_wins_over_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let by_env = dir.path().join("env");
+    let by_flag = dir.path().join("flag");
+    let run = |args: &[&str], flag: Option<&Path>| {
+        let mut cmd = Command::new(bin("facteur-mda"));
+        cmd.env("FACTEUR_MDA__DATA_DIR", &by_env)
+            .env("FACTEUR_PASSWORD", "pw");
+        if let Some(dir) = flag {
+            cmd.arg("--set")
+                .arg(format!("data_dir={:?}", dir.display().to_string()));
+        }
+        cmd.args(args).output().expect("run facteur-mda")
+    };
+    let o = run(&["user", "add", "env@paris.test"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["user", "add", "flag@paris.test"], Some(&by_flag));
+    assert!(o.status.success(), "{}", text(&o));
+    // Each store holds only the account added with its source of config.
+    let o = run(&["user", "list"], None);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "env@paris.test");
+    let o = run(&["user", "list"], Some(&by_flag));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "flag@paris.test");
 }
