@@ -97,8 +97,9 @@ check([l.split()[1] for l in uidls2] == uids[1:], "remaining UIDL ids are unchan
 pop.quit()
 
 # Pipelining (RFC 2449 PIPELINING): three large RETRs in one write all come back,
-# in order, complete. The server writes one big response at a time.
-big = [f"Subject: big {i}\r\n\r\n".encode() + (f"line {i} ".encode() * 40 + b"\r\n") * 800 for i in range(3)]
+# in order, complete. Each is over the server's 256 KiB output high-water mark,
+# so the server writes one response at a time instead of queueing all three.
+big = [f"Subject: big {i}\r\n\r\n".encode() + (f"line {i} ".encode() * 40 + b"\r\n") * 1100 for i in range(3)]
 smtp = smtplib.SMTP(a.lyon, 2525, timeout=30)
 for m in big:
     smtp.sendmail("someone@example.org", ["andre@lyon.test"], m)

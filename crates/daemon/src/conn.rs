@@ -72,6 +72,10 @@ pub struct ConnOptions {
     pub read_buffer: usize,
 }
 
+/// How long a goodbye (timeout, shutdown) may take to write: a peer that does not
+/// read must not hold up a stopping server.
+const GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Drive `session` on `stream` until it closes, the peer leaves, or shutdown.
 pub async fn run<S: Session>(
     mut stream: Stream,
@@ -92,17 +96,17 @@ async fn drive<S: Session>(
     shutdown: &Shutdown,
 ) -> Result<(), ConnError> {
     let mut buf = vec![0u8; opts.read_buffer.max(512)];
-    write_out(stream, session.take_output()).await?;
+    write_out(stream, opts.idle_timeout, session.take_output()).await?;
     loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => {
-                let _ = write_out(stream, session.shutdown_reply()).await;
+                let _ = write_out(stream, GOODBYE, session.shutdown_reply()).await;
                 return Ok(());
             }
             r = tokio::time::timeout(opts.idle_timeout, stream.read(&mut buf)) => match r {
                 Err(_) => {
                     tracing::debug!("idle timeout");
-                    let _ = write_out(stream, session.timeout_reply()).await;
+                    let _ = write_out(stream, GOODBYE, session.timeout_reply()).await;
                     return Ok(());
                 }
                 Ok(r) => r?,
@@ -113,7 +117,7 @@ async fn drive<S: Session>(
         }
         let mut step = session.input(&buf[..n]).await;
         loop {
-            write_out(stream, session.take_output()).await?;
+            write_out(stream, opts.idle_timeout, session.take_output()).await?;
             match step {
                 Step::Continue => {}
                 Step::Close => return Ok(()),
@@ -126,7 +130,7 @@ async fn drive<S: Session>(
                     *stream = plain.accept_tls(acceptor).await?;
                     tracing::debug!("TLS started");
                     session.tls_started();
-                    write_out(stream, session.take_output()).await?;
+                    write_out(stream, opts.idle_timeout, session.take_output()).await?;
                 }
             }
             if !session.has_more() {
@@ -137,12 +141,22 @@ async fn drive<S: Session>(
     }
 }
 
-async fn write_out(stream: &mut Stream, bytes: Vec<u8>) -> std::io::Result<()> {
-    if !bytes.is_empty() {
-        stream.write_all(&bytes).await?;
-        stream.flush().await?;
+/// Write and flush; a peer that stops reading for `limit` is dropped.
+async fn write_out(
+    stream: &mut Stream,
+    limit: std::time::Duration,
+    bytes: Vec<u8>,
+) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let write = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
 }
 
 /// What a line-protocol listener is: its name in logs, its limits, the refusal a

@@ -90,15 +90,15 @@ pub struct SmtpSession<H> {
 }
 
 /// The handler's view of the message being received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Data {
     /// No message under way.
     Idle,
     /// `data_start` said yes: chunks go to the handler.
     Started,
-    /// `data_start` refused a BDAT message; its chunks are dropped and
-    /// `data_end` answers for the failure.
-    Refused,
+    /// `data_start` refused a BDAT message: its chunks are dropped and its end
+    /// is answered with this refusal.
+    Refused(Reply),
 }
 
 impl<H: SmtpHandler> SmtpSession<H> {
@@ -122,7 +122,7 @@ impl<H: SmtpHandler> SmtpSession<H> {
                 Data::Started
             } else {
                 tracing::info!(reply = %reply, "BDAT message refused at its start");
-                Data::Refused
+                Data::Refused(reply)
             };
         }
     }
@@ -168,10 +168,21 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                 }
                 Event::DataEnd => {
                     self.begin_bdat().await;
-                    self.data = Data::Idle;
-                    let client = self.client();
-                    for reply in self.handler.data_end(&client).await {
-                        self.session.answer(reply);
+                    let data = std::mem::replace(&mut self.data, Data::Idle);
+                    match data {
+                        // The refusal stands for the whole message (SMTP: one reply).
+                        // LMTP handlers never refuse at the start; should one, its
+                        // `data_end` still answers once per recipient.
+                        Data::Refused(reply) if !self.session.config().lmtp => {
+                            self.handler.reset();
+                            self.session.answer(reply);
+                        }
+                        _ => {
+                            let client = self.client();
+                            for reply in self.handler.data_end(&client).await {
+                                self.session.answer(reply);
+                            }
+                        }
                     }
                 }
                 Event::DataAborted(why) => {

@@ -171,4 +171,17 @@ mod hop_tests {
             assert_eq!(c.hops(), 2, "split at {split}");
         }
     }
+
+    #[test]
+    fn edge_cases_blank_first_line_and_bare_lf_endings() {
+        let mut c = HopCounter::new();
+        c.feed(b"\r\nReceived: in the body\r\n");
+        assert_eq!(c.hops(), 0, "a message starting with a blank line has no header");
+        let mut c = HopCounter::new();
+        c.feed(b"Received: a\nReceived: b\n\nReceived: body\n");
+        assert_eq!(c.hops(), 2, "LF-only line ends");
+        let mut c = HopCounter::new();
+        c.feed(b"Receive: almost\r\nX-Received: other\r\n\r\n");
+        assert_eq!(c.hops(), 0, "only the exact field name counts");
+    }
 }

@@ -35,7 +35,13 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         auth_failure_delay: delay,
         max_auth_failures: config.max_auth_failures,
         max_errors: config.pop3.max_errors,
-        lock_ttl: Duration::from_secs(config.pop3.lock_ttl_secs.max(1)),
+        // The lock must outlive a silent client, or it could expire mid-session.
+        lock_ttl: Duration::from_secs(
+            config
+                .pop3
+                .lock_ttl_secs
+                .max(config.pop3.limits.idle_timeout_secs.saturating_add(60)),
+        ),
     });
     let pop3_opts = ConnOptions {
         idle_timeout: config.pop3.limits.idle_timeout(),

@@ -12,7 +12,8 @@ pub struct MdaConfig {
     pub hostname: String,
     /// Where the mailbox store lives (only the MDA opens it).
     pub data_dir: PathBuf,
-    /// Largest message accepted, in bytes.
+    /// Largest message accepted, in bytes, trace headers included: keep it a
+    /// little above the MTA's limit, which counts only what the sender sent.
     pub max_message_size: u64,
     pub grpc: GrpcConfig,
     pub lmtp: LmtpConfig,
@@ -44,7 +45,7 @@ impl Default for MdaConfig {
         Self {
             hostname: "localhost".into(),
             data_dir: PathBuf::from("/var/lib/facteur/mda"),
-            max_message_size: 50 * 1024 * 1024,
+            max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),
             lmtp: LmtpConfig::default(),
             aliases: std::collections::BTreeMap::new(),

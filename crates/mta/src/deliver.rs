@@ -90,17 +90,32 @@ impl Deliverer {
                 .due(now, self.config.queue.concurrency.max(1) * 4)
             {
                 Ok(due) => {
-                    for entry in due {
+                    for listed in due {
+                        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                            return;
+                        };
                         let fresh = self
                             .in_flight
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .insert(entry.id.clone());
+                            .insert(listed.id.clone());
                         if !fresh {
                             continue;
                         }
-                        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                            return;
+                        // The list may be stale by now (waiting for a permit lets other
+                        // attempts finish): work from the queue's current record only.
+                        let entry = match self.queue.get(&listed.id) {
+                            Ok(Some(e)) if e.next_attempt <= now_unix() => e,
+                            other => {
+                                if let Err(e) = other {
+                                    tracing::error!(error = %e, "reading a queue entry failed");
+                                }
+                                self.in_flight
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(&listed.id);
+                                continue;
+                            }
                         };
                         let me = Arc::clone(&self);
                         let span = tracing::info_span!("deliver", id = %entry.id);
@@ -215,7 +230,10 @@ impl Deliverer {
             .unwrap_or(300);
         entry.next_attempt = now + delay as i64;
         if let Err(e) = self.queue.update(&entry).await {
+            // The old state stays due: pause before it is picked up again, so a
+            // full disk does not become a tight redelivery loop.
             tracing::error!(id = %entry.id, error = %e, "saving the queue entry failed");
+            tokio::time::sleep(Duration::from_secs(30)).await;
         }
     }
 
@@ -247,9 +265,9 @@ impl Deliverer {
         );
         let result = async {
             let mut w = self.queue.writer(u64::MAX).await?;
-            // The returned headers may carry 8-bit or UTF-8 text.
-            let utf8 = !message.is_ascii();
-            w.declare(utf8, utf8);
+            // The returned headers are body text here (text/rfc822-headers): 8-bit
+            // at most; only a UTF-8 recipient address needs SMTPUTF8.
+            w.declare(!entry.mail_from.is_ascii(), !message.is_ascii());
             w.write(&message).await?;
             self.queue
                 .commit(
@@ -401,7 +419,7 @@ impl Deliverer {
                     Err(e) if !e.is_transient() => {
                         // The server's own reply, so the bounce carries its status code.
                         let text = match &e {
-                            SmtpClientError::Refused { reply, .. } => reply.clone(),
+                            SmtpClientError::Refused { reply, .. } => reply.replace('\n', " "),
                             other => other.to_string(),
                         };
                         return all(&|| Outcome::Failed(text.clone()));
@@ -439,8 +457,11 @@ impl Deliverer {
                 "{host} does not offer STARTTLS and TLS is required"
             )));
         }
-        let utf8 =
-            entry.smtputf8 || !entry.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        // RFC 6531 §3.4: SMTPUTF8 is needed when the envelope or the header really
+        // holds UTF-8, not merely because the sender declared it.
+        let utf8 = !entry.mail_from.is_ascii()
+            || rcpts.iter().any(|r| !r.is_ascii())
+            || (entry.smtputf8 && !self.original_headers(&entry.id).await.is_ascii());
         if utf8 && !client.supports("SMTPUTF8") {
             // RFC 6531 §3.4: never downgrade silently; the sender is told.
             client.quit().await;

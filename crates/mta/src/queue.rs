@@ -191,42 +191,49 @@ fn finish(result: Result<(), TransactionError<()>>) -> Result<(), QueueError> {
 
 impl Queue {
     /// Open (or create) the queue under `dir` (`dir/db`, `dir/spool`).
+    ///
+    /// sled's lock is taken first: a second process (e.g. `facteur-mta queue`
+    /// while the daemon runs) fails here and touches nothing.
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
         let spool = dir.join("spool");
         std::fs::create_dir_all(&spool)?;
-        // Leftover temp files are messages that were never acknowledged.
-        for f in std::fs::read_dir(&spool)? {
-            let p = f?.path();
-            if p.extension().is_some_and(|e| e == "tmp") {
-                let _ = std::fs::remove_file(p);
-            }
-        }
         let db = sled::open(dir.join("db"))?;
         let entries = db.open_tree("entries")?;
-        // A spool file no entry points at was never acknowledged (the process died
-        // between the rename and the commit, or the commit found a duplicate).
+        // Temp files were never acknowledged; a spool file no entry points at was
+        // never acknowledged either (the process died between the rename and the
+        // commit, or the commit found a duplicate).
         for f in std::fs::read_dir(&spool)? {
             let p = f?.path();
-            let orphan = p.extension().is_some_and(|e| e == "eml")
-                && p.file_stem()
+            let stale = match p.extension().and_then(|e| e.to_str()) {
+                Some("tmp") => true,
+                Some("eml") => p
+                    .file_stem()
                     .and_then(|s| s.to_str())
-                    .is_some_and(|id| !entries.contains_key(id.as_bytes()).unwrap_or(true));
-            if orphan {
+                    .is_some_and(|id| !entries.contains_key(id.as_bytes()).unwrap_or(true)),
+                _ => false,
+            };
+            if stale {
                 let _ = std::fs::remove_file(p);
             }
         }
         let keys = db.open_tree("keys")?;
+        // The schedule is derived from the entries: rebuilt at every start, so it
+        // can never disagree with them for long (one read of the queue).
         let schedule = db.open_tree("schedule")?;
-        if schedule.len() != entries.len() {
-            // A queue written before the index existed, or damaged: rebuild it.
-            schedule.clear()?;
-            for kv in entries.iter() {
-                let (_, v) = kv?;
-                let e: Entry = serde_json::from_slice(&v)?;
-                schedule.insert(slot(e.next_attempt, &e.id), &[])?;
+        schedule.clear()?;
+        for kv in entries.iter() {
+            let (k, v) = kv?;
+            match serde_json::from_slice::<Entry>(&v) {
+                Ok(e) => {
+                    schedule.insert(slot(e.next_attempt, &e.id), &[])?;
+                }
+                Err(err) => tracing::error!(
+                    id = %String::from_utf8_lossy(&k), error = %err,
+                    "unreadable queue entry left aside"
+                ),
             }
-            db.flush()?;
         }
+        db.flush()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -271,7 +278,7 @@ impl Queue {
         rcpts: &[String],
     ) -> Result<(String, bool), QueueError> {
         if writer.too_big {
-            return Err(QueueError::TooBig(writer.max));
+            return Err(QueueError::TooBig(writer.max - writer.preamble));
         }
         writer.file.flush().await?;
         writer.file.sync_all().await?;
@@ -334,11 +341,21 @@ impl Queue {
     pub fn due(&self, now: i64, limit: usize) -> Result<Vec<Entry>, QueueError> {
         let end = slot(now.saturating_add(1), "");
         let mut out = Vec::new();
-        for kv in self.inner.schedule.range(..end).take(limit) {
+        for kv in self.inner.schedule.range(..end) {
+            if out.len() >= limit {
+                break;
+            }
             let (k, _) = kv?;
-            let id = &k[8..];
-            if let Some(v) = self.inner.entries.get(id)? {
-                out.push(serde_json::from_slice(&v)?);
+            let current = match self.inner.entries.get(&k[8..])? {
+                Some(v) => serde_json::from_slice::<Entry>(&v).ok(),
+                None => None,
+            };
+            match current {
+                Some(e) if slot(e.next_attempt, &e.id) == k.as_ref() => out.push(e),
+                // A slot that no longer matches its entry: drop it, do not count it.
+                _ => {
+                    self.inner.schedule.remove(&k)?;
+                }
             }
         }
         Ok(out)
@@ -347,6 +364,14 @@ impl Queue {
     /// The earliest next attempt of any entry.
     pub fn next_due(&self) -> Result<Option<i64>, QueueError> {
         Ok(self.inner.schedule.first()?.map(|(k, _)| unslot(&k)))
+    }
+
+    /// One entry as stored now.
+    pub fn get(&self, id: &str) -> Result<Option<Entry>, QueueError> {
+        match self.inner.entries.get(id.as_bytes())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Every entry (for `facteur-mta queue`).
@@ -451,28 +476,64 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
         let mut ids = Vec::new();
-        for k in ["a", "b", "c"] {
+        // Three entries due at 3000, 1000 and 2000 (explicit times, not the clock).
+        for (k, at) in [("a", 3000), ("b", 1000), ("c", 2000)] {
             let w = q.writer(100).await.unwrap();
-            ids.push(q.commit(w, k, "", &["x@y.test".into()]).await.unwrap().0);
+            let id = q.commit(w, k, "", &["x@y.test".into()]).await.unwrap().0;
+            let mut e = q.get(&id).unwrap().unwrap();
+            e.next_attempt = at;
+            q.update(&e).await.unwrap();
+            ids.push(id);
         }
-        let now = q.next_due().unwrap().unwrap();
-        assert_eq!(q.due(now, 10).unwrap().len(), 3);
-        assert_eq!(q.due(now, 2).unwrap().len(), 2, "the limit holds");
-        // Push the first one into the future: only the other two are due now.
-        let mut first = q.due(now, 10).unwrap().remove(0);
-        first.next_attempt = now + 600;
-        q.update(&first).await.unwrap();
-        let due: Vec<String> = q.due(now, 10).unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(due.len(), 2);
-        assert!(!due.contains(&first.id));
-        assert_eq!(q.due(now + 600, 10).unwrap().len(), 3);
-        q.remove(&due[0]).await.unwrap();
-        assert_eq!(q.due(i64::MAX - 1, 10).unwrap().len(), 2);
-        // The index survives a reopen.
+        let order = |now, limit| -> Vec<String> {
+            q.due(now, limit)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(order(999, 10), Vec::<String>::new());
+        assert_eq!(order(2000, 10), vec![ids[1].clone(), ids[2].clone()]);
+        assert_eq!(
+            order(5000, 10),
+            vec![ids[1].clone(), ids[2].clone(), ids[0].clone()]
+        );
+        assert_eq!(order(5000, 1), vec![ids[1].clone()], "the limit holds");
+        assert_eq!(q.next_due().unwrap(), Some(1000));
+        // Moving an entry moves its slot; removing it removes the slot.
+        let mut b = q.get(&ids[1]).unwrap().unwrap();
+        b.next_attempt = 4000;
+        q.update(&b).await.unwrap();
+        assert_eq!(order(3500, 10), vec![ids[2].clone(), ids[0].clone()]);
+        q.remove(&ids[2]).await.unwrap();
+        assert_eq!(order(5000, 10), vec![ids[0].clone(), ids[1].clone()]);
+        // A stale slot (as a crash between trees would leave) is dropped, not
+        // counted against the limit, and the index is rebuilt on reopen.
+        q.inner.schedule.insert(slot(10, &ids[0]), &[]).unwrap();
+        assert_eq!(order(5000, 2), vec![ids[0].clone(), ids[1].clone()]);
         drop(q);
         let q = Queue::open(dir.path()).unwrap();
-        assert_eq!(q.due(now, 10).unwrap().len(), 1);
-        assert_eq!(q.next_due().unwrap(), Some(now));
+        assert_eq!(q.next_due().unwrap(), Some(3000));
+        assert_eq!(q.due(5000, 10).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn opening_sweeps_spool_files_no_entry_points_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let w = q.writer(100).await.unwrap();
+        let (kept, _) = q.commit(w, "k", "", &["x@y.test".into()]).await.unwrap();
+        drop(q);
+        let spool = dir.path().join("spool");
+        std::fs::write(spool.join("DEADBEEF.eml"), b"never acknowledged").unwrap();
+        std::fs::write(spool.join("CAFE.tmp"), b"half written").unwrap();
+        let _q = Queue::open(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![format!("{kept}.eml")]);
     }
 
     #[tokio::test]

@@ -496,6 +496,13 @@ impl Pop3Session {
         if let State::Transaction { user, msgs, .. } = state {
             let uids: Vec<u32> = msgs.iter().filter(|m| m.deleted).map(|m| m.uid).collect();
             let mut ok = true;
+            // UPDATE only while the maildrop is still ours (RFC 1939 §8).
+            if !uids.is_empty() && !matches!(self.lock(&user).await, Ok(true)) {
+                self.send(Response::err(
+                    "[IN-USE] Maildrop lock lost; nothing deleted",
+                ));
+                return Step::Close;
+            }
             if !uids.is_empty() {
                 let req = ExpungeRequest {
                     mailbox: Some(MailboxRef {
