@@ -2,8 +2,9 @@
 //!
 //! - `up` builds every agent, lays out `./var` (dev CA, configs, dev users), starts
 //!   the dev stack in the foreground and stops it on Ctrl-C or SIGTERM.
-//! - `test` installs what the tests need (Debian packages, Python packages), checks
-//!   format and lints, and runs every test layer.
+//! - `test` installs what the tests need (Debian packages; the Python test clients
+//!   use only the standard library), checks format and lints, and runs every test
+//!   layer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
