@@ -176,7 +176,11 @@ mod hop_tests {
     fn edge_cases_blank_first_line_and_bare_lf_endings() {
         let mut c = HopCounter::new();
         c.feed(b"\r\nReceived: in the body\r\n");
-        assert_eq!(c.hops(), 0, "a message starting with a blank line has no header");
+        assert_eq!(
+            c.hops(),
+            0,
+            "a message starting with a blank line has no header"
+        );
         let mut c = HopCounter::new();
         c.feed(b"Received: a\nReceived: b\n\nReceived: body\n");
         assert_eq!(c.hops(), 2, "LF-only line ends");
