@@ -443,6 +443,22 @@ impl Queue {
 mod tests {
     use super::*;
 
+    /// Reopen in the same process, retrying briefly: sled's flusher thread may
+    /// hold the file lock a moment after the previous `Db` is dropped.
+    fn reopen(dir: &Path) -> Queue {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Queue::open(dir) {
+                Ok(q) => return q,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("reopening the queue: {e}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn committed_messages_survive_reopen_and_keys_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
@@ -463,7 +479,7 @@ mod tests {
         assert!(dup);
         assert_eq!(id, id2);
         drop(q);
-        let q = Queue::open(dir.path()).unwrap();
+        let q = reopen(dir.path());
         let all = q.list().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].rcpts[0].addr, "b@y.test");
@@ -512,7 +528,7 @@ mod tests {
         q.inner.schedule.insert(slot(10, &ids[0]), &[]).unwrap();
         assert_eq!(order(5000, 2), vec![ids[0].clone(), ids[1].clone()]);
         drop(q);
-        let q = Queue::open(dir.path()).unwrap();
+        let q = reopen(dir.path());
         assert_eq!(q.next_due().unwrap(), Some(3000));
         assert_eq!(q.due(5000, 10).unwrap().len(), 2);
     }
@@ -527,7 +543,7 @@ mod tests {
         let spool = dir.path().join("spool");
         std::fs::write(spool.join("DEADBEEF.eml"), b"never acknowledged").unwrap();
         std::fs::write(spool.join("CAFE.tmp"), b"half written").unwrap();
-        let _q = Queue::open(dir.path()).unwrap();
+        let _q = reopen(dir.path());
         let mut left: Vec<String> = std::fs::read_dir(&spool)
             .unwrap()
             .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())

@@ -736,5 +736,21 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(sled_backend, |p: &Path| crate::store::SledStore::open(p)
-    .unwrap());
+/// Open the sled store, retrying briefly: after a `Db` is dropped, sled's flusher
+/// thread may hold the file lock a little longer, so an immediate reopen in the
+/// same process can see `WouldBlock`. (A restarted MDA is a new process: no wait.)
+fn open_sled(p: &Path) -> crate::store::SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match crate::store::SledStore::open(p) {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("opening the store: {e}"),
+        }
+    }
+}
+
+conformance_tests!(sled_backend, open_sled);
