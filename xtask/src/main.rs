@@ -129,7 +129,7 @@ Press Ctrl-C to stop.",
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(wait_for_signal());
+    rt.block_on(facteur_daemon::shutdown::wait_for_signal());
     eprintln!("==> stopping");
     let unclean = stack.stop();
     if unclean.is_empty() {
@@ -137,21 +137,6 @@ Press Ctrl-C to stop.",
         Ok(())
     } else {
         bail!("not stopped cleanly: {}", unclean.join("; "))
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 
