@@ -678,28 +678,6 @@ pub(crate) fn change_feed_hints<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(s.subscribe(U, "Nope").has_changed().is_err());
 }
 
-/// Runs every case on one backend.
-#[allow(dead_code)]
-pub(crate) fn run_all<S: Backend>(open: &dyn Fn(&Path) -> S) {
-    blobs_are_content_addressed(open);
-    filing_creates_inbox_and_allocates_ascending_uids(open);
-    filing_is_idempotent_per_key_and_user(open);
-    filing_checks_blob_size_and_mailbox(open);
-    names_inbox_case_insensitive_users_lowercased(open);
-    uids_never_reused(open);
-    modseq_strictly_ascending(open);
-    store_flags_semantics(open);
-    expunge_and_tombstones(open);
-    changes_since_reports_each_uid_once(open);
-    list_is_paged_and_per_mailbox(open);
-    mailbox_lifecycle(open);
-    uidvalidity_from_clock(open);
-    data_survives_reopen(open);
-    concurrent_filing_is_serialized(open);
-    maildrop_lock(open);
-    change_feed_hints(open);
-}
-
 /// Generates one `#[test]` per conformance case for a backend.
 macro_rules! conformance_tests {
     ($module:ident, $open:expr) => {
