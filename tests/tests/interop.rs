@@ -76,6 +76,23 @@ fn message(to: &str, token: &str) -> Vec<u8> {
 /// `got` (as a client stored it, LF line ends) carries the message `sent` (CRLF)
 /// byte for byte: the same body, and the sent header block intact under the trace
 /// headers the servers and the client put on top.
+/// The one message among `stored` whose Subject carries `token`; fails the test
+/// unless there is exactly one (nothing lost, nothing delivered twice).
+fn the_copy<'a>(stored: &'a [Vec<u8>], token: &str, report: &dyn Fn(&str) -> String) -> &'a [u8] {
+    let subject = format!("Subject: interop {token}");
+    let copies: Vec<&Vec<u8>> = stored
+        .iter()
+        .filter(|m| count(m, subject.as_bytes()) == 1)
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "{}",
+        report(&format!("{token} arrived {} times", copies.len()))
+    );
+    copies[0]
+}
+
 fn assert_carried(sent: &[u8], got: &[u8], report: &dyn Fn(&str) -> String) {
     let sent = crlf_to_lf(sent);
     let sent_body = body_of(&sent).expect("sent body");
@@ -305,20 +322,9 @@ fn fetchmail_fetches_over_pop3_with_stls_and_imap_with_starttls() {
             report(&format!("{} messages handed to the MDA", fetched.len()))
         );
         for (token, raw) in &messages {
-            let subject = format!("Subject: interop {token}");
-            let copies: Vec<&Vec<u8>> = fetched
-                .iter()
-                .filter(|m| count(m, subject.as_bytes()) == 1)
-                .collect();
-            assert_eq!(
-                copies.len(),
-                1,
-                "{}",
-                report(&format!("{token} fetched {} times", copies.len()))
-            );
             // fetchmail adds its own Received header and hands the MDA LF line
             // ends; everything else must come through unchanged.
-            assert_carried(raw, copies[0], &report);
+            assert_carried(raw, the_copy(&fetched, token, &report), &report);
         }
         // Without `keep` fetchmail deleted them on the server: a second run finds
         // no mail (exit 1) and the maildrop is empty.
@@ -456,21 +462,10 @@ fn mbsync_pulls_an_imap_inbox_into_a_maildir_once() {
             report(&format!("{} messages in the Maildir", files.len()))
         );
         for (token, raw) in &messages {
-            let subject = format!("Subject: interop {token}");
-            let copies: Vec<&Vec<u8>> = files
-                .iter()
-                .filter(|m| count(m, subject.as_bytes()) == 1)
-                .collect();
-            assert_eq!(
-                copies.len(),
-                1,
-                "{}",
-                report(&format!("{token} is in the Maildir {} times", copies.len()))
-            );
             // A Maildir file is the raw message with the local (LF) line end;
             // mbsync adds its own `X-TUID:` header at the end of the header block
             // (to find a copy of an interrupted sync again).
-            let stored = without_header(copies[0], b"X-TUID: ");
+            let stored = without_header(the_copy(&files, token, &report), b"X-TUID: ");
             assert_carried(raw, &stored, &report);
         }
     }
