@@ -1,17 +1,14 @@
 //! Mail accounts: users (full addresses, lowercased) and their argon2id
-//! password hashes (PHC strings) in the sled tree `accounts`.
+//! password hashes (PHC strings), kept by any [`AccountStore`] backend.
 
 use std::sync::{Arc, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use facteur_store::{AccountStore, StoreError};
 use rand::rngs::OsRng;
 
-/// Name of the sled tree holding the accounts: key = normalised user (UTF-8),
-/// value = PHC string of the argon2id hash (UTF-8).
-pub const ACCOUNTS_TREE: &str = "accounts";
-
-/// Errors of the accounts store.
+/// Errors of the accounts.
 #[derive(thiserror::Error, Debug)]
 pub enum AccountError {
     #[error("no such user: {0}")]
@@ -26,32 +23,31 @@ pub enum AccountError {
     Hash(String),
     #[error("corrupt account record: {0}")]
     Corrupt(String),
-    #[error("storage backend: {0}")]
-    Backend(#[from] sled::Error),
+    #[error("account store: {0}")]
+    Store(StoreError),
 }
 
-/// Normalises a user: the full address, lowercased. Accepts `local@domain`
-/// with exactly one `@`, both parts non-empty, no whitespace or control
-/// characters, at most 254 bytes.
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchUser(u) => AccountError::NoSuchUser(u),
+            StoreError::UserExists(u) => AccountError::UserExists(u),
+            StoreError::InvalidUser(u) => AccountError::InvalidUser(u),
+            StoreError::Corrupt(c) => AccountError::Corrupt(c),
+            other => AccountError::Store(other),
+        }
+    }
+}
+
+/// Normalises a user: the full address, lowercased (the store's rule).
 pub fn normalize_user(user: &str) -> Result<String, AccountError> {
-    let invalid = || AccountError::InvalidUser(user.to_owned());
-    if user.is_empty()
-        || user.len() > 254
-        || user.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid());
-    }
-    let (local, domain) = user.split_once('@').ok_or_else(invalid)?;
-    if local.is_empty() || domain.is_empty() || domain.contains('@') {
-        return Err(invalid());
-    }
-    Ok(user.to_lowercase())
+    facteur_store::normalize_user(user).map_err(|_| AccountError::InvalidUser(user.to_owned()))
 }
 
 /// The accounts of one MDA. Cheap to clone.
 #[derive(Clone)]
 pub struct Accounts {
-    tree: sled::Tree,
+    store: Arc<dyn AccountStore>,
     /// Hash verified against for unknown users so that timing does not tell
     /// which users exist; computed on first need.
     dummy: Arc<OnceLock<String>>,
@@ -79,15 +75,10 @@ fn verify_hash(phc: &str, password: &str) -> Result<bool, AccountError> {
 }
 
 impl Accounts {
-    /// Opens (or creates) the `accounts` tree of `db`.
-    pub fn new(db: &sled::Db) -> Result<Self, AccountError> {
-        Ok(Self::from_tree(db.open_tree(ACCOUNTS_TREE)?))
-    }
-
-    /// Wraps an already opened `accounts` tree.
-    pub(crate) fn from_tree(tree: sled::Tree) -> Self {
+    /// Accounts kept in `store`.
+    pub fn new(store: Arc<dyn AccountStore>) -> Self {
         Self {
-            tree,
+            store,
             dummy: Arc::new(OnceLock::new()),
         }
     }
@@ -99,11 +90,7 @@ impl Accounts {
             return Err(AccountError::EmptyPassword);
         }
         let phc = hash_password(password)?;
-        self.tree
-            .compare_and_swap(user.as_bytes(), None as Option<&[u8]>, Some(phc.as_bytes()))?
-            .map_err(|_| AccountError::UserExists(user.clone()))?;
-        self.tree.flush()?;
-        Ok(())
+        Ok(self.store.add_user(&user, &phc)?)
     }
 
     /// Changes the password of an existing user. Durable before returning.
@@ -113,62 +100,36 @@ impl Accounts {
             return Err(AccountError::EmptyPassword);
         }
         let phc = hash_password(password)?;
-        let mut missing = false;
-        self.tree.fetch_and_update(user.as_bytes(), |old| {
-            missing = old.is_none();
-            old.map(|_| phc.as_bytes().to_vec())
-        })?;
-        if missing {
-            return Err(AccountError::NoSuchUser(user));
-        }
-        self.tree.flush()?;
-        Ok(())
+        Ok(self.store.set_password_hash(&user, &phc)?)
     }
 
     /// Deletes a user (not their mail); fails if missing.
     pub fn delete(&self, user: &str) -> Result<(), AccountError> {
         let user = normalize_user(user)?;
-        if self.tree.remove(user.as_bytes())?.is_none() {
-            return Err(AccountError::NoSuchUser(user));
-        }
-        self.tree.flush()?;
-        Ok(())
+        Ok(self.store.delete_user(&user)?)
     }
 
     /// Every user, sorted.
     pub fn list(&self) -> Result<Vec<String>, AccountError> {
-        self.tree
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k?;
-                String::from_utf8(k.to_vec()).map_err(|e| AccountError::Corrupt(e.to_string()))
-            })
-            .collect()
+        Ok(self.store.list_users()?)
     }
 
     /// True if the user exists; a malformed user simply does not.
     pub fn exists(&self, user: &str) -> Result<bool, AccountError> {
-        match normalize_user(user) {
-            Ok(user) => Ok(self.tree.contains_key(user.as_bytes())?),
-            Err(_) => Ok(false),
-        }
+        Ok(self.stored_hash(user)?.is_some())
+    }
+
+    /// The stored PHC string of a user; `None` for unknown or malformed users.
+    pub fn stored_hash(&self, user: &str) -> Result<Option<String>, AccountError> {
+        Ok(self.store.password_hash(user)?)
     }
 
     /// Checks a password. Unknown (or malformed) users spend an argon2
     /// verification against a dummy hash too and get `false`, so timing does
     /// not reveal which users exist.
     pub fn verify(&self, user: &str, password: &str) -> Result<bool, AccountError> {
-        let stored = match normalize_user(user) {
-            Ok(user) => self.tree.get(user.as_bytes())?,
-            Err(_) => None,
-        };
-        match stored {
-            Some(phc) => {
-                let phc =
-                    std::str::from_utf8(&phc).map_err(|e| AccountError::Corrupt(e.to_string()))?;
-                verify_hash(phc, password)
-            }
+        match self.stored_hash(user)? {
+            Some(phc) => verify_hash(&phc, password),
             None => {
                 let dummy = self.dummy_hash()?;
                 // The result is irrelevant: only the time spent matters.
@@ -190,12 +151,13 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use facteur_store::SledStore;
 
-    fn accounts() -> (tempfile::TempDir, sled::Db, Accounts) {
+    fn accounts() -> (tempfile::TempDir, Arc<SledStore>, Accounts) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let acc = Accounts::new(&db).unwrap();
-        (dir, db, acc)
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let acc = Accounts::new(store.clone());
+        (dir, store, acc)
     }
 
     #[test]
@@ -249,26 +211,15 @@ mod tests {
 
     #[test]
     fn stored_as_argon2id_phc() {
-        let (_d, db, acc) = accounts();
+        let (_d, store, acc) = accounts();
         acc.add("pierre@paris.test", "secret").unwrap();
-        let raw = db
-            .open_tree(ACCOUNTS_TREE)
-            .unwrap()
-            .get("pierre@paris.test")
-            .unwrap()
-            .unwrap();
-        let phc = std::str::from_utf8(&raw).unwrap();
+        let phc = store.password_hash("pierre@paris.test").unwrap().unwrap();
         assert!(phc.starts_with("$argon2id$"), "{phc}");
         assert!(!phc.contains("secret"));
         // fresh salt each time
         acc.add("jacques@paris.test", "secret").unwrap();
-        let raw2 = db
-            .open_tree(ACCOUNTS_TREE)
-            .unwrap()
-            .get("jacques@paris.test")
-            .unwrap()
-            .unwrap();
-        assert_ne!(raw, raw2);
+        let phc2 = store.password_hash("jacques@paris.test").unwrap().unwrap();
+        assert_ne!(phc, phc2);
     }
 
     #[test]
@@ -332,14 +283,12 @@ mod tests {
     fn persists_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
-            Accounts::new(&db)
-                .unwrap()
+            let store = Arc::new(SledStore::open(dir.path()).unwrap());
+            Accounts::new(store)
                 .add("pierre@paris.test", "secret")
                 .unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
-        let acc = Accounts::new(&db).unwrap();
+        let acc = Accounts::new(Arc::new(SledStore::open(dir.path()).unwrap()));
         assert!(acc.verify("pierre@paris.test", "secret").unwrap());
     }
 }

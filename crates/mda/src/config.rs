@@ -17,9 +17,27 @@ pub struct MdaConfig {
     pub max_message_size: u64,
     pub grpc: GrpcConfig,
     pub lmtp: LmtpConfig,
+    pub store: StoreConfig,
     /// Delivery aliases: `"postmaster@example.org" = "alice@example.org"`. RFC 5321
     /// §4.5.1 wants every domain to take mail for postmaster.
     pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// New mail is refused with a temporary error (`452 4.3.1`) when fewer
+    /// bytes than this are free on the store's disk, like Postfix's
+    /// `queue_minfree`; flag changes and expunges still work.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +66,7 @@ impl Default for MdaConfig {
             max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),
             lmtp: LmtpConfig::default(),
+            store: StoreConfig::default(),
             aliases: std::collections::BTreeMap::new(),
         }
     }

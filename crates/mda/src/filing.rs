@@ -11,7 +11,26 @@ use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::reply::Reply;
 
 use crate::accounts::Accounts;
-use crate::store::{BlobStore, INBOX, MailStore, MessageKey};
+use crate::store::{BlobStore, INBOX, MailStore, MessageKey, StoreError};
+
+/// The reply for a store failure: disk full is `452 4.3.1`, other transient
+/// trouble `451 4.3.0`, the rest a permanent `550 5.2.0`. The cause is logged.
+fn store_failure(what: &str, e: &StoreError) -> Reply {
+    match e {
+        StoreError::Full(_) => {
+            tracing::warn!(error = %e, "{what}: storage full");
+            codes::insufficient_storage()
+        }
+        e if e.is_transient() => {
+            tracing::error!(error = %e, "{what} failed");
+            codes::local_error()
+        }
+        e => {
+            tracing::error!(error = %e, "{what} refused");
+            Reply::new(550, "5.2.0", "Mailbox unavailable")
+        }
+    }
+}
 
 /// The store, accounts and aliases, shared by every service of the MDA.
 pub struct Filing<S> {
@@ -104,6 +123,9 @@ impl<S: MailStore + BlobStore> Filing<S> {
                     if blob.is_none() {
                         match store.put(&bytes) {
                             Ok(id) => blob = Some(id),
+                            Err(e) if e.is_transient() => {
+                                return store_failure("storing the message", &e);
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, "storing the message failed");
                                 return codes::local_error();
@@ -125,14 +147,7 @@ impl<S: MailStore + BlobStore> Filing<S> {
                                 &format!("<{rcpt}> filed as UID {}", filed.uid),
                             )
                         }
-                        Err(e) if e.is_transient() => {
-                            tracing::error!(error = %e, "filing failed");
-                            codes::local_error()
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "filing refused");
-                            Reply::new(550, "5.2.0", "Mailbox unavailable")
-                        }
+                        Err(e) => store_failure("filing", &e),
                     }
                 })
                 .collect()

@@ -36,6 +36,10 @@ fn status(e: StoreError) -> Status {
             Status::invalid_argument(e.to_string())
         }
         StoreError::NotAllowed(m) => Status::failed_precondition(m),
+        StoreError::Full(m) => {
+            tracing::warn!(error = %m, "store full");
+            Status::resource_exhausted("insufficient storage")
+        }
         other => {
             tracing::error!(error = %other, "store failure");
             Status::unavailable("mailbox store unavailable")

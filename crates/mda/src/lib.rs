@@ -3,11 +3,12 @@
 //! MAA and `Auth` to the MSA and MAA.
 
 pub mod accounts;
+/// The storage seam (the `facteur-store` crate), as the MDA sees it.
+pub use facteur_store as store;
 pub mod config;
 pub mod filing;
 pub mod grpc;
 pub mod lmtp;
-pub mod store;
 
 use std::sync::Arc;
 
@@ -24,11 +25,19 @@ pub use config::MdaConfig;
 use filing::Filing;
 use store::SledStore;
 
+/// Opens the mailbox store of `config` (only the MDA does).
+pub fn open_store(config: &MdaConfig) -> anyhow::Result<SledStore> {
+    let options = store::SledOptions {
+        min_free_bytes: config.store.min_free_bytes,
+    };
+    SledStore::open_with(&config.data_dir, options)
+        .with_context(|| format!("opening the mailbox store in {}", config.data_dir.display()))
+}
+
 /// Open the store and serve gRPC (and LMTP) until shutdown.
 pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let store = SledStore::open(&config.data_dir)
-        .with_context(|| format!("opening the mailbox store in {}", config.data_dir.display()))?;
-    let accounts = store.accounts();
+    let store = open_store(&config)?;
+    let accounts = accounts::Accounts::new(Arc::new(store.clone()));
     let aliases = config
         .aliases
         .iter()

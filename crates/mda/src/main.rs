@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use facteur_daemon::Shutdown;
 use facteur_daemon::config::ConfigArgs;
 use facteur_mda::MdaConfig;
-use facteur_mda::store::SledStore;
+use facteur_mda::accounts::Accounts;
 
 #[derive(Parser)]
 #[command(name = "facteur-mda", version, about = "facteur mail delivery agent")]
@@ -75,13 +75,10 @@ async fn main() -> anyhow::Result<()> {
             facteur_mda::run(config, shutdown).await
         }
         Cmd::User(cmd) => {
-            let store = SledStore::open(&config.data_dir).with_context(|| {
-                format!(
-                    "opening {} (is facteur-mda running? stop it first)",
-                    config.data_dir.display()
-                )
-            })?;
-            let accounts = store.accounts();
+            let store = facteur_mda::open_store(&config).context(
+                "opening the store for account changes (is facteur-mda running? stop it first)",
+            )?;
+            let accounts = Accounts::new(std::sync::Arc::new(store));
             match cmd {
                 UserCmd::Add { user, password: p } => {
                     accounts.add(&user, &password(p)?)?;

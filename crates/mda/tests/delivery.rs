@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 async fn start(dir: &std::path::Path) -> Channel {
     let store = SledStore::open(dir).unwrap();
-    let accounts = store.accounts();
+    let accounts = facteur_mda::accounts::Accounts::new(Arc::new(store.clone()));
     accounts.add("andre@lyon.test", "pw").unwrap();
     let services = Services {
         filing: Filing {

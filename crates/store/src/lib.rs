@@ -6,7 +6,17 @@
 //! No sled type appears in the traits: a PostgreSQL backend can sit beside
 //! the sled one later and run the same conformance suite.
 
+pub mod accounts;
+pub mod blobs;
 pub mod durable;
+pub mod mail;
+pub mod sled;
 pub mod writer;
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use accounts::AccountStore;
+pub use mail::*;
+pub use sled::{SledOptions, SledStore};
 pub use writer::{Owned, WriteError, Writer, WriterOptions};

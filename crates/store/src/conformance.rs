@@ -3,15 +3,20 @@
 //! case takes an `open` function mapping a fresh directory to a store, so that
 //! persistence can be tested by dropping and reopening.
 //!
-//! Instantiate it for a backend with `conformance_tests!(module, open_fn)`.
+//! Instantiate it for a backend with
+//! `facteur_store::conformance_tests!(module, open_fn)` (feature `conformance`).
+//! The test functions unwrap freely: they are tests.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 
-use super::{BlobId, BlobStore, Change, ChangeFeed, FlagOp, MailStore, MessageKey, StoreError};
+use crate::{
+    AccountStore, BlobId, BlobStore, Change, ChangeFeed, FlagOp, MailStore, MessageKey, StoreError,
+};
 
 /// Everything a full backend implements.
-pub(crate) trait Backend: MailStore + BlobStore + ChangeFeed {}
-impl<T: MailStore + BlobStore + ChangeFeed> Backend for T {}
+pub trait Backend: MailStore + BlobStore + ChangeFeed + AccountStore {}
+impl<T: MailStore + BlobStore + ChangeFeed + AccountStore> Backend for T {}
 
 const U: &str = "pierre@paris.test";
 const U2: &str = "jacques@paris.test";
@@ -45,7 +50,7 @@ fn highest<S: Backend>(s: &S, mailbox: &str) -> u64 {
     s.status(U, mailbox).unwrap().highest_modseq
 }
 
-pub(crate) fn blobs_are_content_addressed<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn blobs_are_content_addressed<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let id = s.put(b"hello world").unwrap();
@@ -72,9 +77,7 @@ pub(crate) fn blobs_are_content_addressed<S: Backend>(open: &dyn Fn(&Path) -> S)
     ));
 }
 
-pub(crate) fn filing_creates_inbox_and_allocates_ascending_uids<S: Backend>(
-    open: &dyn Fn(&Path) -> S,
-) {
+pub fn filing_creates_inbox_and_allocates_ascending_uids<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let st = s.status(U, "INBOX").unwrap();
@@ -99,7 +102,7 @@ pub(crate) fn filing_creates_inbox_and_allocates_ascending_uids<S: Backend>(
     assert!(MailStore::get(&s, U2, "INBOX", 9).unwrap().is_none());
 }
 
-pub(crate) fn filing_is_idempotent_per_key_and_user<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn filing_is_idempotent_per_key_and_user<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let blob = s.put(b"once").unwrap();
@@ -129,7 +132,7 @@ pub(crate) fn filing_is_idempotent_per_key_and_user<S: Backend>(open: &dyn Fn(&P
     assert_eq!(second.uid, first.uid + 1);
 }
 
-pub(crate) fn filing_checks_blob_size_and_mailbox<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn filing_checks_blob_size_and_mailbox<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let unknown = BlobId("ab".repeat(32));
@@ -169,7 +172,7 @@ pub(crate) fn filing_checks_blob_size_and_mailbox<S: Backend>(open: &dyn Fn(&Pat
     );
 }
 
-pub(crate) fn names_inbox_case_insensitive_users_lowercased<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn names_inbox_case_insensitive_users_lowercased<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     deliver(&s, "k", "Pierre@PARIS.test", "inbox", "x");
@@ -200,7 +203,7 @@ pub(crate) fn names_inbox_case_insensitive_users_lowercased<S: Backend>(open: &d
     ));
 }
 
-pub(crate) fn uids_never_reused<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn uids_never_reused<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for i in 1..=3 {
@@ -217,7 +220,7 @@ pub(crate) fn uids_never_reused<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert_eq!(deliver(&s, "k5", U, "INBOX", "m"), 5);
 }
 
-pub(crate) fn modseq_strictly_ascending<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn modseq_strictly_ascending<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let mut last = highest(&s, "INBOX");
@@ -255,7 +258,7 @@ pub(crate) fn modseq_strictly_ascending<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(m.modseq <= highest(&s, "INBOX"));
 }
 
-pub(crate) fn store_flags_semantics<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn store_flags_semantics<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for i in 1..=3 {
@@ -340,7 +343,7 @@ pub(crate) fn store_flags_semantics<S: Backend>(open: &dyn Fn(&Path) -> S) {
     );
 }
 
-pub(crate) fn expunge_and_tombstones<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn expunge_and_tombstones<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for i in 1..=5 {
@@ -386,7 +389,7 @@ pub(crate) fn expunge_and_tombstones<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(MailStore::get(&s, U, "INBOX", 2).unwrap().is_none());
 }
 
-pub(crate) fn changes_since_reports_each_uid_once<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn changes_since_reports_each_uid_once<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let start = highest(&s, "INBOX");
@@ -433,7 +436,7 @@ pub(crate) fn changes_since_reports_each_uid_once<S: Backend>(open: &dyn Fn(&Pat
     assert!(s.changes_since(U, "INBOX", u64::MAX).unwrap().is_empty());
 }
 
-pub(crate) fn list_is_paged_and_per_mailbox<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn list_is_paged_and_per_mailbox<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.create_mailbox(U, "A").unwrap();
@@ -465,7 +468,7 @@ pub(crate) fn list_is_paged_and_per_mailbox<S: Backend>(open: &dyn Fn(&Path) -> 
     ));
 }
 
-pub(crate) fn mailbox_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn mailbox_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.create_mailbox(U, "Work").unwrap();
@@ -529,7 +532,7 @@ pub(crate) fn mailbox_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert_eq!(deliver(&s, "i2", U, "INBOX", "i"), 1);
 }
 
-pub(crate) fn uidvalidity_from_clock<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn uidvalidity_from_clock<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let now = std::time::SystemTime::now()
@@ -548,7 +551,7 @@ pub(crate) fn uidvalidity_from_clock<S: Backend>(open: &dyn Fn(&Path) -> S) {
     }
 }
 
-pub(crate) fn data_survives_reopen<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn data_survives_reopen<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let (uv, blob, mark) = {
         let s = open(dir.path());
@@ -586,7 +589,7 @@ pub(crate) fn data_survives_reopen<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(highest(&s, "INBOX") > mark);
 }
 
-pub(crate) fn concurrent_filing_is_serialized<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn concurrent_filing_is_serialized<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let blob = s.put(b"same").unwrap();
@@ -629,7 +632,7 @@ pub(crate) fn concurrent_filing_is_serialized<S: Backend>(open: &dyn Fn(&Path) -
     );
 }
 
-pub(crate) fn maildrop_lock<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn maildrop_lock<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     assert!(s.lock_maildrop(U, "a", 600).unwrap());
@@ -648,7 +651,7 @@ pub(crate) fn maildrop_lock<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(!s.lock_maildrop(U, "b", 600).unwrap());
 }
 
-pub(crate) fn change_feed_hints<S: Backend>(open: &dyn Fn(&Path) -> S) {
+pub fn change_feed_hints<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let mut rx = s.subscribe(U, "inbox");
@@ -678,12 +681,63 @@ pub(crate) fn change_feed_hints<S: Backend>(open: &dyn Fn(&Path) -> S) {
     assert!(s.subscribe(U, "Nope").has_changed().is_err());
 }
 
+pub fn accounts_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.password_hash(U).unwrap(), None);
+    s.add_user("Pierre@Paris.test", "$argon2id$one").unwrap();
+    assert_eq!(
+        s.password_hash(U).unwrap().as_deref(),
+        Some("$argon2id$one")
+    );
+    assert!(matches!(
+        s.add_user(U, "$argon2id$two"),
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(
+        s.password_hash(U).unwrap().as_deref(),
+        Some("$argon2id$one")
+    );
+    s.set_password_hash("PIERRE@paris.test", "$argon2id$two")
+        .unwrap();
+    assert_eq!(
+        s.password_hash(U).unwrap().as_deref(),
+        Some("$argon2id$two")
+    );
+    assert!(matches!(
+        s.set_password_hash(U2, "x"),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    s.add_user("andre@lyon.test", "$h").unwrap();
+    s.add_user(U2, "$h").unwrap();
+    assert_eq!(
+        s.list_users().unwrap(),
+        vec!["andre@lyon.test", U2, U],
+        "sorted, lowercased"
+    );
+    s.delete_user(U2).unwrap();
+    assert!(matches!(s.delete_user(U2), Err(StoreError::NoSuchUser(_))));
+    assert_eq!(s.password_hash(U2).unwrap(), None);
+    assert!(matches!(
+        s.add_user("not an address", "$h"),
+        Err(StoreError::InvalidUser(_))
+    ));
+    assert_eq!(s.password_hash("not an address").unwrap(), None);
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.list_users().unwrap(), vec!["andre@lyon.test", U]);
+    assert_eq!(
+        s.password_hash(U).unwrap().as_deref(),
+        Some("$argon2id$two")
+    );
+}
+
 /// Generates one `#[test]` per conformance case for a backend.
+#[macro_export]
 macro_rules! conformance_tests {
     ($module:ident, $open:expr) => {
         mod $module {
-            use super::*;
-            conformance_tests!(@cases $open;
+            $crate::conformance_tests!(@cases $open;
                 blobs_are_content_addressed,
                 filing_creates_inbox_and_allocates_ascending_uids,
                 filing_is_idempotent_per_key_and_user,
@@ -701,6 +755,7 @@ macro_rules! conformance_tests {
                 concurrent_filing_is_serialized,
                 maildrop_lock,
                 change_feed_hints,
+                accounts_lifecycle,
             );
         }
     };
@@ -708,27 +763,38 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $case() {
-                super::$case(&$open);
+                $crate::conformance::$case(&$open);
             }
         )*
     };
 }
 
-/// Open the sled store, retrying briefly: after a `Db` is dropped, sled's flusher
-/// thread may hold the file lock a little longer, so an immediate reopen in the
-/// same process can see `WouldBlock`. (A restarted MDA is a new process: no wait.)
-fn open_sled(p: &Path) -> crate::store::SledStore {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match crate::store::SledStore::open(p) {
-            Ok(s) => return s,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => panic!("opening the store: {e}"),
-        }
+#[cfg(test)]
+mod sled_backend {
+    use std::path::Path;
+
+    use crate::{BlobStore, SledOptions, SledStore, StoreError};
+
+    /// Opens the sled store. The writer thread is joined when the last handle
+    /// is dropped, so an immediate reopen finds the files free.
+    fn open_sled(p: &Path) -> SledStore {
+        SledStore::open(p).unwrap()
+    }
+
+    crate::conformance_tests!(cases, super::open_sled);
+
+    #[test]
+    fn below_the_reserve_new_mail_is_refused_temporarily() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open_with(
+            dir.path(),
+            SledOptions {
+                min_free_bytes: u64::MAX,
+            },
+        )
+        .unwrap();
+        let err = s.put(b"message").unwrap_err();
+        assert!(matches!(err, StoreError::Full(_)), "{err}");
+        assert!(err.is_transient());
     }
 }
-
-conformance_tests!(sled_backend, open_sled);

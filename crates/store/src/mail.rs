@@ -1,17 +1,7 @@
-//! The storage seam of the MDA: intent-level traits (`MailStore`, `BlobStore`,
-//! `ChangeFeed`), their shared types and errors, and the backend-neutral rules
-//! (mailbox-name and flag normalisation) every backend applies.
-//!
-//! One trait method is one atomic unit on every backend. The sled backend lives
-//! in [`sled`]; the conformance suite every backend must pass lives in
-//! `conformance` (tests only).
-
-pub mod sled;
-
-#[cfg(test)]
-mod conformance;
-
-pub use self::sled::SledStore;
+//! The mail side of the storage seam: intent-level traits (`MailStore`,
+//! `BlobStore`, `ChangeFeed`), their shared types and errors, and the
+//! backend-neutral rules (mailbox-name and flag normalisation) every backend
+//! applies. One trait method is one atomic unit on every backend.
 
 use std::ops::Range;
 
@@ -115,15 +105,43 @@ pub enum StoreError {
     NoSuchBlob,
     #[error("corrupt store: {0}")]
     Corrupt(String),
-    #[error("storage backend: {0}")]
-    Backend(#[from] ::sled::Error),
+    /// The disk is (nearly) full: nothing was written; retry later (SMTP
+    /// `452 4.3.1`, IMAP `NO [OVERQUOTA]`-style). Clears when space returns.
+    #[error("insufficient storage: {0}")]
+    Full(String),
+    /// I/O or backend trouble; nothing was acknowledged; retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("user already exists: {0}")]
+    UserExists(String),
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
 }
 
 impl StoreError {
-    /// True when retrying later may succeed (I/O trouble), so callers answer
-    /// with a temporary failure (SMTP 4xx, IMAP `NO [UNAVAILABLE]`).
+    /// True when retrying later may succeed (I/O trouble, disk full), so
+    /// callers answer with a temporary failure (SMTP 4xx, IMAP `NO [UNAVAILABLE]`).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Backend(::sled::Error::Io(_)))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Full(_))
+    }
+
+    /// Maps an I/O error: disk full is [`StoreError::Full`], the rest
+    /// [`StoreError::Unavailable`].
+    pub fn io(e: &std::io::Error) -> Self {
+        if crate::durable::is_disk_full(e) {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Unavailable(e.to_string())
+        }
+    }
+}
+
+impl From<crate::writer::WriteError> for StoreError {
+    fn from(e: crate::writer::WriteError) -> Self {
+        match e.io() {
+            Some(io) => StoreError::io(io),
+            None => StoreError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -254,9 +272,22 @@ pub fn normalize_mailbox(name: &str) -> Result<String, StoreError> {
     }
 }
 
-/// Normalises a user for storage: the same rule as `accounts`.
+/// Normalises a user for storage: the full address, lowercased. Accepts
+/// `local@domain` with exactly one `@`, both parts non-empty, no whitespace
+/// or control characters, at most 254 bytes.
 pub fn normalize_user(user: &str) -> Result<String, StoreError> {
-    crate::accounts::normalize_user(user).map_err(|_| StoreError::InvalidUser(user.to_owned()))
+    let invalid = || StoreError::InvalidUser(user.to_owned());
+    if user.is_empty()
+        || user.len() > 254
+        || user.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid());
+    }
+    let (local, domain) = user.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || domain.is_empty() || domain.contains('@') {
+        return Err(invalid());
+    }
+    Ok(user.to_lowercase())
 }
 
 const SYSTEM_FLAGS: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
