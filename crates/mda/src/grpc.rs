@@ -184,8 +184,9 @@ impl<S: MailStore + BlobStore> Auth for Services<S> {
 
 #[tonic::async_trait]
 impl<S: MailStore + BlobStore> Mailbox for Services<S> {
-    type ListStream = BoxStream<pb::MessageMeta>;
+    type ListStream = BoxStream<pb::MetaPage>;
     type FetchStream = BoxStream<pb::FetchChunk>;
+    type FetchManyStream = BoxStream<pb::MessageChunk>;
 
     async fn list_mailboxes(
         &self,
@@ -242,10 +243,9 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
                     return;
                 };
                 let full = page.len() == LIST_PAGE;
-                for m in page {
-                    if tx.send(Ok(meta(m))).await.is_err() {
-                        return;
-                    }
+                let metas = page.into_iter().map(meta).collect();
+                if tx.send(Ok(pb::MetaPage { metas })).await.is_err() {
+                    return;
                 }
                 if !full || last == u32::MAX {
                     return;
@@ -281,6 +281,49 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
         let chunk = facteur_rpc::CHUNK_SIZE as u64;
         let stream = async_stream_chunks(store, blob, start, end, chunk);
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn fetch_many(
+        &self,
+        request: Request<pb::FetchManyRequest>,
+    ) -> Result<Response<Self::FetchManyStream>, Status> {
+        let req = request.into_inner();
+        let (user, mailbox) = mailbox_ref(req.mailbox)?;
+        if req.uids.len() > FETCH_MANY_MAX {
+            return Err(Status::invalid_argument(format!(
+                "at most {FETCH_MANY_MAX} messages per FetchMany"
+            )));
+        }
+        let header_only = req.part == pb::FetchPart::Header as i32;
+        let store = self.store();
+        // Check the mailbox now, so that a bad name is an error, not a stream
+        // of missing messages.
+        {
+            let (store, user, mailbox) = (Arc::clone(&store), user.clone(), mailbox.clone());
+            blocking(move || store.status(&user, &mailbox)).await?;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            for uid in req.uids {
+                let (s, u, m) = (Arc::clone(&store), user.clone(), mailbox.clone());
+                // One blocking job per message: its metadata, then its bytes
+                // (or only its header) in ranged reads, chunk by chunk.
+                let sender = tx.clone();
+                let sent =
+                    blocking(move || send_message(&*s, &u, &m, uid, header_only, &sender)).await;
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn store_flags(
@@ -343,6 +386,73 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
         let user = account_of(&req.user);
         blocking(move || store.unlock_maildrop(&user, &req.owner)).await?;
         Ok(Response::new(pb::LockReply { acquired: false }))
+    }
+}
+
+/// Messages per `FetchMany` call at most.
+const FETCH_MANY_MAX: usize = 1024;
+
+/// Where the header ends (after its empty line) in the first `bytes` of a
+/// message; `None` if not within them.
+fn header_end(bytes: &[u8]) -> Option<usize> {
+    if bytes.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+/// Streams one message of a `FetchMany` from a blocking thread; false when
+/// the receiver is gone.
+fn send_message<S: MailStore + BlobStore>(
+    store: &S,
+    user: &str,
+    mailbox: &str,
+    uid: u32,
+    header_only: bool,
+    tx: &tokio::sync::mpsc::Sender<Result<pb::MessageChunk, Status>>,
+) -> Result<bool, StoreError> {
+    let send = |data: Vec<u8>, last: bool, missing: bool| {
+        tx.blocking_send(Ok(pb::MessageChunk {
+            uid,
+            data,
+            last,
+            missing,
+        }))
+        .is_ok()
+    };
+    let Some(m) = MailStore::get(store, user, mailbox, uid)? else {
+        return Ok(send(Vec::new(), true, true));
+    };
+    let chunk = facteur_rpc::CHUNK_SIZE as u64;
+    let end = if header_only {
+        // Read the start of the message until the header ends: a header
+        // fetch reads the header, not the message.
+        let mut probe = 0u64;
+        let mut found = None;
+        while found.is_none() && probe < m.size {
+            probe = (probe + 16 * 1024).min(m.size);
+            let head = BlobStore::get(store, &m.blob, Some(0..probe))?;
+            found = header_end(&head);
+        }
+        found.map_or(m.size, |e| e as u64)
+    } else {
+        m.size
+    };
+    let mut at = 0u64;
+    loop {
+        let to = (at + chunk).min(end);
+        let data = BlobStore::get(store, &m.blob, Some(at..to))?;
+        let last = to >= end;
+        if !send(data, last, false) {
+            return Ok(false);
+        }
+        if last {
+            return Ok(true);
+        }
+        at = to;
     }
 }
 

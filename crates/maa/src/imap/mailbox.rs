@@ -3,15 +3,17 @@
 //!
 //! The session keeps the selected mailbox's metadata (UID, size, flags, date; from
 //! the `List` stream, in UID order): message number n is `metas[n - 1]`. Message
-//! bytes are loaded only for the message being fetched, one at a time.
+//! bytes come from one `FetchMany` call per window of messages, streamed; only
+//! the message being answered is in memory, and a header fetch reads only the
+//! header.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use facteur_rpc::mailbox::{
-    ExpungeRequest, FetchRequest, FlagOp, ListRequest, MailboxRef, MessageMeta, StoreFlagsRequest,
-    UserRef,
+    ExpungeRequest, FetchManyRequest, FetchPart, FlagOp, ListRequest, MailboxRef, MessageChunk,
+    MessageMeta, StoreFlagsRequest, UserRef,
 };
 use imap_next::imap_types::core::{Charset, QuotedChar, Tag, Vec1};
 use imap_next::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem};
@@ -32,6 +34,9 @@ const DELIMITER: char = '/';
 
 /// Flush the output every this many metadata-only FETCH responses.
 const FETCH_FLUSH_EVERY: usize = 256;
+
+/// Messages asked of the MDA in one `FetchMany` call.
+const FETCH_WINDOW: usize = 64;
 
 const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
 
@@ -90,41 +95,39 @@ async fn list_all(ctx: &Ctx<'_>, mref: MailboxRef) -> Result<Vec<MessageMeta>, t
         .await?
         .into_inner();
     let mut metas: Vec<MessageMeta> = Vec::new();
-    while let Some(meta) = stream.message().await? {
-        // Keep the map strictly ascending whatever the MDA sends.
-        if meta.uid != 0 && metas.last().is_none_or(|last| last.uid < meta.uid) {
-            metas.push(meta);
+    while let Some(page) = stream.message().await? {
+        for meta in page.metas {
+            // Keep the map strictly ascending whatever the MDA sends.
+            if meta.uid != 0 && metas.last().is_none_or(|last| last.uid < meta.uid) {
+                metas.push(meta);
+            }
         }
     }
     Ok(metas)
 }
 
-/// The bytes of one message, or only its header.
-async fn load(
-    ctx: &Ctx<'_>,
-    mref: MailboxRef,
+/// The next message of a `FetchMany` stream, which must be `uid`; `None` if
+/// it was expunged.
+async fn next_message(
+    stream: &mut tonic::Streaming<MessageChunk>,
     uid: u32,
-    header_only: bool,
-) -> Result<Vec<u8>, tonic::Status> {
-    let mut client = ctx.imap.mailbox.clone();
-    let mut stream = client
-        .fetch(FetchRequest {
-            mailbox: Some(mref),
-            uid,
-            offset: 0,
-            length: 0,
-        })
-        .await?
-        .into_inner();
+) -> Result<Option<Vec<u8>>, tonic::Status> {
     let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await? {
+    loop {
+        let Some(chunk) = stream.message().await? else {
+            return Err(tonic::Status::data_loss("message stream ended early"));
+        };
+        if chunk.uid != uid {
+            return Err(tonic::Status::internal("messages out of order"));
+        }
+        if chunk.missing {
+            return Ok(None);
+        }
         out.extend_from_slice(&chunk.data);
-        if header_only && let Some(end) = fetch::header_end(&out) {
-            out.truncate(end);
-            break;
+        if chunk.last {
+            return Ok(Some(out));
         }
     }
-    Ok(out)
 }
 
 /// SELECT (`read_only = false`) and EXAMINE.
@@ -421,24 +424,48 @@ pub(super) async fn fetch(
         }
     };
     let mut vanished = false;
-    for (n, idx) in idxs.into_iter().enumerate() {
-        let Some(meta) = sel.metas.get(idx) else {
-            continue;
-        };
-        let uid_value = meta.uid;
-        let bytes = match plan.need {
-            Need::Nothing => Vec::new(),
+    let mut n = 0usize;
+    for window in idxs.chunks(FETCH_WINDOW) {
+        // One MDA call per window of messages, streamed message by message:
+        // only the message being answered is in memory.
+        let mut bodies = match plan.need {
+            Need::Nothing => None,
             Need::Header | Need::Whole => {
-                match load(
-                    ctx,
-                    sel.mref(ctx.user),
-                    uid_value,
-                    plan.need == Need::Header,
-                )
-                .await
-                {
-                    Ok(b) => b,
-                    Err(e) if e.code() == tonic::Code::NotFound => {
+                let uids = window
+                    .iter()
+                    .filter_map(|&i| sel.metas.get(i).map(|m| m.uid))
+                    .collect();
+                let part = if plan.need == Need::Header {
+                    FetchPart::Header
+                } else {
+                    FetchPart::Whole
+                };
+                let req = FetchManyRequest {
+                    mailbox: Some(sel.mref(ctx.user)),
+                    uids,
+                    part: part as i32,
+                };
+                let mut client = ctx.imap.mailbox.clone();
+                match client.fetch_many(req).await {
+                    Ok(r) => Some(r.into_inner()),
+                    Err(e) => {
+                        conn.status(mda_error(tag, "Fetch", &e));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        for &idx in window {
+            n += 1;
+            let Some(meta) = sel.metas.get(idx) else {
+                continue;
+            };
+            let uid_value = meta.uid;
+            let bytes = match bodies.as_mut() {
+                None => Vec::new(),
+                Some(stream) => match next_message(stream, uid_value).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
                         // Expunged meanwhile by another session: answer for the others.
                         tracing::debug!(uid = uid_value, "FETCH of a vanished message");
                         vanished = true;
@@ -448,46 +475,49 @@ pub(super) async fn fetch(
                         conn.status(mda_error(tag, "Fetch", &e));
                         return Ok(());
                     }
-                }
-            }
-        };
-        if plan.sets_seen && !sel.read_only && !has(meta, "\\Seen") {
-            let req = StoreFlagsRequest {
-                mailbox: Some(sel.mref(ctx.user)),
-                uids: vec![uid_value],
-                op: FlagOp::Add as i32,
-                flags: vec!["\\Seen".to_owned()],
-                unchanged_since: 0,
+                },
             };
-            let mut client = ctx.imap.mailbox.clone();
-            match client.store_flags(req).await {
-                Ok(reply) => {
-                    let reply = reply.into_inner();
-                    if let Some(meta) = sel.metas.get_mut(idx) {
-                        match reply.updated.into_iter().find(|m| m.uid == uid_value) {
-                            Some(fresh) => meta.flags = fresh.flags,
-                            None => meta.flags.push("\\Seen".to_owned()),
+            if plan.sets_seen && !sel.read_only && !has(meta, "\\Seen") {
+                let req = StoreFlagsRequest {
+                    mailbox: Some(sel.mref(ctx.user)),
+                    uids: vec![uid_value],
+                    op: FlagOp::Add as i32,
+                    flags: vec!["\\Seen".to_owned()],
+                    unchanged_since: 0,
+                };
+                let mut client = ctx.imap.mailbox.clone();
+                match client.store_flags(req).await {
+                    Ok(reply) => {
+                        let reply = reply.into_inner();
+                        if let Some(meta) = sel.metas.get_mut(idx) {
+                            match reply.updated.into_iter().find(|m| m.uid == uid_value) {
+                                Some(fresh) => meta.flags = fresh.flags,
+                                None => meta.flags.push("\\Seen".to_owned()),
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    conn.status(mda_error(tag, "StoreFlags", &e));
-                    return Ok(());
+                    Err(e) => {
+                        conn.status(mda_error(tag, "StoreFlags", &e));
+                        return Ok(());
+                    }
                 }
             }
+            let Some(meta) = sel.metas.get(idx) else {
+                continue;
+            };
+            let items = fetch::build(&plan, meta, &bytes);
+            drop(bytes);
+            if let Ok(items) = Vec1::try_from(items) {
+                conn.data(Data::Fetch {
+                    seq: seq(idx),
+                    items,
+                });
+            }
+            if plan.need == Need::Whole || n % FETCH_FLUSH_EVERY == 0 {
+                conn.flush().await?;
+            }
         }
-        let Some(meta) = sel.metas.get(idx) else {
-            continue;
-        };
-        let items = fetch::build(&plan, meta, &bytes);
-        drop(bytes);
-        if let Ok(items) = Vec1::try_from(items) {
-            conn.data(Data::Fetch {
-                seq: seq(idx),
-                items,
-            });
-        }
-        if plan.need != Need::Nothing || n % FETCH_FLUSH_EVERY == FETCH_FLUSH_EVERY - 1 {
+        if plan.need == Need::Header {
             conn.flush().await?;
         }
     }

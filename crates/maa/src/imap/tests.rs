@@ -10,9 +10,9 @@ use std::time::Duration;
 use facteur_rpc::mailbox::auth_server::{Auth, AuthServer};
 use facteur_rpc::mailbox::mailbox_server::{Mailbox, MailboxServer};
 use facteur_rpc::mailbox::{
-    ExpungeReply, ExpungeRequest, FetchChunk, FetchRequest, FlagOp, ListRequest, LockReply,
-    LockRequest, MailboxList, MailboxRef, MailboxStatus, MessageMeta, StoreFlagsReply,
-    StoreFlagsRequest, UserRef, VerifyReply, VerifyRequest,
+    ExpungeReply, ExpungeRequest, FetchChunk, FetchManyRequest, FetchPart, FetchRequest, FlagOp,
+    ListRequest, LockReply, LockRequest, MailboxList, MailboxRef, MailboxStatus, MessageChunk,
+    MessageMeta, MetaPage, StoreFlagsReply, StoreFlagsRequest, UserRef, VerifyReply, VerifyRequest,
 };
 use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -103,7 +103,7 @@ impl Mailbox for Fake {
         }))
     }
 
-    type ListStream = BoxStream<MessageMeta>;
+    type ListStream = BoxStream<MetaPage>;
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<Self::ListStream>, Status> {
         let req = req.into_inner();
@@ -115,9 +115,14 @@ impl Mailbox for Fake {
             .unwrap()
             .iter()
             .filter(|(m, _)| m.uid >= req.from_uid)
-            .map(|(m, _)| Ok(m.clone()))
+            .map(|(m, _)| m.clone())
             .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(metas))))
+        // Pages of one, to exercise reassembly.
+        let pages: Vec<_> = metas
+            .into_iter()
+            .map(|m| Ok(MetaPage { metas: vec![m] }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(pages))))
     }
 
     type FetchStream = BoxStream<FetchChunk>;
@@ -138,6 +143,54 @@ impl Mailbox for Fake {
             .map(|c| Ok(FetchChunk { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    type FetchManyStream = BoxStream<MessageChunk>;
+
+    async fn fetch_many(
+        &self,
+        req: Request<FetchManyRequest>,
+    ) -> Result<Response<Self::FetchManyStream>, Status> {
+        let req = req.into_inner();
+        FakeMda::check(req.mailbox.as_ref())?;
+        let msgs = self.0.messages.lock().unwrap();
+        let mut out = Vec::new();
+        for uid in req.uids {
+            let Some((_, bytes)) = msgs.iter().find(|(m, _)| m.uid == uid) else {
+                out.push(Ok(MessageChunk {
+                    uid,
+                    data: Vec::new(),
+                    last: true,
+                    missing: true,
+                }));
+                continue;
+            };
+            let mut bytes = bytes.as_slice();
+            if req.part == FetchPart::Header as i32
+                && let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                bytes = &bytes[..end + 4];
+            }
+            // Small chunks, to exercise reassembly.
+            let n = bytes.chunks(10).count();
+            for (i, c) in bytes.chunks(10).enumerate() {
+                out.push(Ok(MessageChunk {
+                    uid,
+                    data: c.to_vec(),
+                    last: i + 1 == n,
+                    missing: false,
+                }));
+            }
+            if n == 0 {
+                out.push(Ok(MessageChunk {
+                    uid,
+                    data: Vec::new(),
+                    last: true,
+                    missing: false,
+                }));
+            }
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
     }
 
     async fn store_flags(

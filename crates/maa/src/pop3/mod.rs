@@ -196,12 +196,12 @@ impl Pop3Session {
             .await?
             .into_inner();
         let mut msgs = Vec::new();
-        while let Some(m) = stream.message().await? {
-            msgs.push(Msg {
+        while let Some(page) = stream.message().await? {
+            msgs.extend(page.metas.into_iter().map(|m| Msg {
                 uid: m.uid,
                 size: m.size,
                 deleted: false,
-            });
+            }));
         }
         Ok((status.uidvalidity, msgs))
     }

@@ -67,6 +67,26 @@ fn backend(e: ::sled::Error) -> StoreError {
     }
 }
 
+/// Opens sled with no background flushing: durability is the writer's sync,
+/// once per batch. sled releases the file lock of a dropped database from its
+/// own threads a moment later, so a reopen in the same process (tests, the
+/// admin commands after a handle was dropped) waits briefly for it; another
+/// process holding the lock is reported at once after that wait.
+fn open_db(dir: &Path) -> Result<Db, StoreError> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match ::sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(::sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    }
+}
+
 /// Options of a [`SledStore`].
 #[derive(Debug, Clone)]
 pub struct SledOptions {
@@ -245,11 +265,7 @@ impl SledStore {
         let db_dir = path.join("db");
         // Nothing is flushed behind the writer's back: durability is the
         // writer's sync, once per batch.
-        let db = ::sled::Config::new()
-            .path(&db_dir)
-            .flush_every_ms(None)
-            .open()
-            .map_err(backend)?;
+        let db = open_db(&db_dir)?;
         let tree = db.open_tree("mail").map_err(backend)?;
         let blobs = FileBlobs::open(&path.join("blobs")).map_err(io)?;
         durable::sync_dir(path).map_err(io)?;
