@@ -513,7 +513,7 @@ pub(super) async fn fetch(
                     items,
                 });
             }
-            if plan.need == Need::Whole || n % FETCH_FLUSH_EVERY == 0 {
+            if plan.need == Need::Whole || n.is_multiple_of(FETCH_FLUSH_EVERY) {
                 conn.flush().await?;
             }
         }
