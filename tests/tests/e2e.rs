@@ -202,9 +202,26 @@ fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
 }
 
 #[test]
-fn a_hundred_concurrent_submissions_each_arrive_exactly_once() {
+fn load_of_20_smtp_sessions_and_20_submissions_through_both_domains_files_each_message_once() {
+    // 20 port-25 sessions x 100 messages and 20 submissions x 50: the shape
+    // that deadlocked the MTA's queue. A hang fails on the script's deadline.
     let (_dir, stack) = start(24, |_| {});
-    py(&stack, "load.py", &[]);
+    py(
+        &stack,
+        "load.py",
+        &[
+            "--smtp-sessions",
+            "20",
+            "--smtp-each",
+            "100",
+            "--submit-sessions",
+            "20",
+            "--submit-each",
+            "50",
+            "--deadline",
+            "270",
+        ],
+    );
 }
 
 #[test]
