@@ -9,13 +9,17 @@ import time
 PASSWORD = os.environ.get("FACTEUR_DEV_PASSWORD", "facteur")
 
 
-def args_with(extra):
+def args_with(extra, numbers=None):
+    """The stack's addresses, the required `extra` options, and optional
+    integer options `numbers` ({"--name": default})."""
     p = argparse.ArgumentParser()
     p.add_argument("--paris", required=True, help="paris.test agents' IP")
     p.add_argument("--lyon", required=True, help="lyon.test agents' IP")
     p.add_argument("--ca", required=True, help="dev CA (var/tls/ca.pem)")
     for name in extra:
         p.add_argument(name, required=True)
+    for name, default in (numbers or {}).items():
+        p.add_argument(name, type=int, default=default)
     return p.parse_args()
 
 

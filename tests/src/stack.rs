@@ -77,6 +77,8 @@ pub struct StackSpec {
     pub ports: Ports,
     /// Queue retry delays for the MTAs (short in tests).
     pub retry_secs: Vec<u64>,
+    /// The MTAs' free-space reserve (`queue.min_free_bytes`); `None`: the default.
+    pub mta_min_free_bytes: Option<u64>,
 }
 
 impl StackSpec {
@@ -99,6 +101,7 @@ impl StackSpec {
             dns_ip: Ipv4Addr::new(127, net, 0, 1),
             ports: Ports::default(),
             retry_secs: vec![60, 300, 900, 3600],
+            mta_min_free_bytes: None,
         }
     }
 
@@ -147,6 +150,10 @@ impl StackSpec {
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(", ");
+        let min_free = self
+            .mta_min_free_bytes
+            .map(|n| format!("min_free_bytes = {n}\n"))
+            .unwrap_or_default();
         let q = |p: &Path| format!("{:?}", p.display().to_string());
         vec![
             (
@@ -162,7 +169,7 @@ impl StackSpec {
             (
                 "mta",
                 format!(
-                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n",
+                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n{min_free}",
                     q(&dir.join("mta")),
                     p.smtp,
                     q(&cert),

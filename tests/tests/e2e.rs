@@ -202,13 +202,100 @@ fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
 }
 
 #[test]
-fn a_hundred_concurrent_submissions_each_arrive_exactly_once() {
+fn load_of_20_smtp_sessions_and_20_submissions_through_both_domains_files_each_message_once() {
+    // 20 port-25 sessions x 100 messages and 20 submissions x 50: the shape
+    // that deadlocked the MTA's queue. A hang fails on the script's deadline.
     let (_dir, stack) = start(24, |_| {});
-    py(&stack, "load.py", &[]);
+    py(
+        &stack,
+        "load.py",
+        &[
+            "--smtp-sessions",
+            "20",
+            "--smtp-each",
+            "100",
+            "--submit-sessions",
+            "20",
+            "--submit-each",
+            "50",
+            "--deadline",
+            "270",
+        ],
+    );
 }
 
 #[test]
 fn bdat_chunks_are_taken_by_length_and_delivered_intact() {
     let (_dir, stack) = start(25, |_| {});
     py(&stack, "bdat.py", &[]);
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: PathBuf, size_mib: u32) -> Self {
+        std::fs::create_dir_all(&path).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "the disk-full test mounts a {size_mib} MiB tmpfs as the MTA's queue and needs \
+             root (CI runs as root): mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(path)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_disk_refuses_with_452_loses_nothing_and_recovers() {
+    const RESERVE: u64 = 4 << 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 40);
+    spec.retry_secs = vec![1];
+    spec.mta_min_free_bytes = Some(RESERVE);
+    spec.prepare().expect("prepare var/");
+    // paris.test's MTA keeps its queue (database and spool) on a 24 MiB tmpfs.
+    let queue_dir = spec.var.join("paris.test").join("mta");
+    let _mount = Tmpfs::mount(queue_dir.clone(), 24);
+    let mut stack = spec.start().expect("start the stack");
+    // With lyon's MTA down, what paris acknowledges waits in its queue.
+    stack.kill("lyon.test", "mta").expect("kill lyon mta");
+    let token = format!("full-{}", std::process::id());
+    let extra = |phase: &'static str| {
+        vec![
+            "--phase".to_owned(),
+            phase.to_owned(),
+            "--token".to_owned(),
+            token.clone(),
+            "--queue-dir".to_owned(),
+            queue_dir.display().to_string(),
+            "--reserve".to_owned(),
+            RESERVE.to_string(),
+        ]
+    };
+    let run = |stack: &Stack, phase| {
+        let args = extra(phase);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        py(stack, "disk_full.py", &args);
+    };
+    run(&stack, "fill");
+    stack.restart("lyon.test", "mta").expect("restart lyon mta");
+    run(&stack, "recover");
 }

@@ -88,6 +88,10 @@ pub struct QueueConfig {
     pub max_age_secs: u64,
     /// Messages delivered at once.
     pub concurrency: usize,
+    /// New mail is refused with 452 4.3.1 while less than this many bytes are
+    /// free on the queue's disk, so what was acknowledged keeps room to be
+    /// delivered (Postfix's `queue_minfree`). 0 disables the check.
+    pub min_free_bytes: u64,
 }
 
 impl Default for MtaConfig {
@@ -155,6 +159,7 @@ impl Default for QueueConfig {
             retry_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],
             max_age_secs: 5 * 24 * 3600,
             concurrency: 16,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -1,8 +1,14 @@
 //! The delivery loop: takes due messages from the queue and hands each recipient
 //! to our MDA (local domains, gRPC `Delivery`) or to the domain's MX (SMTP), then
 //! records the outcome: delivered, failed (bounce), or retry later with backoff.
+//!
+//! A store error after a delivery never causes a resend: the attempt's
+//! outcome stays in memory (`unsaved`) and wins over the stored entry; the
+//! loop retries saving it (not delivering it) until the save succeeds. Only a
+//! restart in that window forgets it; the MDA's idempotency key (`key:id`)
+//! still files a local message once, a remote MX may see it twice.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +31,7 @@ use tonic::transport::Channel;
 use crate::bounce;
 use crate::config::MtaConfig;
 use crate::dns::{DnsError, MxResolver};
-use crate::queue::{Entry, Queue, RcptStatus};
+use crate::queue::{Entry, Envelope, Queue, RcptStatus};
 
 /// The outcome for one recipient of one attempt.
 enum Outcome {
@@ -58,6 +64,10 @@ pub struct Deliverer {
     pub dns: MxResolver,
     pub tls: TlsConnector,
     in_flight: Mutex<HashSet<String>>,
+    /// Attempts whose outcome could not be saved: `(entry, done)`. They are
+    /// never delivered again from the stale stored state; the loop retries
+    /// the save (update, or remove when done) instead.
+    unsaved: Mutex<HashMap<String, (Entry, bool)>>,
 }
 
 impl Deliverer {
@@ -75,6 +85,46 @@ impl Deliverer {
             dns,
             tls,
             in_flight: Mutex::new(HashSet::new()),
+            unsaved: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Save an attempt's outcome: remove a finished entry, else update it. On
+    /// failure the outcome is kept in memory (see the module header).
+    async fn save(&self, entry: Entry, done: bool) -> bool {
+        let result = if done {
+            self.queue.remove(&entry.id).await
+        } else {
+            self.queue.update(&entry).await
+        };
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                unsaved.remove(&entry.id);
+                true
+            }
+            Err(e) => {
+                tracing::error!(id = %entry.id, error = %e, "saving the queue entry failed; kept in memory");
+                unsaved.insert(entry.id.clone(), (entry, done));
+                false
+            }
+        }
+    }
+
+    /// Retry saving an outcome kept in memory; true if `id` had one.
+    async fn retry_save(&self, id: &str) -> bool {
+        let kept = self
+            .unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        match kept {
+            Some((entry, done)) => {
+                self.save(entry, done).await;
+                true
+            }
+            None => false,
         }
     }
 
@@ -88,9 +138,13 @@ impl Deliverer {
             match self
                 .queue
                 .due(now, self.config.queue.concurrency.max(1) * 4)
+                .await
             {
                 Ok(due) => {
                     for listed in due {
+                        if self.retry_save(&listed.id).await {
+                            continue;
+                        }
                         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                             return;
                         };
@@ -104,7 +158,7 @@ impl Deliverer {
                         }
                         // The list may be stale by now (waiting for a permit lets other
                         // attempts finish): work from the queue's current record only.
-                        let entry = match self.queue.get(&listed.id) {
+                        let entry = match self.queue.get(&listed.id).await {
                             Ok(Some(e)) if e.next_attempt <= now_unix() => e,
                             other => {
                                 if let Err(e) = other {
@@ -136,7 +190,7 @@ impl Deliverer {
                 }
                 Err(e) => tracing::error!(error = %e, "reading the queue failed"),
             }
-            let wait = match self.queue.next_due() {
+            let wait = match self.queue.next_due().await {
                 Ok(Some(t)) if t > now => Duration::from_secs((t - now).clamp(1, 60) as u64),
                 Ok(Some(_)) => Duration::from_secs(1),
                 _ => Duration::from_secs(60),
@@ -155,6 +209,13 @@ impl Deliverer {
 
     /// One delivery attempt for every pending recipient of `entry`.
     async fn attempt(&self, mut entry: Entry) {
+        if !self.queue.spooled(&entry).await {
+            // The spool file goes first when a message is removed: this one
+            // was finished and only its index entry is left.
+            tracing::info!(id = %entry.id, "spool file gone: removing the entry");
+            self.save(entry, true).await;
+            return;
+        }
         let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in entry
             .rcpts
@@ -215,9 +276,7 @@ impl Deliverer {
         // failed bounce keeps the entry for the next attempt (the bounce's key
         // makes the retry queue it once).
         if entry.is_done() && self.bounce(&entry).await {
-            if let Err(e) = self.queue.remove(&entry.id).await {
-                tracing::error!(id = %entry.id, error = %e, "removing from the queue failed");
-            }
+            self.save(entry, true).await;
             return;
         }
         entry.attempts += 1;
@@ -229,12 +288,7 @@ impl Deliverer {
             .copied()
             .unwrap_or(300);
         entry.next_attempt = now + delay as i64;
-        if let Err(e) = self.queue.update(&entry).await {
-            // The old state stays due: pause before it is picked up again, so a
-            // full disk does not become a tight redelivery loop.
-            tracing::error!(id = %entry.id, error = %e, "saving the queue entry failed");
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
+        self.save(entry, false).await;
     }
 
     /// Queue a DSN for the failed recipients (never for a bounce: RFC 5321 §6.1).
@@ -254,7 +308,7 @@ impl Deliverer {
         if failures.is_empty() || entry.mail_from.is_empty() {
             return true;
         }
-        let headers = self.original_headers(&entry.id).await;
+        let headers = self.queue.headers(entry).await;
         let message = bounce::dsn(
             &self.config.hostname,
             &entry.id,
@@ -264,19 +318,19 @@ impl Deliverer {
             &headers,
         );
         let result = async {
-            let mut w = self.queue.writer(u64::MAX).await?;
             // The returned headers are body text here (text/rfc822-headers): 8-bit
             // at most; only a UTF-8 recipient address needs SMTPUTF8.
-            w.declare(!entry.mail_from.is_ascii(), !message.is_ascii());
+            let envelope = Envelope {
+                key: Some(format!("bounce-{}", entry.id)),
+                mail_from: String::new(),
+                rcpts: vec![entry.mail_from.clone()],
+                smtputf8: !entry.mail_from.is_ascii(),
+                eight_bit: !message.is_ascii(),
+                created: 0,
+            };
+            let mut w = self.queue.writer(u64::MAX, envelope).await?;
             w.write(&message).await?;
-            self.queue
-                .commit(
-                    w,
-                    &format!("bounce-{}", entry.id),
-                    "",
-                    std::slice::from_ref(&entry.mail_from),
-                )
-                .await
+            self.queue.commit(w).await
         }
         .await;
         match result {
@@ -291,23 +345,10 @@ impl Deliverer {
         }
     }
 
-    /// The header block of a spooled message (at most 64 KiB).
-    async fn original_headers(&self, id: &str) -> Vec<u8> {
-        let Ok(file) = self.queue.open_message(id).await else {
-            return Vec::new();
-        };
-        let mut buf = Vec::new();
-        let _ = file.take(64 * 1024).read_to_end(&mut buf).await;
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(end + 2);
-        }
-        buf
-    }
-
     /// Hand the message to our MDA over gRPC, streamed from the spool.
     async fn deliver_local(&self, entry: &Entry, rcpts: &[String]) -> Vec<(String, Outcome)> {
         let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
-        let mut file = match self.queue.open_message(&entry.id).await {
+        let mut file = match self.queue.open_message(entry).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(id = %entry.id, error = %e, "spool file missing");
@@ -461,7 +502,7 @@ impl Deliverer {
         // holds UTF-8, not merely because the sender declared it.
         let utf8 = !entry.mail_from.is_ascii()
             || rcpts.iter().any(|r| !r.is_ascii())
-            || (entry.smtputf8 && !self.original_headers(&entry.id).await.is_ascii());
+            || (entry.smtputf8 && !self.queue.headers(entry).await.is_ascii());
         if utf8 && !client.supports("SMTPUTF8") {
             // RFC 6531 §3.4: never downgrade silently; the sender is told.
             client.quit().await;
@@ -507,7 +548,7 @@ impl Deliverer {
         }
         let file = self
             .queue
-            .open_message(&entry.id)
+            .open_message(entry)
             .await
             .map_err(|e| SmtpClientError::Io(std::io::Error::other(e.to_string())))?;
         let replies = client.transaction(&mail, &commands, file, false).await?;

@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::MtaConfig;
-use crate::queue::{Queue, QueueError, SpoolWriter};
+use crate::queue::{Envelope, Queue, QueueError, SpoolWriter};
 
 /// What both intakes share.
 pub struct Intake {
@@ -57,9 +57,13 @@ impl Intake {
         }
     }
 
-    /// Start spooling a message: the writer begins with this hop's Received header.
-    async fn start(&self, hop: Hop<'_>) -> Result<SpoolWriter, QueueError> {
-        let mut writer = self.queue.writer(self.config.max_message_size).await?;
+    /// Start spooling a message: the spool file begins with the envelope, then
+    /// this hop's Received header.
+    async fn start(&self, hop: Hop<'_>, envelope: Envelope) -> Result<SpoolWriter, QueueError> {
+        let mut writer = self
+            .queue
+            .writer(self.config.max_message_size, envelope)
+            .await?;
         let id = writer.id().to_owned();
         let header = Hop { id: &id, ..hop }.received(now_unix());
         writer.write(header.as_bytes()).await?;
@@ -77,10 +81,26 @@ fn queue_reply(result: Result<(String, bool), QueueError>) -> Reply {
     match result {
         Ok((id, _)) => Reply::new(250, "2.0.0", &format!("Ok: queued as {id}")),
         Err(QueueError::TooBig(_)) => codes::message_too_big(),
+        Err(e) if e.is_full() => {
+            tracing::warn!(error = %e, "queue disk full: message refused");
+            codes::insufficient_storage()
+        }
         Err(e) => {
             tracing::error!(error = %e, "queueing failed");
             codes::local_error()
         }
+    }
+}
+
+/// The gRPC status for a queue error: a full disk is `RESOURCE_EXHAUSTED`,
+/// which the MSA answers with 452 4.3.1; anything else `UNAVAILABLE` (451).
+fn queue_status(e: &QueueError) -> Status {
+    if e.is_full() {
+        tracing::warn!(error = %e, "queue disk full: submission refused");
+        Status::resource_exhausted("insufficient system storage")
+    } else {
+        tracing::error!(error = %e, "queueing failed");
+        Status::unavailable("queue unavailable")
     }
 }
 
@@ -92,7 +112,8 @@ pub struct InboundHandler {
     declared: (bool, bool),
     rcpts: Vec<String>,
     writer: Option<SpoolWriter>,
-    write_error: bool,
+    /// The first spool write error of this message (answered at its end).
+    write_error: Option<QueueError>,
     hops: HopCounter,
 }
 
@@ -104,7 +125,7 @@ impl InboundHandler {
             declared: (false, false),
             rcpts: Vec::new(),
             writer: None,
-            write_error: false,
+            write_error: None,
             hops: HopCounter::new(),
         }
     }
@@ -112,6 +133,10 @@ impl InboundHandler {
 
 impl SmtpHandler for InboundHandler {
     async fn mail_from(&mut self, _: &Client, from: &ReversePath, params: &MailParams) -> Reply {
+        // Like Postfix's queue_minfree: no new transaction while the disk is low.
+        if let Err(e) = self.intake.queue.check_space().await {
+            return queue_reply(Err(e));
+        }
         self.from = Some(match from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
@@ -150,28 +175,36 @@ impl SmtpHandler for InboundHandler {
             id: "",
             for_rcpt,
         };
-        match self.intake.start(hop).await {
-            Ok(mut w) => {
-                w.declare(self.declared.0, self.declared.1);
+        let envelope = Envelope {
+            key: None,
+            mail_from: self.from.clone().unwrap_or_default(),
+            rcpts: self.rcpts.clone(),
+            smtputf8: self.declared.0,
+            eight_bit: self.declared.1,
+            created: 0,
+        };
+        match self.intake.start(hop, envelope).await {
+            Ok(w) => {
                 self.writer = Some(w);
                 self.hops = HopCounter::new();
-                self.write_error = false;
+                self.write_error = None;
                 codes::start_data()
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot spool");
-                codes::local_error()
+                queue_reply(Err(e))
             }
         }
     }
 
     async fn data_chunk(&mut self, chunk: Vec<u8>) {
         self.hops.feed(&chunk);
-        if let Some(w) = self.writer.as_mut()
+        if self.write_error.is_none()
+            && let Some(w) = self.writer.as_mut()
             && let Err(e) = w.write(&chunk).await
         {
             tracing::error!(error = %e, "spool write failed");
-            self.write_error = true;
+            self.write_error = Some(e);
         }
     }
 
@@ -179,17 +212,16 @@ impl SmtpHandler for InboundHandler {
         let Some(writer) = self.writer.take() else {
             return vec![codes::local_error()];
         };
-        if self.write_error {
-            return vec![codes::local_error()];
+        if let Some(e) = self.write_error.take() {
+            return vec![queue_reply(Err(e))];
         }
         if self.hops.hops() > self.intake.config.max_hops {
             tracing::info!(hops = self.hops.hops(), "mail loop refused");
             return vec![too_many_hops()];
         }
-        let key = format!("smtp-{}", writer.id());
         let from = self.from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
-        let result = self.intake.queue.commit(writer, &key, &from, &rcpts).await;
+        let result = self.intake.queue.commit(writer).await;
         if let Ok((id, _)) = &result {
             tracing::info!(%id, from = %from, rcpts = ?rcpts, "queued from SMTP");
         }
@@ -246,29 +278,29 @@ impl Relay for RelayService {
             id: "",
             for_rcpt,
         };
-        let mut writer = self.0.start(hop).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot spool");
-            Status::unavailable("queue unavailable")
-        })?;
-        writer.declare(env.smtputf8, env.body.eq_ignore_ascii_case("8BITMIME"));
+        let envelope = Envelope {
+            key: Some(env.message_key.clone()),
+            mail_from: env.mail_from.clone(),
+            rcpts: env.rcpt_to.clone(),
+            smtputf8: env.smtputf8,
+            eight_bit: env.body.eq_ignore_ascii_case("8BITMIME"),
+            created: 0,
+        };
+        let mut writer = self
+            .0
+            .start(hop, envelope)
+            .await
+            .map_err(|e| queue_status(&e))?;
         let mut hops = HopCounter::new();
         let mut body = rpc_stream::Body::new(&mut stream);
         while let Some(c) = body.next().await? {
             hops.feed(&c);
-            writer.write(&c).await.map_err(|e| {
-                tracing::error!(error = %e, "spool write failed");
-                Status::unavailable("queue unavailable")
-            })?;
+            writer.write(&c).await.map_err(|e| queue_status(&e))?;
         }
         if hops.hops() > self.0.config.max_hops {
             return Err(Status::invalid_argument("too many hops: mail loop"));
         }
-        match self
-            .0
-            .queue
-            .commit(writer, &env.message_key, &env.mail_from, &env.rcpt_to)
-            .await
-        {
+        match self.0.queue.commit(writer).await {
             Ok((queue_id, duplicate)) => {
                 tracing::info!(
                     id = %queue_id, duplicate, from = %env.mail_from, rcpts = ?env.rcpt_to,
@@ -282,10 +314,7 @@ impl Relay for RelayService {
             Err(QueueError::TooBig(max)) => Err(Status::out_of_range(format!(
                 "message larger than {max} bytes"
             ))),
-            Err(e) => {
-                tracing::error!(error = %e, "queueing failed");
-                Err(Status::unavailable("queue unavailable"))
-            }
+            Err(e) => Err(queue_status(&e)),
         }
     }
 

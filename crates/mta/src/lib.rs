@@ -24,8 +24,15 @@ pub use config::MtaConfig;
 /// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let queue = queue::Queue::open(&config.data_dir)
-        .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?;
+    let queue = {
+        let dir = config.data_dir.clone();
+        let opts = queue::QueueOptions {
+            min_free_bytes: config.queue.min_free_bytes,
+        };
+        tokio::task::spawn_blocking(move || queue::Queue::open(&dir, opts))
+            .await?
+            .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?
+    };
     let mda = DeliveryClient::new(rpc_server::channel(
         &config.mda.url,
         config.relay.source_address,

@@ -35,9 +35,13 @@ async fn main() -> anyhow::Result<()> {
             facteur_mta::run(config, shutdown).await
         }
         Cmd::Queue => {
-            let queue = facteur_mta::queue::Queue::open(&config.data_dir)
-                .with_context(|| format!("opening {}", config.data_dir.display()))?;
-            for e in queue.list()? {
+            let opts = facteur_mta::queue::QueueOptions { min_free_bytes: 0 };
+            let dir = config.data_dir.clone();
+            let queue =
+                tokio::task::spawn_blocking(move || facteur_mta::queue::Queue::open(&dir, opts))
+                    .await?
+                    .with_context(|| format!("opening {}", config.data_dir.display()))?;
+            for e in queue.list().await? {
                 println!(
                     "{} {:>8} {} <{}> attempts={}",
                     e.id,

@@ -88,9 +88,8 @@ pub mod replies {
         match status.code() {
             tonic::Code::InvalidArgument => Reply::new(501, "5.5.4", "Invalid arguments"),
             tonic::Code::OutOfRange => Reply::new(552, "5.3.4", "Message size exceeds fixed limit"),
-            tonic::Code::ResourceExhausted => {
-                Reply::new(452, "4.3.1", "Insufficient system storage")
-            }
+            // The next hop's disk is full (the MTA's queue reserve): 452 4.3.1.
+            tonic::Code::ResourceExhausted => facteur_protocol::smtp::codes::insufficient_storage(),
             _ => Reply::new(451, "4.4.1", "Temporary failure, try again later"),
         }
     }

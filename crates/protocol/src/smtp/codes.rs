@@ -122,6 +122,13 @@ pub fn mailbox_full() -> Reply {
     r(452, (4, 2, 2), "Mailbox full")
 }
 
+/// 452 4.3.1 our disk is (nearly) full: the queue takes nothing new until
+/// space returns (RFC 3463 X.3.1, RFC 5321 §4.5.3.1.9; Postfix's
+/// `queue_minfree`).
+pub fn insufficient_storage() -> Reply {
+    r(452, (4, 3, 1), "Insufficient system storage")
+}
+
 /// 452 4.5.3 too many recipients (RFC 5321 §4.5.3.1.10).
 pub fn too_many_recipients() -> Reply {
     r(452, (4, 5, 3), "Too many recipients")
