@@ -111,19 +111,13 @@ pub fn local_error() -> Reply {
     r(451, (4, 3, 0), "Local error in processing, try again later")
 }
 
-/// 452 4.3.1 the disk is (nearly) full, transient (RFC 3463 X.3.1; Postfix
-/// answers the same below `queue_minfree`).
-pub fn insufficient_storage() -> Reply {
-    r(452, (4, 3, 1), "Insufficient system storage")
-}
-
 /// 452 4.2.2 mailbox over quota, transient (RFC 3463 X.2.2).
 pub fn mailbox_full() -> Reply {
     r(452, (4, 2, 2), "Mailbox full")
 }
 
-/// 452 4.3.1 our disk is (nearly) full: the queue takes nothing new until
-/// space returns (RFC 3463 X.3.1, RFC 5321 §4.5.3.1.9; Postfix's
+/// 452 4.3.1 our disk is (nearly) full: the queue (or the mailbox store)
+/// takes nothing new until space returns (RFC 3463 X.3.1, RFC 5321 §4.5.3.1.9; Postfix's
 /// `queue_minfree`).
 pub fn insufficient_storage() -> Reply {
     r(452, (4, 3, 1), "Insufficient system storage")
