@@ -103,18 +103,65 @@ impl Default for SledOptions {
     }
 }
 
+/// The tree readers use; replaced by the writer when it reopens the database.
+type SharedTree = Arc<std::sync::RwLock<Tree>>;
+
+fn read_tree(shared: &SharedTree) -> Tree {
+    shared
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
 /// What the writer thread owns.
 struct State {
     db: Db,
     tree: Tree,
+    shared: SharedTree,
+    db_dir: PathBuf,
     files: SledFiles,
     blobs: FileBlobs,
     /// Applied since the last successful sync.
     dirty: bool,
+    /// A flush failed: sled 0.34 then keeps the error for good, so the
+    /// database is reopened (from what is on disk) before the next batch.
+    broken: bool,
+}
+
+impl State {
+    fn reopen(&mut self) -> std::io::Result<()> {
+        let to_io = |e: StoreError| std::io::Error::other(e.to_string());
+        // Let go of the failed instance first: sled holds a file lock.
+        let placeholder = ::sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let placeholder_tree = placeholder
+            .open_tree("mail")
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = placeholder_tree.clone();
+        self.tree = placeholder_tree;
+        self.db = placeholder;
+        let db = open_db(&self.db_dir).map_err(to_io)?;
+        let tree = db
+            .open_tree("mail")
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.files = SledFiles::new(&self.db_dir)?;
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = tree.clone();
+        self.tree = tree;
+        self.db = db;
+        self.broken = false;
+        self.dirty = false;
+        tracing::warn!(dir = %self.db_dir.display(), "mailbox store reopened after a failed flush");
+        Ok(())
+    }
 }
 
 impl Owned for State {
     fn before_batch(&mut self) -> std::io::Result<()> {
+        if self.broken {
+            self.reopen()?;
+        }
         self.blobs.sync_if_needed()
     }
 
@@ -122,11 +169,14 @@ impl Owned for State {
         if !self.dirty {
             return Ok(());
         }
-        self.db.flush().map_err(|e| match e {
+        let flushed = self.db.flush().map_err(|e| match e {
             ::sled::Error::Io(io) => io,
             other => std::io::Error::other(other.to_string()),
-        })?;
-        self.files.sync()?;
+        });
+        if let Err(e) = flushed.and_then(|_| self.files.sync()) {
+            self.broken = true;
+            return Err(e);
+        }
         self.dirty = false;
         Ok(())
     }
@@ -225,7 +275,7 @@ struct Lock {
 
 struct Inner {
     /// Read handle on the one tree (writes go through `writer`).
-    tree: Tree,
+    tree: SharedTree,
     blobs: FileBlobs,
     writer: Writer<State>,
     dir: PathBuf,
@@ -270,17 +320,21 @@ impl SledStore {
         let blobs = FileBlobs::open(&path.join("blobs")).map_err(io)?;
         durable::sync_dir(path).map_err(io)?;
         let files = SledFiles::new(&db_dir).map_err(io)?;
+        let shared: SharedTree = Arc::new(std::sync::RwLock::new(tree.clone()));
         let state = State {
             db,
-            tree: tree.clone(),
+            tree,
+            shared: Arc::clone(&shared),
+            db_dir,
             files,
             blobs: blobs.clone(),
             dirty: false,
+            broken: false,
         };
         let writer = Writer::spawn(WriterOptions::named("store-writer"), state).map_err(io)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                tree,
+                tree: shared,
                 blobs,
                 writer,
                 dir: path.to_path_buf(),
@@ -289,6 +343,11 @@ impl SledStore {
                 feeds: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The current read handle.
+    fn tree(&self) -> Tree {
+        read_tree(&self.inner.tree)
     }
 
     /// Runs one write request on the writer thread; returns once durable.
@@ -308,7 +367,7 @@ impl SledStore {
     /// Creates INBOX if the user has none yet.
     fn ensure_inbox(&self, user: &str) -> Result<(), StoreError> {
         let key = user_key(MAILBOX, user, INBOX);
-        if self.inner.tree.contains_key(&key).map_err(backend)? {
+        if self.tree().contains_key(&key).map_err(backend)? {
             return Ok(());
         }
         let user = user.to_owned();
@@ -333,8 +392,7 @@ impl SledStore {
 
     fn mailbox(&self, user: &str, mailbox: &str) -> Result<MailboxRec, StoreError> {
         match self
-            .inner
-            .tree
+            .tree()
             .get(user_key(MAILBOX, user, mailbox))
             .map_err(backend)?
         {
@@ -475,7 +533,7 @@ impl MailStore for SledStore {
         let rec = self.mailbox(&user, &mailbox)?;
         let mut out = Vec::new();
         Self::scan(
-            &self.inner.tree,
+            &self.tree(),
             &mailbox_prefix(MESSAGE, rec.id),
             &message_key(rec.id, from_uid),
             |_, v| {
@@ -492,8 +550,7 @@ impl MailStore for SledStore {
     fn get(&self, user: &str, mailbox: &str, uid: Uid) -> Result<Option<MessageMeta>, StoreError> {
         let (user, mailbox) = self.names(user, mailbox)?;
         let rec = self.mailbox(&user, &mailbox)?;
-        self.inner
-            .tree
+        self.tree()
             .get(message_key(rec.id, uid))
             .map_err(backend)?
             .map(|v| decode_meta(&v))
@@ -652,7 +709,7 @@ impl MailStore for SledStore {
         let Some(start) = modseq.checked_add(1) else {
             return Ok(out);
         };
-        let tree = &self.inner.tree;
+        let tree = &self.tree();
         Self::scan(
             tree,
             &mailbox_prefix(CHANGE, rec.id),
@@ -754,7 +811,7 @@ impl MailStore for SledStore {
         self.ensure_inbox(&user)?;
         let prefix = user_key(MAILBOX, &user, "");
         let mut out = Vec::new();
-        for k in self.inner.tree.scan_prefix(&prefix).keys() {
+        for k in self.tree().scan_prefix(&prefix).keys() {
             let k = k.map_err(backend)?;
             let name =
                 std::str::from_utf8(&k[prefix.len()..]).map_err(|_| corrupt("mailbox name"))?;
@@ -826,8 +883,7 @@ impl AccountStore for SledStore {
             return Ok(None);
         };
         match self
-            .inner
-            .tree
+            .tree()
             .get(plain_user_key(ACCOUNT, &user))
             .map_err(backend)?
         {
@@ -880,8 +936,7 @@ impl AccountStore for SledStore {
     }
 
     fn list_users(&self) -> Result<Vec<String>, StoreError> {
-        self.inner
-            .tree
+        self.tree()
             .scan_prefix([ACCOUNT])
             .keys()
             .map(|k| {
