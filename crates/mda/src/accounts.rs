@@ -155,6 +155,20 @@ impl Accounts {
         }
     }
 
+    /// The stored PHC string of a user, `None` for an unknown or malformed user
+    /// (`crate::auth` verifies it in its argon2 pool).
+    pub fn stored_hash(&self, user: &str) -> Result<Option<String>, AccountError> {
+        let Ok(user) = normalize_user(user) else {
+            return Ok(None);
+        };
+        match self.tree.get(user.as_bytes())? {
+            Some(phc) => String::from_utf8(phc.to_vec())
+                .map(Some)
+                .map_err(|e| AccountError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
     /// Checks a password. Unknown (or malformed) users spend an argon2
     /// verification against a dummy hash too and get `false`, so timing does
     /// not reveal which users exist.
