@@ -77,6 +77,9 @@ pub struct StackSpec {
     pub ports: Ports,
     /// Queue retry delays for the MTAs (short in tests).
     pub retry_secs: Vec<u64>,
+    /// Extra settings per agent, passed as `--set KEY=VALUE` to every domain's
+    /// instance of it: `("mda", "auth.throttle.window_secs=5")`.
+    pub sets: Vec<(String, String)>,
 }
 
 impl StackSpec {
@@ -99,6 +102,7 @@ impl StackSpec {
             dns_ip: Ipv4Addr::new(127, net, 0, 1),
             ports: Ports::default(),
             retry_secs: vec![60, 300, 900, 3600],
+            sets: Vec::new(),
         }
     }
 
@@ -343,6 +347,9 @@ impl Stack {
         let mut cmd = Command::new(self.spec.bin(agent));
         cmd.arg("--config")
             .arg(self.spec.config_path(domain, agent));
+        for (_, set) in self.spec.sets.iter().filter(|(a, _)| a == agent) {
+            cmd.arg("--set").arg(set);
+        }
         self.spawn(domain, agent, cmd)
     }
 
@@ -351,6 +358,11 @@ impl Stack {
             .iter()
             .position(|p| p.domain == domain && p.agent == agent)
             .with_context(|| format!("no {agent} for {domain}"))
+    }
+
+    /// The process id of one running agent.
+    pub fn pid(&self, domain: &str, agent: &str) -> anyhow::Result<u32> {
+        Ok(self.procs[self.index(domain, agent)?].child.id())
     }
 
     /// `kill -9` one agent (no chance to flush anything).
