@@ -79,6 +79,9 @@ pub struct StackSpec {
     pub retry_secs: Vec<u64>,
     /// The MTAs' free-space reserve (`queue.min_free_bytes`); `None`: the default.
     pub mta_min_free_bytes: Option<u64>,
+    /// Extra settings per agent, passed as `--set KEY=VALUE` to every domain's
+    /// instance of it: `("mda", "auth.throttle.window_secs=5")`.
+    pub sets: Vec<(String, String)>,
 }
 
 impl StackSpec {
@@ -102,6 +105,7 @@ impl StackSpec {
             ports: Ports::default(),
             retry_secs: vec![60, 300, 900, 3600],
             mta_min_free_bytes: None,
+            sets: Vec::new(),
         }
     }
 
@@ -350,6 +354,9 @@ impl Stack {
         let mut cmd = Command::new(self.spec.bin(agent));
         cmd.arg("--config")
             .arg(self.spec.config_path(domain, agent));
+        for (_, set) in self.spec.sets.iter().filter(|(a, _)| a == agent) {
+            cmd.arg("--set").arg(set);
+        }
         self.spawn(domain, agent, cmd)
     }
 
@@ -358,6 +365,11 @@ impl Stack {
             .iter()
             .position(|p| p.domain == domain && p.agent == agent)
             .with_context(|| format!("no {agent} for {domain}"))
+    }
+
+    /// The process id of one running agent.
+    pub fn pid(&self, domain: &str, agent: &str) -> anyhow::Result<u32> {
+        Ok(self.procs[self.index(domain, agent)?].child.id())
     }
 
     /// `kill -9` one agent (no chance to flush anything).

@@ -299,3 +299,90 @@ fn a_full_queue_disk_refuses_with_452_loses_nothing_and_recovers() {
     stack.restart("lyon.test", "mta").expect("restart lyon mta");
     run(&stack, "recover");
 }
+
+/// Resident memory of a process in bytes (`VmRSS` in /proc/<pid>/status).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in status");
+    kib * 1024
+}
+
+#[test]
+fn a_login_storm_leaves_the_mdas_memory_bounded() {
+    // The cache is off so that every login runs argon2 (the worst case), on a
+    // fixed two workers so the bound does not depend on this machine's cores;
+    // the MAA takes more than 50 connections per IP because a freed slot comes
+    // back only just after the client has seen the close.
+    let (_dir, stack) = start(42, |spec| {
+        for set in ["auth.cache_size=0", "auth.workers=2"] {
+            spec.sets.push(("mda".into(), set.into()));
+        }
+        spec.sets.push(("maa".into(), "imap.max_per_ip=200".into()));
+    });
+    let mda = stack.pid("paris.test", "mda").expect("paris mda");
+    let storm = |count: &str| {
+        py(
+            &stack,
+            "login_storm.py",
+            &[
+                "--count",
+                count,
+                "--parallel",
+                "50",
+                "--user",
+                "pierre@paris.test",
+            ],
+        )
+    };
+    // A first small wave brings in what any first login allocates (TLS on the
+    // gRPC side, the argon2 blocks); the storm must not grow it much further.
+    storm("50");
+    let before = rss(mda);
+    storm("200");
+    let after = rss(mda);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "MDA resident memory: {:.1} MiB before the storm, {:.1} MiB after",
+        mib(before),
+        mib(after)
+    );
+    // Allocating argon2's 19 MiB per login grew the MDA by about 2 GB over
+    // 200 logins 20 at a time. Now the pool holds 2 × 19 MiB, already counted
+    // in `before`, and the storm adds next to nothing (measured: about 1 MiB).
+    // A debug MDA starts at about 35 MiB (its binary maps far more code than
+    // a release one's 8.5 MiB) and sits near 76 MiB after its first logins, so
+    // 100 MiB is an honest ceiling for a debug build; the 30 MiB of growth
+    // allowed covers the allocator keeping some gRPC/TLS buffers and is less
+    // than two argon2 blocks, so memory that sticks per login shows.
+    assert!(
+        after < before + 30 * 1024 * 1024,
+        "the MDA grew by {:.1} MiB over 200 logins",
+        mib(after.saturating_sub(before))
+    );
+    assert!(
+        after < 100 * 1024 * 1024,
+        "the MDA holds {:.1} MiB",
+        mib(after)
+    );
+}
+
+#[test]
+fn failed_logins_are_throttled_per_ip_and_per_user_until_the_window_passes() {
+    let window = "10";
+    let (_dir, stack) = start(43, |spec| {
+        for set in [
+            "auth.throttle.ip_failures=5".to_owned(),
+            "auth.throttle.user_failures=8".to_owned(),
+            format!("auth.throttle.window_secs={window}"),
+        ] {
+            spec.sets.push(("mda".into(), set));
+        }
+        spec.sets
+            .push(("maa".into(), "auth_failure_delay_ms=50".into()));
+    });
+    py(&stack, "throttle.py", &["--window", window]);
+}

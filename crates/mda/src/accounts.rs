@@ -119,7 +119,8 @@ impl Accounts {
         Ok(self.stored_hash(user)?.is_some())
     }
 
-    /// The stored PHC string of a user; `None` for unknown or malformed users.
+    /// The stored PHC string of a user; `None` for unknown or malformed users
+    /// (`crate::auth` verifies it in its argon2 pool).
     pub fn stored_hash(&self, user: &str) -> Result<Option<String>, AccountError> {
         Ok(self.store.password_hash(user)?)
     }

@@ -21,6 +21,7 @@ pub struct MdaConfig {
     /// Delivery aliases: `"postmaster@example.org" = "alice@example.org"`. RFC 5321
     /// §4.5.1 wants every domain to take mail for postmaster.
     pub aliases: std::collections::BTreeMap<String, String>,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +69,7 @@ impl Default for MdaConfig {
             lmtp: LmtpConfig::default(),
             store: StoreConfig::default(),
             aliases: std::collections::BTreeMap::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -87,6 +89,68 @@ impl Default for LmtpConfig {
             max_recipients: 1000,
             max_line: 2048,
             limits: ConnLimits::default(),
+        }
+    }
+}
+
+/// `[auth]`: how `Auth.Verify` spends memory and CPU (see `crate::auth`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// argon2 threads, each owning one reusable memory block; 0 = one per core.
+    pub workers: usize,
+    /// Verifications waiting for a worker; past this `Verify` answers
+    /// "unavailable" (a temporary failure) instead of queueing without bound.
+    pub queue: usize,
+    /// Stored hashes asking for more argon2 memory than this (KiB) are refused
+    /// as corrupt, so one bad record cannot make a worker allocate gigabytes.
+    pub max_hash_memory_kib: u32,
+    /// Verdicts kept, like Dovecot's `auth_cache_size` (in entries); 0 disables.
+    pub cache_size: usize,
+    /// Seconds a successful verification is remembered (`auth_cache_ttl`).
+    pub cache_ttl_secs: u64,
+    /// Seconds a failed one is remembered (`auth_cache_negative_ttl`).
+    pub cache_negative_ttl_secs: u64,
+    pub throttle: ThrottleConfig,
+}
+
+/// `[auth.throttle]`: failed logins across every connection and agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ThrottleConfig {
+    /// Failures from one IP address (IPv6: one /64) within a window after which
+    /// that address is refused until the window ends; 0 disables.
+    pub ip_failures: u32,
+    /// Failures for one user within a window after which that user is refused
+    /// until the window ends; 0 disables.
+    pub user_failures: u32,
+    /// Length of the window, counted from its first failure, in seconds.
+    pub window_secs: u64,
+    /// Addresses and users tracked at most (each); the oldest are forgotten first.
+    pub max_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            queue: 1024,
+            max_hash_memory_kib: 256 * 1024,
+            cache_size: 10_000,
+            cache_ttl_secs: 3600,
+            cache_negative_ttl_secs: 3600,
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            ip_failures: 20,
+            user_failures: 50,
+            window_secs: 600,
+            max_entries: 100_000,
         }
     }
 }

@@ -15,6 +15,7 @@ use facteur_rpc::stream as rpc_stream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Authenticator, Verdict};
 use crate::filing::{Filing, account_of};
 use crate::store::{self, BlobStore, MailStore, StoreError};
 
@@ -152,33 +153,45 @@ impl<S: MailStore + BlobStore> Delivery for Services<S> {
     }
 }
 
+/// The `Auth` service over the MDA's `Authenticator` (throttle, cache, argon2 pool).
+#[derive(Clone, Debug)]
+pub struct AuthService {
+    pub auth: Authenticator,
+}
+
 #[tonic::async_trait]
-impl<S: MailStore + BlobStore> Auth for Services<S> {
+impl Auth for AuthService {
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyReply>, Status> {
         let req = request.into_inner();
-        let user = account_of(&req.user);
-        let accounts = self.filing.accounts.clone();
-        let (u, p) = (user.clone(), req.password);
-        // argon2 is deliberately slow: keep it off the async threads.
-        let ok = match tokio::task::spawn_blocking(move || accounts.verify(&u, &p)).await {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "verify refused");
-                false
-            }
+        let verdict = match self
+            .auth
+            .verify(&req.user, &req.password, &req.remote_addr)
+            .await
+        {
+            Ok(v) => v,
             Err(e) => {
-                tracing::error!(error = %e, "verify task failed");
-                return Err(Status::internal("internal error"));
+                tracing::warn!(user = %req.user, service = %req.service, remote = %req.remote_addr, error = %e, "auth verify unavailable");
+                return Err(Status::unavailable(
+                    "authentication temporarily unavailable",
+                ));
             }
         };
-        tracing::info!(user = %user, service = %req.service, remote = %req.remote_addr, ok, "auth verify");
-        Ok(Response::new(pb::VerifyReply {
-            ok,
-            user: if ok { user } else { String::new() },
-        }))
+        let (ok, user) = match verdict {
+            Verdict::Ok(user) => (true, user),
+            Verdict::Failed => (false, String::new()),
+            Verdict::Throttled(why) => {
+                tracing::info!(user = %req.user, service = %req.service, remote = %req.remote_addr, ?why, "auth verify throttled");
+                return Ok(Response::new(pb::VerifyReply {
+                    ok: false,
+                    user: String::new(),
+                }));
+            }
+        };
+        tracing::info!(user = %account_of(&req.user), service = %req.service, remote = %req.remote_addr, ok, "auth verify");
+        Ok(Response::new(pb::VerifyReply { ok, user }))
     }
 }
 

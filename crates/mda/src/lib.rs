@@ -5,6 +5,7 @@
 pub mod accounts;
 /// The storage seam (the `facteur-store` crate), as the MDA sees it.
 pub use facteur_store as store;
+pub mod auth;
 pub mod config;
 pub mod filing;
 pub mod grpc;
@@ -43,6 +44,8 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .iter()
         .map(|(from, to)| (filing::account_of(from), filing::account_of(to)))
         .collect();
+    let auth = auth::Authenticator::start(accounts.clone(), &config.auth)
+        .context("starting the argon2 pool")?;
     let filing = Filing {
         store: Arc::new(store),
         accounts,
@@ -62,8 +65,8 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))
-        .add_service(MailboxServer::new(services.clone()))
-        .add_service(AuthServer::new(services));
+        .add_service(MailboxServer::new(services))
+        .add_service(AuthServer::new(grpc::AuthService { auth }));
     let grpc_listener = listener::bind(&config.grpc.listen).await?;
     let mut ready = vec![format!("grpc={}", grpc_listener.local_addr()?)];
     let mut tasks = tokio::task::JoinSet::new();
