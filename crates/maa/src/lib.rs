@@ -43,11 +43,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 .max(config.pop3.limits.idle_timeout_secs.saturating_add(60)),
         ),
     });
-    let pop3_opts = ConnOptions {
-        idle_timeout: config.pop3.limits.idle_timeout(),
-        tls: acceptor.clone(),
-        read_buffer: 4096,
-    };
+    let pop3_opts = ConnOptions::new(&config.pop3.limits, acceptor.clone(), 4096);
     for (addr, implicit) in [
         (&config.pop3.listen, false),
         (&config.pop3.tls_listen, true),
