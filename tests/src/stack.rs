@@ -77,6 +77,9 @@ pub struct StackSpec {
     pub ports: Ports,
     /// Queue retry delays for the MTAs (short in tests).
     pub retry_secs: Vec<u64>,
+    /// Extra settings, `(agent, "key=value")`, given as `--set` to that agent of
+    /// every domain (a test's short deadlines, say).
+    pub sets: Vec<(String, String)>,
 }
 
 impl StackSpec {
@@ -99,6 +102,7 @@ impl StackSpec {
             dns_ip: Ipv4Addr::new(127, net, 0, 1),
             ports: Ports::default(),
             retry_secs: vec![60, 300, 900, 3600],
+            sets: Vec::new(),
         }
     }
 
@@ -343,6 +347,9 @@ impl Stack {
         let mut cmd = Command::new(self.spec.bin(agent));
         cmd.arg("--config")
             .arg(self.spec.config_path(domain, agent));
+        for (_, set) in self.spec.sets.iter().filter(|(a, _)| a == agent) {
+            cmd.arg("--set").arg(set);
+        }
         self.spawn(domain, agent, cmd)
     }
 
