@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use facteur_tests::{Stack, StackSpec};
 
@@ -182,9 +183,151 @@ fn utf8_headers_and_8bit_bodies_cross_both_mtas_intact() {
     py(&stack, "utf8.py", &[]);
 }
 
+/// `(agent, setting prefix)` of every listener that speaks TLS.
+const TLS_LISTENERS: [(&str, &str); 4] = [
+    ("msa", ""),
+    ("mta", "smtp."),
+    ("maa", "pop3."),
+    ("maa", "imap."),
+];
+
+/// Every listener's TLS handshake deadline set to `secs`.
+fn handshake_timeout(spec: &mut StackSpec, secs: u64) {
+    for (agent, prefix) in TLS_LISTENERS {
+        spec.sets.push((
+            agent.to_owned(),
+            format!("{prefix}tls_handshake_timeout_secs={secs}"),
+        ));
+    }
+}
+
+/// A line protocol's way into a TLS handshake.
+#[derive(Clone, Copy, Debug)]
+enum Stall {
+    /// SMTP: EHLO, then STARTTLS (RFC 3207).
+    Starttls,
+    /// POP3: STLS (RFC 2595).
+    Stls,
+    /// IMAP: STARTTLS (RFC 9051 §6.2.1).
+    ImapStarttls,
+    /// An implicit-TLS port: connect and say nothing.
+    Implicit,
+}
+
+/// Connect and stop right where the server waits for a ClientHello.
+fn stall(ip: std::net::Ipv4Addr, port: u16, how: Stall) -> std::net::TcpStream {
+    use std::io::{BufRead, BufReader, Write};
+    let tcp = std::net::TcpStream::connect((ip, port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("socket");
+    let mut w = tcp.try_clone().expect("socket");
+    let mut r = BufReader::new(tcp.try_clone().expect("socket"));
+    let mut until = |prefix: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("read");
+        assert!(!line.is_empty(), "{port}: closed before {prefix:?}");
+        if line.starts_with(prefix) {
+            break;
+        }
+    };
+    match how {
+        Stall::Starttls => {
+            until("220 ");
+            w.write_all(b"EHLO stall.test\r\n").expect("socket");
+            until("250 ");
+            w.write_all(b"STARTTLS\r\n").expect("socket");
+            until("220 ");
+        }
+        Stall::Stls => {
+            until("+OK");
+            w.write_all(b"STLS\r\n").expect("socket");
+            until("+OK");
+        }
+        Stall::ImapStarttls => {
+            until("* OK");
+            w.write_all(b"s1 STARTTLS\r\n").expect("socket");
+            until("s1 OK");
+        }
+        Stall::Implicit => {}
+    }
+    tcp
+}
+
+/// Every TLS way in of one domain: SMTP, submission, POP3, IMAP and the
+/// implicit-TLS ports.
+fn stall_everywhere(stack: &Stack) -> Vec<(u16, std::net::TcpStream)> {
+    let p = &stack.spec.ports;
+    let ip = stack.spec.domain("paris.test").expect("paris").ip;
+    [
+        (p.smtp, Stall::Starttls),
+        (p.submission, Stall::Starttls),
+        (p.submissions, Stall::Implicit),
+        (p.pop3, Stall::Stls),
+        (p.pop3s, Stall::Implicit),
+        (p.imap, Stall::ImapStarttls),
+        (p.imaps, Stall::Implicit),
+    ]
+    .into_iter()
+    .map(|(port, how)| (port, stall(ip, port, how)))
+    .collect()
+}
+
+#[test]
+fn stalled_tls_handshakes_and_slow_drip_commands_are_closed_at_their_deadlines() {
+    let (_dir, stack) = start(61, |spec| {
+        handshake_timeout(spec, 2);
+        spec.sets
+            .push(("mta".into(), "smtp.command_timeout_secs=2".into()));
+    });
+    for (port, mut tcp) in stall_everywhere(&stack) {
+        // The idle timers are minutes long; only the 2 s handshake deadline can
+        // close these within the 30 s read timeout set by `stall`.
+        let mut rest = Vec::new();
+        match std::io::Read::read_to_end(&mut tcp, &mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("port {port} still open: {e}\n{}", stack.all_logs()),
+        }
+    }
+
+    // Slow drip on port 25: one byte of a command line every half second.
+    use std::io::{Read, Write};
+    let ip = stack.spec.domain("paris.test").expect("paris").ip;
+    let mut tcp = std::net::TcpStream::connect((ip, stack.spec.ports.smtp)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("socket");
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 512];
+    let started = std::time::Instant::now();
+    for b in b"EHLO drip.test".iter().cycle() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the drip was never cut; heard {:?}",
+            String::from_utf8_lossy(&heard)
+        );
+        if tcp.write_all(&[*b]).is_err() {
+            break;
+        }
+        match tcp.read(&mut buf) {
+            Ok(0) => {
+                break;
+            }
+            Ok(n) => heard.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                break;
+            }
+            Err(_) => {} // read timeout: drip on
+        }
+    }
+    let heard = String::from_utf8_lossy(&heard);
+    assert!(heard.contains("421 4.4.2"), "no timeout goodbye: {heard:?}");
+}
+
 #[test]
 fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
-    let (_dir, mut stack) = start(23, |_| {});
+    // Handshake deadlines longer than `stop` waits: only giving up a handshake
+    // on shutdown lets the agents with a stalled TLS client stop in time.
+    let (_dir, mut stack) = start(23, |spec| handshake_timeout(spec, 3600));
     let spec = stack.spec.clone();
     let paris = spec.domain("paris.test").expect("paris").ip;
     // Idle clients on each line protocol: the agents must still stop promptly.
@@ -192,8 +335,11 @@ fn every_agent_stops_cleanly_on_sigterm_even_with_clients_connected() {
         .iter()
         .map(|port| std::net::TcpStream::connect((paris, *port)).expect("connect"))
         .collect();
+    // And clients stuck in a TLS handshake on every TLS listener.
+    let stalled = stall_everywhere(&stack);
     let unclean = stack.stop();
     drop(clients);
+    drop(stalled);
     assert!(
         unclean.is_empty(),
         "not stopped cleanly: {unclean:?}\n{}",

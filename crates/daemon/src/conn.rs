@@ -2,12 +2,19 @@
 //! a timeout, feed the session, write what it says, upgrade to TLS when it asks,
 //! and say goodbye in the protocol's own words on timeout or shutdown.
 //!
+//! Three clocks bound a connection: the idle timer (per read), the request
+//! deadline (a command line or a message body must be complete in time however
+//! slowly it trickles in, `facteur_protocol::deadline`), and the TLS handshake
+//! deadline ([`handshake`], which also gives up at once on shutdown so a client
+//! stalling a handshake never holds up the drain).
+//!
 //! The protocol logic lives in a [`Session`] (sans-IO at heart); this loop is the
 //! only place that touches the socket.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use facteur_protocol::deadline::{Deadlines, Progress, RequestClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
@@ -31,6 +38,9 @@ pub trait Session: Send {
     fn input(&mut self, bytes: &[u8]) -> impl Future<Output = Step> + Send;
     /// Bytes to send to the peer (greeting, replies).
     fn take_output(&mut self) -> Vec<u8>;
+    /// Where the input stands (between requests, in a command, in a body) and how
+    /// many requests are complete: drives the request deadline.
+    fn progress(&self) -> Progress;
     /// Input received but not yet consumed. Must be 0 for a TLS upgrade: bytes a
     /// client pipelined after STARTTLS were sent in the clear and are refused
     /// (CVE-2011-0411, command injection).
@@ -62,14 +72,65 @@ pub enum ConnError {
     NoTls,
     #[error("input pipelined after STARTTLS; closing (CVE-2011-0411)")]
     PipelinedStartTls,
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
 }
 
 /// Options of one connection.
 #[derive(Clone)]
 pub struct ConnOptions {
     pub idle_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub deadlines: Deadlines,
     pub tls: Option<TlsAcceptor>,
     pub read_buffer: usize,
+}
+
+impl ConnOptions {
+    /// The options a listener's limits give, with its TLS and read size.
+    pub fn new(
+        limits: &crate::listener::ConnLimits,
+        tls: Option<TlsAcceptor>,
+        read_buffer: usize,
+    ) -> Self {
+        Self {
+            idle_timeout: limits.idle_timeout(),
+            tls_handshake_timeout: limits.tls_handshake_timeout(),
+            deadlines: limits.deadlines(),
+            tls,
+            read_buffer,
+        }
+    }
+}
+
+/// How a bounded server-side TLS handshake ended.
+#[derive(Debug)]
+pub enum Handshake {
+    Done(Stream),
+    /// The peer did not finish within the limit.
+    TimedOut,
+    /// The server is stopping: the handshake was abandoned.
+    Shutdown,
+}
+
+/// Server-side TLS handshake on a plaintext stream (implicit TLS, or after
+/// STARTTLS/STLS), bounded by `limit` and abandoned at once on shutdown: a
+/// client that connects and then sends nothing can hold a task for `limit` at
+/// most, and never holds up a stopping server.
+pub async fn handshake(
+    plain: Stream,
+    acceptor: &TlsAcceptor,
+    limit: Duration,
+    shutdown: &Shutdown,
+) -> std::io::Result<Handshake> {
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(Handshake::Shutdown),
+        r = tokio::time::timeout(limit, plain.accept_tls(acceptor)) => match r {
+            Ok(Ok(s)) => Ok(Handshake::Done(s)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(Handshake::TimedOut),
+        },
+    }
 }
 
 /// How long a goodbye (timeout, shutdown) may take to write: a peer that does not
@@ -96,16 +157,26 @@ async fn drive<S: Session>(
     shutdown: &Shutdown,
 ) -> Result<(), ConnError> {
     let mut buf = vec![0u8; opts.read_buffer.max(512)];
+    let mut clock = RequestClock::new(opts.deadlines);
     write_out(stream, opts.idle_timeout, session.take_output()).await?;
     loop {
+        // The read waits for the idle timer or the request deadline, the sooner.
+        let idle = Instant::now() + opts.idle_timeout;
+        let request = clock.deadline();
+        let until = request.map_or(idle, |d| d.min(idle));
+        let read = tokio::time::timeout_at(until.into(), stream.read(&mut buf));
         let n = tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = write_out(stream, GOODBYE, session.shutdown_reply()).await;
                 return Ok(());
             }
-            r = tokio::time::timeout(opts.idle_timeout, stream.read(&mut buf)) => match r {
+            r = read => match r {
                 Err(_) => {
-                    tracing::debug!("idle timeout");
+                    if request.is_some_and(|d| d <= idle) {
+                        tracing::info!(phase = ?session.progress().phase, "request deadline passed");
+                    } else {
+                        tracing::debug!("idle timeout");
+                    }
                     let _ = write_out(stream, GOODBYE, session.timeout_reply()).await;
                     return Ok(());
                 }
@@ -116,6 +187,7 @@ async fn drive<S: Session>(
             return Ok(());
         }
         let mut step = session.input(&buf[..n]).await;
+        clock.update(Instant::now(), n, session.progress());
         loop {
             write_out(stream, opts.idle_timeout, session.take_output()).await?;
             match step {
@@ -127,9 +199,16 @@ async fn drive<S: Session>(
                     }
                     let acceptor = opts.tls.as_ref().ok_or(ConnError::NoTls)?;
                     let plain = std::mem::take(stream);
-                    *stream = plain.accept_tls(acceptor).await?;
+                    match handshake(plain, acceptor, opts.tls_handshake_timeout, shutdown).await? {
+                        Handshake::Done(tls) => *stream = tls,
+                        Handshake::TimedOut => return Err(ConnError::HandshakeTimeout),
+                        // Nothing can be said: the client expects TLS bytes now.
+                        Handshake::Shutdown => return Ok(()),
+                    }
                     tracing::debug!("TLS started");
                     session.tls_started();
+                    clock = RequestClock::new(opts.deadlines);
+                    clock.update(Instant::now(), 0, session.progress());
                     write_out(stream, opts.idle_timeout, session.take_output()).await?;
                 }
             }
@@ -137,6 +216,7 @@ async fn drive<S: Session>(
                 break;
             }
             step = session.input(&[]).await;
+            clock.update(Instant::now(), 0, session.progress());
         }
     }
 }
@@ -201,15 +281,16 @@ pub async fn serve_sessions<S, F>(
             async move {
                 let stream = match (implicit_tls, &opts.tls) {
                     (true, Some(acceptor)) => {
-                        let handshake = Stream::Plain(tcp).accept_tls(acceptor);
-                        match tokio::time::timeout(opts.idle_timeout, handshake).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::info!(error = %e, "TLS handshake failed");
+                        let limit = opts.tls_handshake_timeout;
+                        match handshake(Stream::Plain(tcp), acceptor, limit, &sd).await {
+                            Ok(Handshake::Done(s)) => s,
+                            Ok(Handshake::TimedOut) => {
+                                tracing::info!("TLS handshake timed out");
                                 return;
                             }
-                            Err(_) => {
-                                tracing::info!("TLS handshake timed out");
+                            Ok(Handshake::Shutdown) => return,
+                            Err(e) => {
+                                tracing::info!(error = %e, "TLS handshake failed");
                                 return;
                             }
                         }

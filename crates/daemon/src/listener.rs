@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use facteur_protocol::deadline::Deadlines;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +28,19 @@ pub struct ConnLimits {
     /// How long a connection may stay silent before it is closed, in seconds
     /// (RFC 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes).
     pub idle_timeout_secs: u64,
+    /// How long a TLS handshake may take (STARTTLS/STLS, or at connect on the
+    /// implicit-TLS ports), in seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// A command line (for IMAP: the whole command, literals included, before
+    /// login) must be complete this many seconds after its first byte, however
+    /// the bytes trickle in (slow-drip defence; see `facteur_protocol::deadline`).
+    pub command_timeout_secs: u64,
+    /// A message body (DATA, a BDAT chunk, an IMAP literal after login) must be
+    /// complete within this many seconds, plus one second per `min_data_rate` bytes.
+    pub data_timeout_secs: u64,
+    /// Bytes per second of message body that extend its deadline by one second
+    /// (0: the body deadline is a fixed `data_timeout_secs`).
+    pub min_data_rate: u64,
 }
 
 impl Default for ConnLimits {
@@ -35,6 +49,10 @@ impl Default for ConnLimits {
             max_connections: 1000,
             max_per_ip: 50,
             idle_timeout_secs: 300,
+            tls_handshake_timeout_secs: 10,
+            command_timeout_secs: 60,
+            data_timeout_secs: 600,
+            min_data_rate: 16 * 1024,
         }
     }
 }
@@ -42,6 +60,19 @@ impl Default for ConnLimits {
 impl ConnLimits {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs.max(1))
+    }
+
+    /// The request deadlines (command line, message body).
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            command: Duration::from_secs(self.command_timeout_secs.max(1)),
+            data: Duration::from_secs(self.data_timeout_secs.max(1)),
+            min_data_rate: self.min_data_rate,
+        }
     }
 }
 

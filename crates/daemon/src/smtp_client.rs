@@ -55,6 +55,9 @@ pub struct Timeouts {
     pub connect: Duration,
     pub command: Duration,
     pub data_end: Duration,
+    /// The TLS handshake, implicit or after STARTTLS (a server that answers 220
+    /// and then stalls must not hold a delivery for ever).
+    pub tls_handshake: Duration,
 }
 
 impl Default for Timeouts {
@@ -63,6 +66,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(30),
             command: Duration::from_secs(300),
             data_end: Duration::from_secs(600),
+            tls_handshake: Duration::from_secs(30),
         }
     }
 }
@@ -100,12 +104,7 @@ impl SmtpClient {
         timeouts: Timeouts,
     ) -> Result<Self, SmtpClientError> {
         let tcp = open(addr, None, timeouts.connect).await?;
-        let stream = tokio::time::timeout(
-            timeouts.connect,
-            Stream::Plain(tcp).connect_tls(connector, server_name),
-        )
-        .await
-        .map_err(|_| SmtpClientError::Timeout("TLS handshake"))??;
+        let stream = tls_handshake(Stream::Plain(tcp), connector, server_name, &timeouts).await?;
         Self::greet(stream, timeouts).await
     }
 
@@ -227,7 +226,7 @@ impl SmtpClient {
             ));
         }
         let plain = std::mem::take(&mut self.stream);
-        self.stream = plain.connect_tls(connector, server_name).await?;
+        self.stream = tls_handshake(plain, connector, server_name, &self.timeouts).await?;
         self.extensions.clear();
         Ok(())
     }
@@ -336,6 +335,19 @@ async fn open(
         .map_err(|_| SmtpClientError::Timeout("connect"))??;
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
+}
+
+/// The client side of a TLS handshake, bounded by `timeouts.tls_handshake`.
+async fn tls_handshake(
+    plain: Stream,
+    connector: &TlsConnector,
+    server_name: &str,
+    timeouts: &Timeouts,
+) -> Result<Stream, SmtpClientError> {
+    let handshake = plain.connect_tls(connector, server_name);
+    Ok(tokio::time::timeout(timeouts.tls_handshake, handshake)
+        .await
+        .map_err(|_| SmtpClientError::Timeout("TLS handshake"))??)
 }
 
 fn stage_of(cmd: &Command) -> &'static str {

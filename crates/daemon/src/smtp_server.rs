@@ -231,6 +231,10 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
         self.session.take_output()
     }
 
+    fn progress(&self) -> facteur_protocol::deadline::Progress {
+        self.session.progress()
+    }
+
     fn buffered_input(&self) -> usize {
         self.session.buffered_input()
     }

@@ -46,8 +46,12 @@ pub struct ImapListen {
     pub listen: String,
     /// IMAP over implicit TLS (993); "" disables.
     pub tls_listen: String,
-    /// Largest literal a client may send.
+    /// Largest literal a client may send once logged in.
     pub max_literal: u32,
+    /// Largest literal before login (refused with BAD before it is read).
+    pub max_literal_pre_auth: u32,
+    /// Largest command before login, literals included.
+    pub max_command_pre_auth: u32,
     /// Invalid commands in a row before the connection is closed.
     pub max_bad_commands: u32,
     #[serde(flatten)]
@@ -91,6 +95,8 @@ impl Default for ImapListen {
             listen: "0.0.0.0:143".into(),
             tls_listen: "0.0.0.0:993".into(),
             max_literal: 25 * 1024 * 1024,
+            max_literal_pre_auth: 8 * 1024,
+            max_command_pre_auth: 16 * 1024,
             max_bad_commands: 20,
             limits: ConnLimits {
                 // RFC 9051 §5.4: autologout after at least 30 minutes.

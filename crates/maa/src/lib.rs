@@ -43,11 +43,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 .max(config.pop3.limits.idle_timeout_secs.saturating_add(60)),
         ),
     });
-    let pop3_opts = ConnOptions {
-        idle_timeout: config.pop3.limits.idle_timeout(),
-        tls: acceptor.clone(),
-        read_buffer: 4096,
-    };
+    let pop3_opts = ConnOptions::new(&config.pop3.limits, acceptor.clone(), 4096);
     for (addr, implicit) in [
         (&config.pop3.listen, false),
         (&config.pop3.tls_listen, true),
@@ -86,6 +82,10 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             hostname: config.hostname.clone(),
             max_literal: config.imap.max_literal,
             max_command: config.imap.max_literal.saturating_add(64 * 1024),
+            max_literal_pre_auth: config.imap.max_literal_pre_auth,
+            max_command_pre_auth: config.imap.max_command_pre_auth,
+            tls_handshake_timeout: config.imap.limits.tls_handshake_timeout(),
+            deadlines: config.imap.limits.deadlines(),
             auth_failure_delay: delay,
             max_auth_failures: config.max_auth_failures,
             idle_timeout: config.imap.limits.idle_timeout(),

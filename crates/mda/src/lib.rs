@@ -90,11 +90,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             chunking: true,
             ..ServerConfig::default()
         };
-        let opts = ConnOptions {
-            idle_timeout: config.lmtp.limits.idle_timeout(),
-            tls: None,
-            read_buffer: 16 * 1024,
-        };
+        let opts = ConnOptions::new(&config.lmtp.limits, None, 16 * 1024);
         let hostname = config.hostname.clone();
         let sd = shutdown.clone();
         tasks.spawn(async move {

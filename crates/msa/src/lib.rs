@@ -40,11 +40,7 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         require_auth: true,
         chunking: true,
     };
-    let opts = ConnOptions {
-        idle_timeout: config.limits.idle_timeout(),
-        tls: Some(acceptor),
-        read_buffer: 16 * 1024,
-    };
+    let opts = ConnOptions::new(&config.limits, Some(acceptor), 16 * 1024);
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = Vec::new();
     for (addr, implicit) in [

@@ -77,6 +77,8 @@ pub struct RelayConfig {
     pub source_address: Option<std::net::IpAddr>,
     /// Seconds to wait for a reply (RFC 5321 §4.5.3.2 suggests minutes).
     pub command_timeout_secs: u64,
+    /// Seconds the TLS handshake after STARTTLS may take.
+    pub tls_handshake_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +151,7 @@ impl Default for RelayConfig {
             require_tls: false,
             source_address: None,
             command_timeout_secs: 300,
+            tls_handshake_timeout_secs: 30,
         }
     }
 }

@@ -484,6 +484,7 @@ impl Deliverer {
     ) -> Result<Vec<Reply>, SmtpClientError> {
         let timeouts = Timeouts {
             command: Duration::from_secs(self.config.relay.command_timeout_secs.max(1)),
+            tls_handshake: Duration::from_secs(self.config.relay.tls_handshake_timeout_secs.max(1)),
             ..Timeouts::default()
         };
         let mut client =

@@ -93,11 +93,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             require_auth: false,
             chunking: true,
         };
-        let opts = ConnOptions {
-            idle_timeout: config.smtp.limits.idle_timeout(),
-            tls: acceptor,
-            read_buffer: 16 * 1024,
-        };
+        let opts = ConnOptions::new(&config.smtp.limits, acceptor, 16 * 1024);
         let sd = shutdown.clone();
         let limits = config.smtp.limits.clone();
         let hostname = config.hostname.clone();

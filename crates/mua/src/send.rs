@@ -133,6 +133,7 @@ async fn submit(
         connect: timeout,
         command: timeout,
         data_end: timeout * 2,
+        tls_handshake: timeout,
     };
     let connected = match conn.tls {
         TlsMode::Implicit => {

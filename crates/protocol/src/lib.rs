@@ -5,6 +5,7 @@
 //! `codec` feature.
 
 pub mod address;
+pub mod deadline;
 pub mod line;
 pub mod pop3;
 pub mod sasl;

@@ -80,6 +80,12 @@ impl LineFramer {
         None
     }
 
+    /// Is a line under way: bytes buffered, or the rest of an overlong line still
+    /// being skipped? (A request deadline runs while it is.)
+    pub fn in_line(&self) -> bool {
+        !self.buf.is_empty() || self.discarding
+    }
+
     /// Bytes pending in the buffer (a STARTTLS/STLS must find none).
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -117,6 +123,7 @@ mod tests {
         f.push(b"0123456789abcdef");
         assert_eq!(lines(&mut f), vec![Err(LineError::TooLong)]);
         assert_eq!(f.buffered(), 0);
+        assert!(f.in_line(), "the rest of the long line is still to come");
         f.push(b"more junk");
         assert_eq!(lines(&mut f), vec![]);
         assert_eq!(f.buffered(), 0, "discarded bytes are not kept");

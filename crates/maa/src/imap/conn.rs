@@ -1,6 +1,8 @@
 //! The IO driver around imap-next's sans-IO server: reads the socket with the
-//! autologout timeout, feeds the parser one line at a time, writes responses as
-//! soon as they are encoded, and upgrades to TLS only when nothing is buffered.
+//! autologout timeout and the command deadline (slow-drip defence,
+//! `facteur_protocol::deadline`), feeds the parser one line at a time, writes
+//! responses as soon as they are encoded, upgrades to TLS only when nothing is
+//! buffered, and swaps in the parser with the larger post-login limits.
 //!
 //! Feeding at most one LF-terminated piece at a time keeps an invariant: when the
 //! parser reports a complete command, it holds no byte after it (a command always
@@ -8,16 +10,17 @@
 //! STARTTLS are all in `pending`, where the upgrade can see and refuse them.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use facteur_daemon::stream::Stream;
-use imap_next::imap_types::response::{Data, Status};
-use imap_next::server::{Error as ServerError, Event, Server};
+use facteur_protocol::deadline::{Deadlines, Phase, Progress, RequestClock};
+use imap_next::imap_types::response::{Data, Greeting, Status};
+use imap_next::server::{Error as ServerError, Event, Options, Server};
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-use super::ImapError;
+use super::{ImapContext, ImapError};
 
 /// Size of one socket read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -43,17 +46,59 @@ pub(super) struct Connection {
     stashed: VecDeque<Event>,
     /// Autologout: how long the client may stay silent (and a write may stall).
     idle: Duration,
+    /// The deadline of the command under way.
+    clock: RequestClock,
+    /// Messages (commands, AUTHENTICATE lines, IDLE DONE) the parser completed.
+    completed: u64,
+    /// The parser holds part of a message.
+    in_command: bool,
+    /// The message under way announced a literal.
+    has_literal: bool,
+    /// Logged in: a command with a literal (APPEND) gets the body deadline.
+    authenticated: bool,
 }
 
 impl Connection {
-    pub(super) fn new(stream: Stream, server: Server, idle: Duration) -> Self {
+    pub(super) fn new(
+        stream: Stream,
+        server: Server,
+        idle: Duration,
+        deadlines: Deadlines,
+    ) -> Self {
         Self {
             stream,
             server,
             pending: Vec::new(),
             stashed: VecDeque::new(),
             idle,
+            clock: RequestClock::new(deadlines),
+            completed: 0,
+            in_command: false,
+            has_literal: false,
+            authenticated: false,
         }
+    }
+
+    /// After login: a parser with the larger limits (`options`) replaces the
+    /// pre-login one. Call between commands: the old parser's queued responses
+    /// are written first, and it holds no input (see the module header).
+    pub(super) async fn logged_in(&mut self, options: Options) -> Result<(), ImapError> {
+        self.flush().await?;
+        self.authenticated = true;
+        let mut server = Server::new(options, placeholder_greeting());
+        // A new parser starts by sending its greeting; the client had one already.
+        loop {
+            match server.next() {
+                Err(Interrupt::Io(Io::Output(_))) => {}
+                Ok(Event::GreetingSent { .. }) => break,
+                other => {
+                    tracing::error!(?other, "unexpected start of a fresh imap-next server");
+                    break;
+                }
+            }
+        }
+        self.server = server;
+        Ok(())
     }
 
     pub(super) fn is_tls(&self) -> bool {
@@ -83,14 +128,20 @@ impl Connection {
         loop {
             match self.server.next() {
                 Ok(Event::GreetingSent { .. } | Event::ResponseSent { .. }) => {}
-                Ok(event) => return Ok(Input::Event(event)),
+                Ok(event) => {
+                    self.message_done();
+                    return Ok(Input::Event(event));
+                }
                 Err(Interrupt::Io(Io::Output(bytes))) => self.write(&bytes).await?,
                 Err(Interrupt::Io(Io::NeedMoreInput)) => {
                     if !self.feed() && !self.read().await? {
                         return Ok(Input::Closed);
                     }
                 }
-                Err(Interrupt::Error(e)) => return Ok(Input::Invalid(e)),
+                Err(Interrupt::Error(e)) => {
+                    self.message_done();
+                    return Ok(Input::Invalid(e));
+                }
             }
         }
     }
@@ -100,7 +151,10 @@ impl Connection {
         loop {
             match self.server.next() {
                 Ok(Event::GreetingSent { .. } | Event::ResponseSent { .. }) => {}
-                Ok(event) => self.stashed.push_back(event),
+                Ok(event) => {
+                    self.message_done();
+                    self.stashed.push_back(event);
+                }
                 Err(Interrupt::Io(Io::Output(bytes))) => self.write(&bytes).await?,
                 Err(Interrupt::Io(Io::NeedMoreInput)) => return Ok(()),
                 Err(Interrupt::Error(e)) => {
@@ -114,17 +168,17 @@ impl Connection {
 
     /// Upgrade to TLS after the STARTTLS OK was written. Refuses (and the caller
     /// closes) if the client sent anything after the STARTTLS command.
-    pub(super) async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> Result<(), ImapError> {
+    pub(super) async fn start_tls(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        ctx: &ImapContext,
+    ) -> Result<(), ImapError> {
         self.flush().await?;
         if !self.pending.is_empty() || !self.stashed.is_empty() {
             return Err(ImapError::PipelinedStartTls);
         }
         let plain = std::mem::take(&mut self.stream);
-        self.stream = match tokio::time::timeout(self.idle, plain.accept_tls(acceptor)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
-            Err(_) => return Err(ImapError::Timeout),
-        };
+        self.stream = super::accept_tls(plain, acceptor, ctx).await?;
         tracing::debug!("TLS started");
         Ok(())
     }
@@ -144,19 +198,60 @@ impl Connection {
             Some(lf) => lf + 1,
             None => self.pending.len(),
         };
-        self.server.enqueue_input(&self.pending[..end]);
+        let piece = &self.pending[..end];
+        // `{n}` or `{n+}` at the end of a line announces a literal (RFC 9051 §4.3).
+        let line = piece
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        if line.is_some_and(|l| l.ends_with(b"}")) {
+            self.has_literal = true;
+        }
+        self.server.enqueue_input(piece);
         self.pending.drain(..end);
+        self.in_command = true;
         true
     }
 
-    /// Read more input. False on EOF.
+    /// The parser finished (or refused) one message: the next one gets a new deadline.
+    fn message_done(&mut self) {
+        self.completed += 1;
+        self.in_command = false;
+        self.has_literal = false;
+    }
+
+    /// Where the input stands, for the request deadline.
+    fn progress(&self) -> Progress {
+        let phase = if self.in_command || !self.pending.is_empty() {
+            if self.has_literal && self.authenticated {
+                Phase::Data
+            } else {
+                Phase::Command
+            }
+        } else {
+            Phase::Idle
+        };
+        Progress {
+            phase,
+            completed: self.completed,
+        }
+    }
+
+    /// Read more input, within the idle timer and the command deadline. False on EOF.
     async fn read(&mut self) -> Result<bool, ImapError> {
+        self.clock.update(Instant::now(), 0, self.progress());
+        let idle = Instant::now() + self.idle;
+        let request = self.clock.deadline();
+        let until = request.map_or(idle, |d| d.min(idle));
         self.pending.reserve(READ_CHUNK);
         let read = self.stream.read_buf(&mut self.pending);
-        match tokio::time::timeout(self.idle, read).await {
+        match tokio::time::timeout_at(until.into(), read).await {
             Ok(Ok(0)) => Ok(false),
-            Ok(Ok(_)) => Ok(true),
+            Ok(Ok(n)) => {
+                self.clock.update(Instant::now(), n, self.progress());
+                Ok(true)
+            }
             Ok(Err(e)) => Err(ImapError::Io(e)),
+            Err(_) if request.is_some_and(|d| d <= idle) => Err(ImapError::CommandDeadline),
             Err(_) => Err(ImapError::Timeout),
         }
     }
@@ -170,5 +265,14 @@ impl Connection {
             Ok(r) => Ok(r?),
             Err(_) => Err(ImapError::Timeout),
         }
+    }
+}
+
+/// The greeting a fresh parser is built with; never sent (see `logged_in`).
+fn placeholder_greeting() -> Greeting<'static> {
+    Greeting {
+        kind: imap_next::imap_types::response::GreetingKind::Ok,
+        code: None,
+        text: super::reply::text("ready".to_owned()),
     }
 }

@@ -31,7 +31,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use facteur_daemon::conn::{Handshake, handshake};
 use facteur_daemon::stream::Stream;
+use facteur_protocol::deadline::Deadlines;
 use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -41,16 +43,28 @@ use tracing::Instrument;
 pub struct ImapConfig {
     /// Our name in the greeting (`mail.<domain>`).
     pub hostname: String,
-    /// Largest literal a client may send (default 25 MiB); bigger ones get `BAD`.
+    /// Largest literal a client may send once logged in (default 25 MiB); bigger
+    /// ones get `BAD` before any of their bytes is read.
     pub max_literal: u32,
-    /// Largest command, literals included (default `max_literal` + 64 KiB).
+    /// Largest command once logged in, literals included (default `max_literal` + 64 KiB).
     pub max_command: u32,
+    /// Largest literal before login (default 8 KiB): an anonymous client cannot
+    /// make the server buffer megabytes.
+    pub max_literal_pre_auth: u32,
+    /// Largest command before login, literals included (default 16 KiB).
+    pub max_command_pre_auth: u32,
+    /// How long a TLS handshake may take (implicit TLS, STARTTLS; default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Request deadlines: a command must be complete within `command` of its
+    /// first byte; after login, one with a literal (APPEND) within `data` plus
+    /// credit for its bytes (see `facteur_protocol::deadline`).
+    pub deadlines: Deadlines,
     /// Delay before answering a failed authentication (default 1 s).
     pub auth_failure_delay: Duration,
     /// Failed authentications allowed per connection before `* BYE` (default 3).
     pub max_auth_failures: u32,
     /// Autologout: how long a client may stay silent (RFC 9051 §5.4 asks for at
-    /// least 30 minutes); also bounds the TLS handshake and a stalled write.
+    /// least 30 minutes); also bounds a stalled write.
     pub idle_timeout: Duration,
     /// Invalid commands in a row before `* BYE` (default 20).
     pub max_bad_commands: u32,
@@ -62,6 +76,10 @@ impl Default for ImapConfig {
             hostname: "localhost".to_owned(),
             max_literal: 25 * 1024 * 1024,
             max_command: 25 * 1024 * 1024 + 64 * 1024,
+            max_literal_pre_auth: 8 * 1024,
+            max_command_pre_auth: 16 * 1024,
+            tls_handshake_timeout: Duration::from_secs(10),
+            deadlines: Deadlines::default(),
             auth_failure_delay: Duration::from_secs(1),
             max_auth_failures: 3,
             idle_timeout: Duration::from_secs(30 * 60),
@@ -99,6 +117,15 @@ pub enum ImapError {
     /// The client said nothing for [`ImapConfig::idle_timeout`].
     #[error("autologout: client idle for too long")]
     Timeout,
+    /// A command was still incomplete at its deadline (slow drip).
+    #[error("command not complete by its deadline")]
+    CommandDeadline,
+    /// The TLS handshake did not finish in [`ImapConfig::tls_handshake_timeout`].
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    /// The server stopped during a TLS handshake (nothing can be said then).
+    #[error("server stopping")]
+    Stopped,
     /// Too many failed authentications on this connection.
     #[error("too many authentication failures")]
     TooManyAuthFailures,
@@ -124,20 +151,16 @@ pub async fn serve(
     let span = tracing::info_span!("imap", peer = %peer);
     async move {
         tracing::debug!(implicit_tls, "connection");
-        let _ = stream.set_nodelay(true);
+        let _ = stream.set_nodelay(true); // the listener does too; tests call this directly
         let mut stream = Stream::Plain(stream);
         if implicit_tls {
             let acceptor = ctx.tls.as_ref().ok_or(ImapError::NoTls)?;
-            stream =
-                match tokio::time::timeout(ctx.config.idle_timeout, stream.accept_tls(acceptor))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => return Err(ImapError::TlsHandshake(e)),
-                    Err(_) => return Err(ImapError::Timeout),
-                };
+            stream = accept_tls(stream, acceptor, &ctx).await?;
         }
-        let result = session::run(stream, peer, ctx).await;
+        let result = match session::run(stream, peer, ctx).await {
+            Err(ImapError::Stopped) => Ok(()),
+            r => r,
+        };
         match &result {
             Ok(()) => tracing::debug!("connection closed"),
             Err(e) if e.is_peer_fault() => tracing::info!(error = %e, "connection ended"),
@@ -147,4 +170,20 @@ pub async fn serve(
     }
     .instrument(span)
     .await
+}
+
+/// The server side of a TLS handshake, bounded by the handshake deadline and
+/// abandoned at once on shutdown (`facteur_daemon::conn::handshake`).
+async fn accept_tls(
+    plain: Stream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    ctx: &ImapContext,
+) -> Result<Stream, ImapError> {
+    let limit = ctx.config.tls_handshake_timeout;
+    match handshake(plain, acceptor, limit, &ctx.shutdown).await {
+        Ok(Handshake::Done(s)) => Ok(s),
+        Ok(Handshake::TimedOut) => Err(ImapError::HandshakeTimeout),
+        Ok(Handshake::Shutdown) => Err(ImapError::Stopped),
+        Err(e) => Err(ImapError::TlsHandshake(e)),
+    }
 }

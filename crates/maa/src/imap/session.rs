@@ -71,19 +71,27 @@ pub(super) async fn run(
         code: Some(Code::Capability(session.capabilities(stream.is_tls()))),
         text: text(format!("{} IMAP4rev1 ready.", session.ctx.config.hostname)),
     };
-    let mut options = Options::default();
     let cfg = &session.ctx.config;
-    options.max_literal_size = cfg.max_literal;
-    // imap-next requires room for a command around its largest literal.
-    options.max_command_size = cfg.max_command.max(cfg.max_literal.saturating_add(1024));
-    options.crlf_relaxed = true; // like Dovecot: a bare LF ends a line too
-    let _ = options.set_literal_reject_text("Literal too big.".to_owned());
-    let _ = options.set_literal_accept_text("Ready for literal data.".to_owned());
-    let idle = session.ctx.config.idle_timeout;
-    let mut conn = Connection::new(stream, Server::new(options, greeting), idle);
+    // Before login the small limits: an anonymous client's literal over them is
+    // refused with BAD before any of its bytes is read.
+    let options = parser_options(cfg.max_literal_pre_auth, cfg.max_command_pre_auth);
+    let (idle, deadlines) = (cfg.idle_timeout, cfg.deadlines);
+    let mut conn = Connection::new(stream, Server::new(options, greeting), idle, deadlines);
     let result = session.drive(&mut conn).await;
     conn.shutdown().await;
     result
+}
+
+/// imap-next's options for the given literal and command limits.
+fn parser_options(max_literal: u32, max_command: u32) -> Options {
+    let mut options = Options::default();
+    options.max_literal_size = max_literal;
+    // imap-next requires room for a command around its largest literal.
+    options.max_command_size = max_command.max(max_literal.saturating_add(1024));
+    options.crlf_relaxed = true; // like Dovecot: a bare LF ends a line too
+    let _ = options.set_literal_reject_text("Literal too big.".to_owned());
+    let _ = options.set_literal_accept_text("Ready for literal data.".to_owned());
+    options
 }
 
 impl Session {
@@ -104,6 +112,7 @@ impl Session {
     }
 
     async fn drive(&mut self, conn: &mut Connection) -> Result<(), ImapError> {
+        let mut logged_in = false;
         loop {
             let input = tokio::select! {
                 biased;
@@ -140,6 +149,13 @@ impl Session {
                 }
                 Input::Event(_) => Ok(Step::Continue),
             };
+            if self.user.is_some() && !logged_in {
+                // The tagged OK goes out under the old parser, then the large limits apply.
+                logged_in = true;
+                let cfg = &self.ctx.config;
+                conn.logged_in(parser_options(cfg.max_literal, cfg.max_command))
+                    .await?;
+            }
             match step {
                 Ok(Step::Continue) => {}
                 Ok(Step::Close) => {
@@ -407,7 +423,7 @@ impl Session {
             return Err(ImapError::PipelinedStartTls);
         }
         conn.status(ok(tag, None, "Begin TLS negotiation now."));
-        conn.start_tls(&acceptor).await?;
+        conn.start_tls(&acceptor, &self.ctx).await?;
         // Back to the not-authenticated state, nothing kept from before TLS.
         self.user = None;
         self.selected = None;

@@ -285,6 +285,10 @@ fn tls_pair() -> (TlsAcceptor, TlsConnector) {
 }
 
 async fn start(implicit_tls: bool) -> Harness {
+    start_with(implicit_tls, |_| {}).await
+}
+
+async fn start_with(implicit_tls: bool, tweak: impl FnOnce(&mut ImapConfig)) -> Harness {
     let mda = Arc::new(FakeMda::with_two_messages());
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = grpc.local_addr().unwrap();
@@ -302,12 +306,14 @@ async fn start(implicit_tls: bool) -> Harness {
         .connect_lazy();
     let (acceptor, connector) = tls_pair();
     let shutdown = facteur_daemon::Shutdown::new();
+    let mut config = ImapConfig {
+        hostname: "mail.paris.test".to_owned(),
+        auth_failure_delay: Duration::from_millis(10),
+        ..ImapConfig::default()
+    };
+    tweak(&mut config);
     let ctx = Arc::new(ImapContext {
-        config: ImapConfig {
-            hostname: "mail.paris.test".to_owned(),
-            auth_failure_delay: Duration::from_millis(10),
-            ..ImapConfig::default()
-        },
+        config,
         mailbox: MailboxClient::new(channel.clone()),
         auth: AuthClient::new(channel),
         tls: Some(acceptor),
@@ -676,4 +682,110 @@ async fn input_pipelined_after_starttls_closes_the_connection() {
     let r = String::from_utf8(c.line().await).unwrap();
     assert!(r.starts_with("* BYE"), "{r}");
     assert!(c.is_closed().await);
+}
+
+/// Fails the test unless the server closes within `within` (generous: the
+/// configured deadlines in these tests are a second or two).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) {
+    let mut rest = Vec::new();
+    tokio::time::timeout(within, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server never closed the connection")
+        .ok();
+}
+
+#[tokio::test]
+async fn a_client_stalling_after_starttls_is_closed_at_the_handshake_deadline() {
+    let h = start_with(false, |c| c.tls_handshake_timeout = Duration::from_secs(1)).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    let r = c.cmd("s1", "STARTTLS").await;
+    assert!(r.contains("s1 OK"), "{r}");
+    // No ClientHello; the autologout timer is 30 minutes, the handshake's 1 s.
+    closed_within(c.io.get_mut(), Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn a_client_silent_on_the_implicit_tls_port_is_closed_at_the_handshake_deadline() {
+    let h = start_with(true, |c| c.tls_handshake_timeout = Duration::from_secs(1)).await;
+    let mut tcp = TcpStream::connect(h.imap).await.unwrap();
+    closed_within(&mut tcp, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_stalled_handshake() {
+    let h = start_with(false, |c| {
+        c.tls_handshake_timeout = Duration::from_secs(3600)
+    })
+    .await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    let r = c.cmd("s1", "STARTTLS").await;
+    assert!(r.contains("s1 OK"), "{r}");
+    h.shutdown.trigger();
+    closed_within(c.io.get_mut(), Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_slow_drip_command_is_cut_at_the_command_deadline() {
+    let h = start_with(false, |c| c.deadlines.command = Duration::from_secs(2)).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    // One byte every half second of a command that never ends: each read is far
+    // inside the 30-minute autologout, only the command deadline can cut it.
+    let cut = tokio::time::timeout(Duration::from_secs(20), async {
+        for b in b"a1 NOOP and on and on and on and on and on and on"
+            .iter()
+            .cycle()
+        {
+            if c.io.get_mut().write_all(&[*b]).await.is_err() {
+                return;
+            }
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(500), c.io.read(&mut byte));
+            if let Ok(Ok(0) | Err(_)) = read.await {
+                return; // closed by the server
+            }
+        }
+    });
+    cut.await.expect("the drip was never cut");
+}
+
+#[tokio::test]
+async fn a_literal_over_the_pre_login_limit_is_refused_before_it_is_sent() {
+    let h = start(false).await;
+    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    c.line().await;
+    // Synchronizing literal: the server must answer now, without the 100000 bytes.
+    c.send("l1 LOGIN {100000}").await;
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("l1 BAD"), "{r}");
+    // A small literal is fine before login, and the session goes on.
+    c.send("l2 LOGIN {4}").await;
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("+ "), "{r}");
+    c.send("user pass").await;
+    let r = c.until("l2").await;
+    assert!(r.contains("l2 NO [PRIVACYREQUIRED]"), "{r}");
+}
+
+#[tokio::test]
+async fn after_login_the_large_literal_limit_applies() {
+    let h = start(false).await;
+    let mut c = starttls(&h).await;
+    // Before login over TLS too, 20 KiB is over the limit.
+    c.send("b1 SELECT {20000}").await;
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("b1 BAD"), "{r}");
+    let r = c.cmd("b2", &format!("LOGIN {USER} {PASSWORD}")).await;
+    assert!(r.contains("b2 OK"), "{r}");
+    c.send("b3 SELECT {20000}").await;
+    let r = String::from_utf8(c.line().await).unwrap();
+    assert!(r.starts_with("+ "), "the literal is welcome now: {r}");
+    let name = "x".repeat(20000);
+    c.send(&name).await;
+    let r = c.until("b3").await;
+    assert!(r.contains("b3 NO"), "no such mailbox, but read: {r}");
+    let r = c.cmd("b4", "SELECT INBOX").await;
+    assert!(r.contains("b4 OK"), "{r}");
 }

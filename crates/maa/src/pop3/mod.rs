@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use facteur_daemon::conn::{Session, Step};
 use facteur_protocol::Secret;
+use facteur_protocol::deadline::{Phase, Progress};
 use facteur_protocol::line::{LineError, LineFramer};
 use facteur_protocol::pop3::{Command, MultilineEncoder, Response};
 use facteur_protocol::sasl::{self, SaslError};
@@ -71,6 +72,8 @@ pub struct Pop3Session {
     /// When the maildrop lock was last taken or refreshed.
     locked_at: Option<std::time::Instant>,
     more: bool,
+    /// Command lines taken so far (for the request deadline).
+    completed: u64,
 }
 
 fn temp_failure() -> Response {
@@ -92,6 +95,7 @@ impl Pop3Session {
             owner: format!("pop3-{:016x}", rand_u64()),
             locked_at: None,
             more: false,
+            completed: 0,
         };
         me.send(Response::ok(&format!("{} POP3 ready", me.shared.hostname)));
         me
@@ -570,6 +574,7 @@ impl Session for Pop3Session {
         self.framer.push(bytes);
         self.more = false;
         while let Some(line) = self.framer.next_line() {
+            self.completed += 1;
             let step = match line {
                 Ok(line) => self.command(&line).await,
                 Err(LineError::TooLong) => self.error(Response::err("Line too long")),
@@ -592,6 +597,17 @@ impl Session for Pop3Session {
 
     fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            phase: if self.framer.in_line() {
+                Phase::Command
+            } else {
+                Phase::Idle
+            },
+            completed: self.completed,
+        }
     }
 
     fn buffered_input(&self) -> usize {

@@ -22,6 +22,7 @@ use super::data::{DataDecoder, DataEnd};
 use super::reply::Reply;
 use crate::Secret;
 use crate::address::{ForwardPath, ReversePath};
+use crate::deadline::{Phase, Progress};
 use crate::line::{LineError, LineFramer};
 use crate::sasl;
 
@@ -162,6 +163,8 @@ pub struct ServerSession {
     txn: Option<Transaction>,
     errors: usize,
     lifecycle: Lifecycle,
+    /// Requests completed (command lines, message bodies), for [`Self::progress`].
+    completed: u64,
 }
 
 impl ServerSession {
@@ -182,6 +185,7 @@ impl ServerSession {
             txn: None,
             errors: 0,
             lifecycle: Lifecycle::Open,
+            completed: 0,
         };
         let greeting = codes::greeting(&s.config.hostname, s.config.lmtp);
         s.reply(&greeting);
@@ -257,12 +261,16 @@ impl ServerSession {
                 _ => match self.framer.next_line() {
                     None => return None,
                     Some(Err(LineError::TooLong)) => {
+                        self.completed += 1;
                         // RFC 5321 §4.5.3.1.4 / §4.2.2 "500 Line too long"
                         self.mode = Mode::Command;
                         self.reply(&codes::line_too_long());
                         self.bad_command();
                     }
-                    Some(Ok(line)) => self.handle_line(&line),
+                    Some(Ok(line)) => {
+                        self.completed += 1;
+                        self.handle_line(&line);
+                    }
                 },
             }
         }
@@ -340,6 +348,20 @@ impl ServerSession {
         self.framer.buffered() + self.raw.len()
     }
 
+    /// Where the input stands, for the request deadlines (`crate::deadline`): a
+    /// message body, part of a command line, or nothing under way.
+    pub fn progress(&self) -> Progress {
+        let phase = match self.mode {
+            Mode::Data(_) | Mode::Bdat { .. } => Phase::Data,
+            _ if self.framer.in_line() => Phase::Command,
+            _ => Phase::Idle,
+        };
+        Progress {
+            phase,
+            completed: self.completed,
+        }
+    }
+
     /// The HELO/EHLO/LHLO argument, once given.
     pub fn helo(&self) -> Option<&str> {
         self.helo.as_deref()
@@ -401,6 +423,7 @@ impl ServerSession {
     }
 
     fn leave_raw_mode(&mut self) {
+        self.completed += 1;
         self.mode = Mode::Command;
         let rest = std::mem::take(&mut self.raw);
         self.framer.push(&rest);

@@ -826,6 +826,52 @@ fn accessors() {
     assert_eq!(s.authenticated(), None);
 }
 
+#[test]
+fn progress_tells_a_partial_line_from_a_body_for_the_request_deadlines() {
+    use crate::deadline::Phase;
+    let mut s = ServerSession::new(config(), false);
+    assert_eq!(s.progress().phase, Phase::Idle);
+    s.feed(b"EHLO x\r\nMAIL FR");
+    assert_eq!(s.next_event(), None);
+    let after_ehlo = s.progress();
+    assert_eq!(after_ehlo.phase, Phase::Command);
+    s.feed(b"OM:<a@b.c>\r\n");
+    assert!(matches!(s.next_event(), Some(Event::MailFrom { .. })));
+    s.answer(codes::sender_ok());
+    assert_eq!(s.next_event(), None);
+    let p = s.progress();
+    assert_eq!(p.phase, Phase::Idle);
+    assert!(
+        p.completed > after_ehlo.completed,
+        "MAIL completed a request"
+    );
+    s.feed(b"RCPT TO:<d@paris.test>\r\n");
+    assert!(matches!(s.next_event(), Some(Event::Rcpt { .. })));
+    s.answer(codes::recipient_ok());
+    s.feed(b"DATA\r\n");
+    assert_eq!(s.next_event(), Some(Event::DataStart));
+    s.answer(Reply::new(354, "", "go ahead"));
+    assert_eq!(s.next_event(), None);
+    let in_body = s.progress();
+    assert_eq!(
+        in_body.phase,
+        Phase::Data,
+        "a body is data even before its first byte"
+    );
+    s.feed(b"hi\r\n.\r\n");
+    assert!(matches!(s.next_event(), Some(Event::DataChunk(_))));
+    assert_eq!(s.next_event(), Some(Event::DataEnd));
+    let p = s.progress();
+    assert_eq!(p.phase, Phase::Idle);
+    assert!(p.completed > in_body.completed);
+    // An overlong line stays a command until its end arrives, even while skipped.
+    s.answer(codes::ok());
+    s.feed(&[b'x'; 3000]);
+    while s.next_event().is_some() {}
+    assert_eq!(s.buffered_input(), 0);
+    assert_eq!(s.progress().phase, Phase::Command);
+}
+
 /// An agent that says yes to everything, for property tests.
 fn run_auto(config: ServerConfig, chunks: &[&[u8]]) -> (Vec<u8>, Vec<Event>) {
     let mut s = ServerSession::new(config, false);
