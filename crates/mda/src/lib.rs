@@ -37,7 +37,11 @@ pub fn open_store(config: &MdaConfig) -> anyhow::Result<SledStore> {
 
 /// Open the store and serve gRPC (and LMTP) until shutdown.
 pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let store = open_store(&config)?;
+    // Opening replays sled's log: blocking work, kept off the async workers.
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config)).await??
+    };
     let accounts = accounts::Accounts::new(Arc::new(store.clone()));
     let aliases = config
         .aliases
