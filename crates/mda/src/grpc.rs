@@ -22,7 +22,7 @@ use crate::store::{self, BlobStore, MailStore, StoreError};
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Page size of `Mailbox.List` reads from the store.
-const LIST_PAGE: usize = 256;
+const LIST_PAGE: usize = 1024;
 
 pub(crate) fn mail_reply(r: &Reply) -> MailReply {
     MailReply::from(r)

@@ -313,6 +313,14 @@ impl SledStore {
         let io = |e: std::io::Error| StoreError::io(&e);
         std::fs::create_dir_all(path).map_err(io)?;
         let db_dir = path.join("db");
+        if db_dir.is_file() {
+            // Before the one-writer store, sled's own files sat in `path`.
+            return Err(StoreError::Unavailable(format!(
+                "{} holds a mailbox store of an older layout (sled files directly in it); \
+                 move it aside and start with an empty directory",
+                path.display()
+            )));
+        }
         // Nothing is flushed behind the writer's back: durability is the
         // writer's sync, once per batch.
         let db = open_db(&db_dir)?;
