@@ -77,6 +77,12 @@ pub struct StackSpec {
     pub ports: Ports,
     /// Queue retry delays for the MTAs (short in tests).
     pub retry_secs: Vec<u64>,
+    /// More accounts (full addresses) beside the dev users, added to the MDA of
+    /// their domain with the dev password (the bench's users).
+    pub extra_users: Vec<String>,
+    /// `(max_connections, max_per_ip)` written into every listener's config
+    /// instead of the defaults (the bench opens thousands of sessions).
+    pub listener_limits: Option<(usize, usize)>,
 }
 
 impl StackSpec {
@@ -99,6 +105,8 @@ impl StackSpec {
             dns_ip: Ipv4Addr::new(127, net, 0, 1),
             ports: Ports::default(),
             retry_secs: vec![60, 300, 900, 3600],
+            extra_users: Vec::new(),
+            listener_limits: None,
         }
     }
 
@@ -133,8 +141,25 @@ impl StackSpec {
         Ok(())
     }
 
+    /// The accounts of one domain: its dev users, then the extra users.
+    pub fn users(&self, domain: &str) -> Vec<String> {
+        let suffix = format!("@{domain}");
+        let mut users = dev_users(domain);
+        users.extend(
+            self.extra_users
+                .iter()
+                .filter(|u| u.ends_with(&suffix))
+                .cloned(),
+        );
+        users
+    }
+
     fn configs(&self, d: &Domain) -> Vec<(&'static str, String)> {
         let p = &self.ports;
+        let lim = self
+            .listener_limits
+            .map(|(all, per_ip)| format!("max_connections = {all}\nmax_per_ip = {per_ip}\n"))
+            .unwrap_or_default();
         let (ip, name) = (d.ip, &d.name);
         let host = format!("mail.{name}");
         let dir = self.var.join(name);
@@ -152,17 +177,17 @@ impl StackSpec {
             (
                 "mda",
                 format!(
-                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n\n[aliases]\n\"postmaster@{name}\" = \"{}\"\n",
+                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n{lim}\n[aliases]\n\"postmaster@{name}\" = \"{}\"\n",
                     q(&dir.join("mda")),
                     p.mda_grpc,
                     p.lmtp,
-                    dev_users(name).first().cloned().unwrap_or_default(),
+                    self.users(name).first().cloned().unwrap_or_default(),
                 ),
             ),
             (
                 "mta",
                 format!(
-                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n",
+                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n{lim}\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n",
                     q(&dir.join("mta")),
                     p.smtp,
                     q(&cert),
@@ -178,7 +203,7 @@ impl StackSpec {
             (
                 "msa",
                 format!(
-                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\nsource_address = \"{ip}\"\n\n[tls]\ncert = {}\nkey = {}\n",
+                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\nsource_address = \"{ip}\"\n{lim}\n[tls]\ncert = {}\nkey = {}\n",
                     p.submission,
                     p.submissions,
                     p.mta_grpc,
@@ -190,7 +215,7 @@ impl StackSpec {
             (
                 "maa",
                 format!(
-                    "hostname = \"{host}\"\nmda_url = \"http://{ip}:{}\"\n\n[pop3]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n\n[imap]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n\n[tls]\ncert = {}\nkey = {}\n",
+                    "hostname = \"{host}\"\nmda_url = \"http://{ip}:{}\"\n\n[pop3]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n{lim}\n[imap]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n{lim}\n[tls]\ncert = {}\nkey = {}\n",
                     p.mda_grpc,
                     p.pop3,
                     p.pop3s,
@@ -220,7 +245,7 @@ impl StackSpec {
             bail!("facteur-mda user list failed for {}", d.name);
         }
         let existing = String::from_utf8_lossy(&existing.stdout).into_owned();
-        for user in dev_users(&d.name) {
+        for user in self.users(&d.name) {
             if existing.lines().any(|l| l.trim() == user) {
                 continue;
             }
@@ -351,6 +376,12 @@ impl Stack {
             .iter()
             .position(|p| p.domain == domain && p.agent == agent)
             .with_context(|| format!("no {agent} for {domain}"))
+    }
+
+    /// The process id of one running agent (`dns` / `devdns` for the DNS server).
+    pub fn pid(&self, domain: &str, agent: &str) -> Option<u32> {
+        let i = self.index(domain, agent).ok()?;
+        Some(self.procs[i].child.id())
     }
 
     /// `kill -9` one agent (no chance to flush anything).
