@@ -113,6 +113,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             tls: facteur_daemon::tls::connector(&stack.spec.ca())?,
             password: password.clone(),
             memory: Memory::Pids(facteur::imap_pids(&stack)),
+            restart: None,
         },
         Target {
             side: Side::Reference,
@@ -126,13 +127,23 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 master: reference.dovecot_pid().context("dovecot is not running")?,
                 dir: ref_dir.clone(),
             },
+            restart: None,
         },
     ];
+    let stack = std::sync::Arc::new(std::sync::Mutex::new(stack));
+    let mut targets = targets;
+    targets[0].restart = Some(std::sync::Arc::clone(&stack));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let started = std::time::Instant::now();
-    let report = rt.block_on(workloads_for(mode, &targets));
+    // Ctrl-C or SIGTERM stops the workloads; both sides are still stopped below.
+    let report = rt.block_on(async {
+        tokio::select! {
+            r = workloads_for(mode, &targets) => Ok(r),
+            () = facteur_daemon::shutdown::wait_for_signal() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
     eprintln!(
         "==> measured in {:.0} s; stopping both sides",
         started.elapsed().as_secs_f64()
@@ -141,6 +152,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     drop(targets);
     drop(stack);
     drop(reference);
+    let report = report?;
     println!(
         "\nfacteur ({profile} build) vs Postfix {postfix} + Dovecot {dovecot}, {mode:?} run; medians of the reps\n"
     );

@@ -234,6 +234,11 @@ service auth {{
 service anvil {{
   client_limit = {conns}
 }}
+# every imap process connects to stats: without this, past 1,000 sessions
+# Dovecot drops and retries those connections and slows every command.
+service stats {{
+  client_limit = {conns}
+}}
 protocol imap {{
   mail_max_userip_connections = {conns}
 }}

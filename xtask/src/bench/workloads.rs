@@ -10,7 +10,7 @@
 //!   message, then an IMAP session with the INBOX selected polls NOOP until the
 //!   new EXISTS shows; latency from MAIL FROM to that EXISTS, p50 and p99.
 //! - `idle`: N sessions over TLS log in and SELECT INBOX and stay idle; the
-//!   growth of the servers' resident memory (VmRSS in /proc: facteur's MAA and
+//!   growth of the servers' memory (VmRSS and PSS from /proc: facteur's MAA and
 //!   MDA, Dovecot's imap and imap-login processes) divided by N.
 //! - `logins`: N logins over TLS, 50 at a time (connect, handshake, LOGIN,
 //!   LOGOUT); logins/s.
@@ -43,6 +43,8 @@ pub(crate) struct Target {
     pub(crate) tls: TlsConnector,
     pub(crate) password: String,
     pub(crate) memory: Memory,
+    /// facteur's running stack, to restart an agent that got stuck.
+    pub(crate) restart: Option<Arc<std::sync::Mutex<facteur_tests::Stack>>>,
 }
 
 /// Which processes' resident memory an IMAP session costs.
@@ -90,45 +92,99 @@ async fn ingest_once(
     let before = watch.messages().await?;
     let deadline = Duration::from_secs(30 + messages / 20);
     let start = Instant::now();
-    let run = tokio::process::Command::new("smtp-source")
+    let mut child = tokio::process::Command::new("smtp-source")
         .args(["-s", &sessions.to_string()])
         .args(["-m", &messages.to_string()])
         .args(["-l", &size.to_string()])
         .args(["-f", "bench@bench.client", "-t", &user("ingest")])
         .arg(t.smtp.to_string())
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(deadline, run)
-        .await
-        .with_context(|| format!("smtp-source did not finish within {deadline:?}"))?
+        .spawn()
         .context("running smtp-source (Debian package postfix)")?;
-    if !out.status.success() {
-        bail!(
-            "smtp-source failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let accepted = per_sec(messages, start.elapsed());
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
+    // Wait for smtp-source, then for the last delivery, watching the INBOX: a
+    // side that files nothing for STALL is stuck, and fails now.
+    let mut accepted = None;
+    let (mut seen, mut last_change) = (before, Instant::now());
     loop {
+        if accepted.is_none()
+            && let Some(status) = child.try_wait()?
+        {
+            if !status.success() {
+                bail!(
+                    "smtp-source failed ({status}): {}",
+                    errors.await.unwrap_or_default().trim()
+                );
+            }
+            accepted = Some(per_sec(messages, start.elapsed()));
+        }
         let now = watch.messages().await?;
-        if now >= before + messages {
-            break;
+        if now != seen {
+            (seen, last_change) = (now, Instant::now());
+        }
+        if let Some(accepted) = accepted
+            && now >= before + messages
+        {
+            let delivered = per_sec(messages, start.elapsed());
+            watch.logout().await?;
+            return Ok((accepted, delivered));
+        }
+        let done = now.saturating_sub(before);
+        if last_change.elapsed() > STALL {
+            bail!("stuck: nothing filed for {STALL:?} ({done} of {messages} visible over IMAP)");
         }
         if start.elapsed() > deadline {
-            bail!(
-                "{} of {messages} messages visible over IMAP after {deadline:?}",
-                now.saturating_sub(before)
-            );
+            bail!("{done} of {messages} messages visible over IMAP after {deadline:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let delivered = per_sec(messages, start.elapsed());
-    watch.logout().await?;
-    Ok((accepted, delivered))
 }
 
+/// How long a side may file nothing during an ingest before it counts as stuck.
+const STALL: Duration = Duration::from_secs(20);
+
+/// After a failed ingest, restart facteur's MTA (a stuck one blocks every later
+/// workload through it) and wait until what it had queued stops arriving.
+async fn recover(t: &Target) {
+    let Some(stack) = &t.restart else {
+        return;
+    };
+    eprintln!("bench:   restarting facteur's MTA after the failure");
+    let restarted = {
+        let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
+        stack
+            .kill(super::facteur::DOMAIN, "mta")
+            .and_then(|()| stack.restart(super::facteur::DOMAIN, "mta"))
+    };
+    if let Err(e) = restarted {
+        eprintln!("bench:   restarting the MTA failed: {e:#}");
+        return;
+    }
+    let Ok(mut watch) = Imap::login(t.imaps, None, &t.tls, &user("ingest"), &t.password).await
+    else {
+        return;
+    };
+    let (mut seen, mut quiet) = (u64::MAX, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && quiet.elapsed() < Duration::from_secs(5) {
+        let Ok(now) = watch.messages().await else {
+            return;
+        };
+        if now != seen {
+            (seen, quiet) = (now, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = watch.logout().await;
+}
 pub(crate) async fn ingest(
     report: &mut Report,
     targets: &[Target],
@@ -145,7 +201,10 @@ pub(crate) async fn ingest(
             let r = ingest_once(t, size, sessions, messages).await;
             let (a, d) = match r {
                 Ok((a, d)) => (Ok(a), Ok(d)),
-                Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+                Err(e) => {
+                    recover(t).await;
+                    (Err(anyhow::anyhow!("{e:#}")), Err(e))
+                }
             };
             let better = Better::Higher;
             report.record(&format!("{name}_accepted"), "msg/s", better, t.side, a);
@@ -228,13 +287,13 @@ fn order_idx(n: usize, rep: usize) -> Vec<usize> {
     v
 }
 
-/// VmRSS of a process, in KiB (0 if it is gone).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A `key:` line of a /proc file of a process, in KiB (0 if it is gone).
+fn proc_kib(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -272,8 +331,17 @@ impl Memory {
             Memory::Dovecot { master, .. } => dovecot_imap_pids(*master),
         }
     }
-    fn rss_kib(&self) -> u64 {
-        self.pids().into_iter().map(rss_kib).sum()
+    /// Resident memory (VmRSS) and proportional set size (Pss: shared pages
+    /// split between the processes sharing them), summed, in KiB. RSS counts
+    /// Dovecot's shared libraries once per process; PSS is what the sessions
+    /// really cost the machine.
+    fn kib(&self) -> (u64, u64) {
+        self.pids().into_iter().fold((0, 0), |(rss, pss), pid| {
+            (
+                rss + proc_kib(pid, "status", "VmRSS:"),
+                pss + proc_kib(pid, "smaps_rollup", "Pss:"),
+            )
+        })
     }
 }
 
@@ -305,8 +373,8 @@ where
     Ok(out)
 }
 
-async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<f64> {
-    let before = t.memory.rss_kib();
+async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<(f64, f64)> {
+    let before = t.memory.kib();
     let tls = t.tls.clone();
     let (addr, pw) = (t.imaps, Arc::new(t.password.clone()));
     let opened = bounded(sessions, 50, |i| {
@@ -320,7 +388,7 @@ async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<f64> {
     .await?;
     // Let the servers settle (freed buffers, finished handshakes) before reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = t.memory.rss_kib();
+    let after = t.memory.kib();
     drop(opened);
     if let Memory::Dovecot { master, .. } = &t.memory {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -328,20 +396,20 @@ async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<f64> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    Ok(after.saturating_sub(before) as f64 / sessions as f64)
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
+    Ok((per(after.0, before.0), per(after.1, before.1)))
 }
 
 pub(crate) async fn idle(report: &mut Report, targets: &[Target], sessions: usize) {
     eprintln!("bench: idle: {sessions} logged-in IMAP sessions per side");
     for t in targets {
-        let r = idle_once(t, sessions).await;
-        report.record(
-            &format!("idle_imap_session_memory_{sessions}"),
-            "KiB",
-            Better::Lower,
-            t.side,
-            r,
-        );
+        let (rss, pss) = match idle_once(t, sessions).await {
+            Ok((rss, pss)) => (Ok(rss), Ok(pss)),
+            Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+        };
+        let name = format!("idle_imap_session_{sessions}");
+        report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
+        report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
     }
 }
 
