@@ -82,6 +82,12 @@ pub struct StackSpec {
     /// Extra settings per agent, passed as `--set KEY=VALUE` to every domain's
     /// instance of it: `("mda", "auth.throttle.window_secs=5")`.
     pub sets: Vec<(String, String)>,
+    /// More accounts (full addresses) beside the dev users, added to the MDA of
+    /// their domain with the dev password (the bench's users).
+    pub extra_users: Vec<String>,
+    /// `(max_connections, max_per_ip)` written into every listener's config
+    /// instead of the defaults (the bench opens thousands of sessions).
+    pub listener_limits: Option<(usize, usize)>,
 }
 
 impl StackSpec {
@@ -106,6 +112,8 @@ impl StackSpec {
             retry_secs: vec![60, 300, 900, 3600],
             mta_min_free_bytes: None,
             sets: Vec::new(),
+            extra_users: Vec::new(),
+            listener_limits: None,
         }
     }
 
@@ -140,8 +148,25 @@ impl StackSpec {
         Ok(())
     }
 
+    /// The accounts of one domain: its dev users, then the extra users.
+    pub fn users(&self, domain: &str) -> Vec<String> {
+        let suffix = format!("@{domain}");
+        let mut users = dev_users(domain);
+        users.extend(
+            self.extra_users
+                .iter()
+                .filter(|u| u.ends_with(&suffix))
+                .cloned(),
+        );
+        users
+    }
+
     fn configs(&self, d: &Domain) -> Vec<(&'static str, String)> {
         let p = &self.ports;
+        let lim = self
+            .listener_limits
+            .map(|(all, per_ip)| format!("max_connections = {all}\nmax_per_ip = {per_ip}\n"))
+            .unwrap_or_default();
         let (ip, name) = (d.ip, &d.name);
         let host = format!("mail.{name}");
         let dir = self.var.join(name);
@@ -163,17 +188,17 @@ impl StackSpec {
             (
                 "mda",
                 format!(
-                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n\n[aliases]\n\"postmaster@{name}\" = \"{}\"\n",
+                    "hostname = \"{host}\"\ndata_dir = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[lmtp]\nlisten = \"{ip}:{}\"\n{lim}\n[aliases]\n\"postmaster@{name}\" = \"{}\"\n",
                     q(&dir.join("mda")),
                     p.mda_grpc,
                     p.lmtp,
-                    dev_users(name).first().cloned().unwrap_or_default(),
+                    self.users(name).first().cloned().unwrap_or_default(),
                 ),
             ),
             (
                 "mta",
                 format!(
-                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n{min_free}",
+                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n{lim}\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n{min_free}",
                     q(&dir.join("mta")),
                     p.smtp,
                     q(&cert),
@@ -189,7 +214,7 @@ impl StackSpec {
             (
                 "msa",
                 format!(
-                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\nsource_address = \"{ip}\"\n\n[tls]\ncert = {}\nkey = {}\n",
+                    "hostname = \"{host}\"\nsubmission_listen = \"{ip}:{}\"\nsubmissions_listen = \"{ip}:{}\"\nmta_url = \"http://{ip}:{}\"\nauth_url = \"http://{ip}:{}\"\nsource_address = \"{ip}\"\n{lim}\n[tls]\ncert = {}\nkey = {}\n",
                     p.submission,
                     p.submissions,
                     p.mta_grpc,
@@ -201,7 +226,7 @@ impl StackSpec {
             (
                 "maa",
                 format!(
-                    "hostname = \"{host}\"\nmda_url = \"http://{ip}:{}\"\n\n[pop3]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n\n[imap]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n\n[tls]\ncert = {}\nkey = {}\n",
+                    "hostname = \"{host}\"\nmda_url = \"http://{ip}:{}\"\n\n[pop3]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n{lim}\n[imap]\nlisten = \"{ip}:{}\"\ntls_listen = \"{ip}:{}\"\n{lim}\n[tls]\ncert = {}\nkey = {}\n",
                     p.mda_grpc,
                     p.pop3,
                     p.pop3s,
@@ -231,7 +256,7 @@ impl StackSpec {
             bail!("facteur-mda user list failed for {}", d.name);
         }
         let existing = String::from_utf8_lossy(&existing.stdout).into_owned();
-        for user in dev_users(&d.name) {
+        for user in self.users(&d.name) {
             if existing.lines().any(|l| l.trim() == user) {
                 continue;
             }

@@ -1,10 +1,13 @@
-//! `cargo xtask up | test`: the project's two commands (the cargo-xtask pattern).
+//! `cargo xtask up | test | bench`: the project's commands (the cargo-xtask pattern).
 //!
 //! - `up` builds every agent, lays out `./var` (dev CA, configs, dev users), starts
 //!   the dev stack in the foreground and stops it on Ctrl-C or SIGTERM.
 //! - `test` installs what the tests need (Debian packages; the Python test clients
 //!   use only the standard library), checks format and lints, and runs every test
-//!   layer.
+//!   layer, then the bench's smoke run.
+//! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +40,8 @@ enum Task {
         #[arg(long)]
         no_lint: bool,
     },
+    /// Measure facteur next to a reference Postfix + Dovecot (needs root).
+    Bench(bench::BenchArgs),
 }
 
 fn root() -> PathBuf {
@@ -60,8 +65,13 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where cargo puts the binaries (honours CARGO_TARGET_DIR).
+/// Where cargo puts the debug binaries (honours CARGO_TARGET_DIR).
 fn bin_dir() -> anyhow::Result<PathBuf> {
+    Ok(target_dir()?.join("debug"))
+}
+
+/// Cargo's target directory (honours CARGO_TARGET_DIR).
+fn target_dir() -> anyhow::Result<PathBuf> {
     let out = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()?;
@@ -69,7 +79,7 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
     let target = meta["target_directory"]
         .as_str()
         .context("cargo metadata has no target_directory")?;
-    Ok(PathBuf::from(target).join("debug"))
+    Ok(PathBuf::from(target))
 }
 
 fn build_bins() -> anyhow::Result<()> {
@@ -149,20 +159,29 @@ fn have(check: &str) -> bool {
 }
 
 /// Debian packages the tests drive, each with a check that it is there:
-/// swaks (SMTP client) and the Perl TLS modules it needs for STARTTLS.
+/// swaks (SMTP client) and the Perl TLS modules it needs for STARTTLS, the
+/// interop clients, and the bench's reference Postfix + Dovecot.
 fn install() -> anyhow::Result<()> {
-    let wanted = [
+    let mut wanted = vec![
         ("command -v swaks", "swaks"),
         ("perl -MNet::SSLeay -e1", "libnet-ssleay-perl"),
         ("perl -MIO::Socket::SSL -e1", "libio-socket-ssl-perl"),
         ("command -v fetchmail", "fetchmail"),
         ("command -v mbsync", "isync"),
     ];
-    let missing: Vec<&str> = wanted
+    wanted.extend_from_slice(bench::reference::PACKAGES);
+    install_packages(&wanted)
+}
+
+/// Install with apt-get the packages whose check fails (from the system's own
+/// apt sources).
+fn install_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = wanted
         .iter()
         .filter(|(check, _)| !have(check))
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -215,10 +234,19 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
             "--no-fail-fast",
             "--failure-output",
             "final",
-        ]))
+        ]))?;
     } else {
-        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     }
+    // The bench starts and measures on both sides (no threshold on any figure).
+    eprintln!("==> cargo xtask bench --smoke --debug");
+    bench::run(&bench::BenchArgs {
+        smoke: true,
+        debug: true,
+        no_install: true,
+        no_build: true,
+        ..bench::BenchArgs::default()
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -228,5 +256,6 @@ fn main() -> anyhow::Result<()> {
             no_install,
             no_lint,
         } => test(no_install, no_lint),
+        Task::Bench(args) => bench::run(&args),
     }
 }

@@ -1,0 +1,622 @@
+//! The workloads, run the same way against both sides and interleaved rep by
+//! rep (the side that goes first alternates). Each talks only the public
+//! protocols, so it keeps working whatever the servers store inside:
+//!
+//! - `ingest`: `smtp-source` (Postfix's load generator, one connection per
+//!   message) sends N messages of a given size over S sessions to port 25;
+//!   accepted/s = N / time until smtp-source has every 250; delivered/s = N /
+//!   time until an IMAP client sees all N more in the INBOX (STATUS MESSAGES).
+//! - `submission`: one authenticated STARTTLS submission session sends a 1 KB
+//!   message, then an IMAP session with the INBOX selected polls NOOP until the
+//!   new EXISTS shows; latency from MAIL FROM to that EXISTS, p50 and p99.
+//! - `idle`: N sessions over TLS log in and SELECT INBOX and stay idle; the
+//!   growth of the servers' memory (VmRSS and PSS from /proc: facteur's MAA and
+//!   MDA, Dovecot's imap and imap-login processes) divided by N.
+//! - `logins`: N logins over TLS, 50 at a time (connect, handshake, LOGIN,
+//!   LOGOUT); logins/s.
+//! - `mailbox`: an INBOX filled with N 1 KB messages (facteur: over LMTP, 16
+//!   sessions; reference: Maildir files written directly), warmed by one pass,
+//!   then per rep the time of SELECT, FETCH 1:* (FLAGS), UID FETCH of the last
+//!   50 (BODY.PEEK[HEADER]) and SEARCH UNSEEN, each checked for its answer size.
+//! - `lmtp`: N 1 KB messages over S LMTP sessions into the MDA / Dovecot's LMTP;
+//!   messages/s until the last per-recipient 250.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+
+use super::client::{self, Imap, Smtp};
+use super::report::{Better, Report, Side, quantile};
+
+/// How to reach one side and what counts as its IMAP memory.
+pub(crate) struct Target {
+    pub(crate) side: Side,
+    pub(crate) smtp: SocketAddr,
+    pub(crate) submission: SocketAddr,
+    pub(crate) imaps: SocketAddr,
+    pub(crate) lmtp: SocketAddr,
+    pub(crate) tls: TlsConnector,
+    pub(crate) password: String,
+    pub(crate) memory: Memory,
+    /// facteur's running stack, to restart an agent that got stuck.
+    pub(crate) restart: Option<Arc<std::sync::Mutex<facteur_tests::Stack>>>,
+}
+
+/// Which processes' resident memory an IMAP session costs.
+pub(crate) enum Memory {
+    /// These processes (facteur's MAA and MDA).
+    Pids(Vec<u32>),
+    /// Children of Dovecot's master named `imap` or `imap-login`.
+    Dovecot { master: u32, dir: PathBuf },
+}
+
+pub(crate) fn user(local: &str) -> String {
+    format!("{local}@bench.test")
+}
+
+/// The accounts every workload uses, the same on both sides.
+pub(crate) const USERS: &[&str] = &[
+    "ingest", "sub", "lat", "idle", "lmtp", "box1k", "box10k", "box100k",
+];
+
+/// Both sides in the order of this rep (alternating, so neither always goes first).
+fn order(targets: &[Target], rep: usize) -> Vec<&Target> {
+    let mut v: Vec<&Target> = targets.iter().collect();
+    if rep % 2 == 1 {
+        v.reverse();
+    }
+    v
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Port-25 ingest with smtp-source: (accepted/s, delivered/s).
+async fn ingest_once(
+    t: &Target,
+    size: usize,
+    sessions: u32,
+    messages: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let mut watch = Imap::login(t.imaps, None, &t.tls, &user("ingest"), &t.password).await?;
+    let before = watch.messages().await?;
+    let deadline = Duration::from_secs(30 + messages / 20);
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new("smtp-source")
+        .args(["-s", &sessions.to_string()])
+        .args(["-m", &messages.to_string()])
+        .args(["-l", &size.to_string()])
+        .args(["-f", "bench@bench.client", "-t", &user("ingest")])
+        .arg(t.smtp.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running smtp-source (Debian package postfix)")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
+    // Wait for smtp-source, then for the last delivery, watching the INBOX: a
+    // side that files nothing for STALL is stuck, and fails now.
+    let mut accepted = None;
+    let (mut seen, mut last_change) = (before, Instant::now());
+    loop {
+        if accepted.is_none()
+            && let Some(status) = child.try_wait()?
+        {
+            if !status.success() {
+                bail!(
+                    "smtp-source failed ({status}): {}",
+                    errors.await.unwrap_or_default().trim()
+                );
+            }
+            accepted = Some(per_sec(messages, start.elapsed()));
+        }
+        let now = watch.messages().await?;
+        if now != seen {
+            (seen, last_change) = (now, Instant::now());
+        }
+        if let Some(accepted) = accepted
+            && now >= before + messages
+        {
+            let delivered = per_sec(messages, start.elapsed());
+            watch.logout().await?;
+            return Ok((accepted, delivered));
+        }
+        let done = now.saturating_sub(before);
+        if last_change.elapsed() > STALL {
+            bail!("stuck: nothing filed for {STALL:?} ({done} of {messages} visible over IMAP)");
+        }
+        if start.elapsed() > deadline {
+            bail!("{done} of {messages} messages visible over IMAP after {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long a side may file nothing during an ingest before it counts as stuck.
+const STALL: Duration = Duration::from_secs(20);
+
+/// After a failed ingest, restart facteur's MTA (a stuck one blocks every later
+/// workload through it) and wait until what it had queued stops arriving.
+async fn recover(t: &Target) {
+    let Some(stack) = &t.restart else {
+        return;
+    };
+    eprintln!("bench:   restarting facteur's MTA after the failure");
+    let restarted = {
+        let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
+        stack
+            .kill(super::facteur::DOMAIN, "mta")
+            .and_then(|()| stack.restart(super::facteur::DOMAIN, "mta"))
+    };
+    if let Err(e) = restarted {
+        eprintln!("bench:   restarting the MTA failed: {e:#}");
+        return;
+    }
+    let Ok(mut watch) = Imap::login(t.imaps, None, &t.tls, &user("ingest"), &t.password).await
+    else {
+        return;
+    };
+    let (mut seen, mut quiet) = (u64::MAX, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && quiet.elapsed() < Duration::from_secs(5) {
+        let Ok(now) = watch.messages().await else {
+            return;
+        };
+        if now != seen {
+            (seen, quiet) = (now, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = watch.logout().await;
+}
+pub(crate) async fn ingest(
+    report: &mut Report,
+    targets: &[Target],
+    size: usize,
+    sessions: u32,
+    messages: u64,
+    reps: usize,
+) {
+    let kb = size / 1024;
+    let name = format!("ingest_{kb}KB_s{sessions}");
+    for rep in 0..reps {
+        eprintln!("bench: {name}: {messages} messages, rep {}/{reps}", rep + 1);
+        for t in order(targets, rep) {
+            let r = ingest_once(t, size, sessions, messages).await;
+            let (a, d) = match r {
+                Ok((a, d)) => (Ok(a), Ok(d)),
+                Err(e) => {
+                    recover(t).await;
+                    (Err(anyhow::anyhow!("{e:#}")), Err(e))
+                }
+            };
+            let better = Better::Higher;
+            report.record(&format!("{name}_accepted"), "msg/s", better, t.side, a);
+            report.record(&format!("{name}_delivered"), "msg/s", better, t.side, d);
+        }
+    }
+}
+
+struct Submitter {
+    smtp: Smtp,
+    imap: Imap,
+    exists: u64,
+}
+
+async fn submitter(t: &Target) -> anyhow::Result<Submitter> {
+    let smtp = Smtp::submission(t.submission, &t.tls, &user("sub"), &t.password).await?;
+    let mut imap = Imap::login(t.imaps, None, &t.tls, &user("lat"), &t.password).await?;
+    let selected = imap.ok("SELECT INBOX").await?;
+    let exists = selected.number("EXISTS").unwrap_or(0);
+    Ok(Submitter { smtp, imap, exists })
+}
+
+async fn submit_once(s: &mut Submitter, n: u64) -> anyhow::Result<f64> {
+    let to = user("lat");
+    let data = client::message(&to, n, 1024);
+    let start = Instant::now();
+    s.smtp.send_message(&user("sub"), &to, &data).await?;
+    let deadline = Duration::from_secs(60);
+    loop {
+        let reply = s.imap.ok("NOOP").await?;
+        if let Some(e) = reply.number("EXISTS")
+            && e > s.exists
+        {
+            s.exists = e;
+            return Ok(ms(start.elapsed()));
+        }
+        if start.elapsed() > deadline {
+            bail!("the submitted message is not visible over IMAP after {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+pub(crate) async fn submission(report: &mut Report, targets: &[Target], samples: u64) {
+    eprintln!("bench: submission: {samples} messages, one at a time");
+    let mut results = Vec::new();
+    for t in targets {
+        let s = submitter(t).await;
+        results.push((t.side, s.map(|s| (s, Vec::new()))));
+    }
+    for i in 0..samples {
+        for k in order_idx(results.len(), i as usize) {
+            let (_, r) = &mut results[k];
+            if let Ok((s, lat)) = r {
+                match submit_once(s, i).await {
+                    Ok(v) => lat.push(v),
+                    Err(e) => *r = Err(e),
+                }
+            }
+        }
+    }
+    for (side, r) in results {
+        let (p50, p99) = match r {
+            Ok((_, lat)) => (
+                quantile(&lat, 0.5).context("no samples"),
+                quantile(&lat, 0.99).context("no samples"),
+            ),
+            Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+        };
+        report.record("submission_to_imap_p50", "ms", Better::Lower, side, p50);
+        report.record("submission_to_imap_p99", "ms", Better::Lower, side, p99);
+    }
+}
+
+fn order_idx(n: usize, rep: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    if rep % 2 == 1 {
+        v.reverse();
+    }
+    v
+}
+
+/// A `key:` line of a /proc file of a process, in KiB (0 if it is gone).
+fn proc_kib(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Dovecot's imap and imap-login processes (children of our master).
+fn dovecot_imap_pids(master: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid ..."; comm may hold spaces, so cut at the last ')'.
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let comm = stat
+                .get(stat.find('(').map_or(0, |i| i + 1)..close)
+                .unwrap_or("");
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            ppid == Some(&master.to_string()) && (comm == "imap" || comm == "imap-login")
+        })
+        .collect()
+}
+
+impl Memory {
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Memory::Pids(p) => p.clone(),
+            Memory::Dovecot { master, .. } => dovecot_imap_pids(*master),
+        }
+    }
+    /// Resident memory (VmRSS) and proportional set size (Pss: shared pages
+    /// split between the processes sharing them), summed, in KiB. RSS counts
+    /// Dovecot's shared libraries once per process; PSS is what the sessions
+    /// really cost the machine.
+    fn kib(&self) -> (u64, u64) {
+        self.pids().into_iter().fold((0, 0), |(rss, pss), pid| {
+            (
+                rss + proc_kib(pid, "status", "VmRSS:"),
+                pss + proc_kib(pid, "smaps_rollup", "Pss:"),
+            )
+        })
+    }
+}
+
+/// A loopback source address for session `i` (spreads thousands of sessions
+/// over 100 addresses, 127.0.2.1-100).
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 2, (i % 100) as u8 + 1))
+}
+
+/// Run `n` jobs, `width` at a time; the first error stops them.
+async fn bounded<T, F, Fut>(n: usize, width: usize, job: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut out = Vec::with_capacity(n);
+    let mut next = 0;
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < width {
+            set.spawn(job(next));
+            next += 1;
+        }
+        if let Some(done) = set.join_next().await {
+            out.push(done.context("a bench task panicked")??);
+        }
+    }
+    Ok(out)
+}
+
+async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<(f64, f64)> {
+    let before = t.memory.kib();
+    let tls = t.tls.clone();
+    let (addr, pw) = (t.imaps, Arc::new(t.password.clone()));
+    let opened = bounded(sessions, 50, |i| {
+        let (tls, pw) = (tls.clone(), Arc::clone(&pw));
+        async move {
+            let mut imap = Imap::login(addr, Some(source(i)), &tls, &user("idle"), &pw).await?;
+            imap.ok("SELECT INBOX").await?;
+            Ok(imap)
+        }
+    })
+    .await?;
+    // Let the servers settle (freed buffers, finished handshakes) before reading.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = t.memory.kib();
+    drop(opened);
+    if let Memory::Dovecot { master, .. } = &t.memory {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while dovecot_imap_pids(*master).len() > 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
+    Ok((per(after.0, before.0), per(after.1, before.1)))
+}
+
+pub(crate) async fn idle(report: &mut Report, targets: &[Target], sessions: usize) {
+    eprintln!("bench: idle: {sessions} logged-in IMAP sessions per side");
+    for t in targets {
+        let (rss, pss) = match idle_once(t, sessions).await {
+            Ok((rss, pss)) => (Ok(rss), Ok(pss)),
+            Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+        };
+        let name = format!("idle_imap_session_{sessions}");
+        report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
+        report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
+    }
+}
+
+async fn logins_once(t: &Target, n: usize) -> anyhow::Result<f64> {
+    let tls = t.tls.clone();
+    let (addr, pw) = (t.imaps, Arc::new(t.password.clone()));
+    let start = Instant::now();
+    bounded(n, 50, |i| {
+        let (tls, pw) = (tls.clone(), Arc::clone(&pw));
+        async move {
+            let imap = Imap::login(addr, Some(source(i)), &tls, &user("idle"), &pw).await?;
+            imap.logout().await
+        }
+    })
+    .await?;
+    Ok(per_sec(n as u64, start.elapsed()))
+}
+
+pub(crate) async fn logins(report: &mut Report, targets: &[Target], n: usize, reps: usize) {
+    for rep in 0..reps {
+        eprintln!("bench: logins: {n}, 50 at a time, rep {}/{reps}", rep + 1);
+        for t in order(targets, rep) {
+            let r = logins_once(t, n).await;
+            report.record("imap_logins", "login/s", Better::Higher, t.side, r);
+        }
+    }
+}
+
+/// Deliver `n` messages of `size` bytes to `to` over `sessions` LMTP sessions.
+pub(crate) async fn lmtp_send(
+    addr: SocketAddr,
+    to: &str,
+    n: u64,
+    size: usize,
+    sessions: usize,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let to = Arc::new(to.to_owned());
+    let per = n.div_ceil(sessions as u64);
+    bounded(sessions, sessions, |s| {
+        let to = Arc::clone(&to);
+        async move {
+            let first = s as u64 * per;
+            let last = (first + per).min(n);
+            if first >= last {
+                return Ok(());
+            }
+            let mut lmtp = Smtp::connect(addr, true).await?;
+            for i in first..last {
+                let data = client::message(&to, i, size);
+                lmtp.send_message("bench@bench.client", &to, &data).await?;
+            }
+            lmtp.quit().await
+        }
+    })
+    .await?;
+    Ok(start.elapsed())
+}
+
+pub(crate) async fn lmtp(
+    report: &mut Report,
+    targets: &[Target],
+    n: u64,
+    sessions: usize,
+    reps: usize,
+) {
+    for rep in 0..reps {
+        eprintln!(
+            "bench: lmtp: {n} messages over {sessions} sessions, rep {}/{reps}",
+            rep + 1
+        );
+        for t in order(targets, rep) {
+            let r = lmtp_send(t.lmtp, &user("lmtp"), n, 1024, sessions)
+                .await
+                .map(|d| per_sec(n, d));
+            report.record(
+                &format!("lmtp_1KB_s{sessions}"),
+                "msg/s",
+                Better::Higher,
+                t.side,
+                r,
+            );
+        }
+    }
+}
+
+fn label(n: u64) -> String {
+    if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+async fn fill(t: &Target, who: &str, n: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    match &t.memory {
+        Memory::Pids(_) => {
+            lmtp_send(t.lmtp, who, n, 1024, 16).await?;
+        }
+        Memory::Dovecot { dir, .. } => {
+            let (dir, who) = (dir.clone(), who.to_owned());
+            tokio::task::spawn_blocking(move || {
+                super::reference::fill_maildir(&dir, &who, n, 1024)
+            })
+            .await??;
+        }
+    }
+    eprintln!(
+        "bench:   filled {who} on {} with {n} messages in {:.1} s",
+        t.side.name(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One pass of the four mailbox commands; their times in ms.
+async fn mailbox_pass(imap: &mut Imap, n: u64) -> anyhow::Result<[f64; 4]> {
+    let t = Instant::now();
+    let sel = imap.ok("SELECT INBOX").await?;
+    let select = ms(t.elapsed());
+    let exists = sel.number("EXISTS").context("no EXISTS in SELECT")?;
+    if exists != n {
+        bail!("the INBOX holds {exists} messages, not {n}");
+    }
+    let uidnext = sel.number("UIDNEXT").context("no UIDNEXT in SELECT")?;
+    let t = Instant::now();
+    let flags = imap.ok("FETCH 1:* (FLAGS)").await?;
+    let fetch_flags = ms(t.elapsed());
+    if (flags.untagged.len() as u64) < n {
+        bail!("FETCH 1:* (FLAGS) answered {} of {n}", flags.untagged.len());
+    }
+    let first = uidnext.saturating_sub(50).max(1);
+    let t = Instant::now();
+    let headers = imap
+        .ok(&format!("UID FETCH {first}:* (BODY.PEEK[HEADER])"))
+        .await?;
+    let fetch_headers = ms(t.elapsed());
+    let want = (uidnext - first).min(n) as usize;
+    if headers.untagged.len() < want {
+        bail!(
+            "UID FETCH of the last 50 answered {}",
+            headers.untagged.len()
+        );
+    }
+    let t = Instant::now();
+    let found = imap.ok("SEARCH UNSEEN").await?;
+    let search = ms(t.elapsed());
+    if !found.untagged.iter().any(|l| l.starts_with("* SEARCH")) {
+        bail!("SEARCH UNSEEN gave no SEARCH response");
+    }
+    Ok([select, fetch_flags, fetch_headers, search])
+}
+
+pub(crate) async fn mailbox(report: &mut Report, targets: &[Target], n: u64, reps: usize) {
+    let l = label(n);
+    let who = user(&format!("box{l}"));
+    eprintln!("bench: mailbox: {n} messages, {reps} reps");
+    let names = [
+        format!("imap_select_{l}"),
+        format!("imap_fetch_flags_all_{l}"),
+        format!("imap_uid_fetch_last50_headers_{l}"),
+        format!("imap_search_unseen_{l}"),
+    ];
+    let mut sessions = Vec::new();
+    for t in targets {
+        let session = async {
+            fill(t, &who, n).await?;
+            let mut imap = Imap::login(t.imaps, None, &t.tls, &who, &t.password).await?;
+            mailbox_pass(&mut imap, n).await.context("warm-up pass")?;
+            anyhow::Ok(imap)
+        }
+        .await;
+        sessions.push(session);
+    }
+    for rep in 0..reps {
+        for k in order_idx(targets.len(), rep) {
+            let t = &targets[k];
+            let Ok(imap) = &mut sessions[k] else {
+                continue;
+            };
+            match mailbox_pass(imap, n).await {
+                Ok(times) => {
+                    for (name, v) in names.iter().zip(times) {
+                        report.record(name, "ms", Better::Lower, t.side, Ok(v));
+                    }
+                }
+                Err(e) => sessions[k] = Err(e),
+            }
+        }
+    }
+    for (t, s) in targets.iter().zip(sessions) {
+        match s {
+            Ok(imap) => {
+                let _ = imap.logout().await;
+            }
+            Err(e) => {
+                for name in &names {
+                    report.record(
+                        name,
+                        "ms",
+                        Better::Lower,
+                        t.side,
+                        Err(anyhow::anyhow!("{e:#}")),
+                    );
+                }
+            }
+        }
+    }
+}
