@@ -315,20 +315,17 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
             let (store, user, mailbox) = (Arc::clone(&store), user.clone(), mailbox.clone());
             blocking(move || store.status(&user, &mailbox)).await?;
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        tokio::spawn(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // One blocking job for the whole window: per message its metadata,
+        // then its bytes (or only its header) in ranged reads, chunk by
+        // chunk; the bounded channel paces it to the client.
+        tokio::task::spawn_blocking(move || {
             for uid in req.uids {
-                let (s, u, m) = (Arc::clone(&store), user.clone(), mailbox.clone());
-                // One blocking job per message: its metadata, then its bytes
-                // (or only its header) in ranged reads, chunk by chunk.
-                let sender = tx.clone();
-                let sent =
-                    blocking(move || send_message(&*s, &u, &m, uid, header_only, &sender)).await;
-                match sent {
+                match send_message(&*store, &user, &mailbox, uid, header_only, &tx) {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                        let _ = tx.blocking_send(Err(status(e)));
                         return;
                     }
                 }
@@ -445,12 +442,19 @@ fn send_message<S: MailStore + BlobStore>(
         // fetch reads the header, not the message.
         let mut probe = 0u64;
         let mut found = None;
+        let mut head = Vec::new();
         while found.is_none() && probe < m.size {
             probe = (probe + 16 * 1024).min(m.size);
-            let head = BlobStore::get(store, &m.blob, Some(0..probe))?;
+            head = BlobStore::get(store, &m.blob, Some(0..probe))?;
             found = header_end(&head);
         }
-        found.map_or(m.size, |e| e as u64)
+        let end = found.unwrap_or(head.len());
+        if end as u64 <= chunk {
+            // The usual case: the header is in hand already, one chunk.
+            head.truncate(end);
+            return Ok(send(head, true, false));
+        }
+        end as u64
     } else {
         m.size
     };

@@ -11,9 +11,9 @@ use facteur_mda::store::SledStore;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::delivery::delivery_server::DeliveryServer;
 use facteur_rpc::delivery::{DeliverRequest, DeliveryEnvelope, deliver_request::Part};
-use facteur_rpc::mailbox::MailboxRef;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
 use facteur_rpc::mailbox::mailbox_server::MailboxServer;
+use facteur_rpc::mailbox::{FetchManyRequest, FetchPart, MailboxRef};
 use facteur_rpc::relay::MessageEnd;
 use tonic::transport::Channel;
 
@@ -144,4 +144,102 @@ async fn a_transfer_without_its_end_marker_or_with_a_wrong_size_files_nothing() 
         "a size mismatch must be an error: {wrong:?}"
     );
     assert_eq!(exists(&channel).await, 0);
+}
+
+/// Every message of a `FetchMany` stream, reassembled: `(uid, bytes)`, with
+/// `None` for a missing one.
+async fn fetch_many(
+    channel: &Channel,
+    uids: &[u32],
+    part: FetchPart,
+) -> Vec<(u32, Option<Vec<u8>>)> {
+    let mut c = MailboxClient::new(channel.clone());
+    let mut stream = c
+        .fetch_many(FetchManyRequest {
+            mailbox: Some(MailboxRef {
+                user: "andre@lyon.test".into(),
+                mailbox: "INBOX".into(),
+            }),
+            uids: uids.to_vec(),
+            part: part as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out: Vec<(u32, Option<Vec<u8>>)> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        if chunk.missing {
+            assert!(chunk.last && chunk.data.is_empty());
+            out.push((chunk.uid, None));
+            continue;
+        }
+        current.extend_from_slice(&chunk.data);
+        if chunk.last {
+            out.push((chunk.uid, Some(std::mem::take(&mut current))));
+        }
+    }
+    assert!(current.is_empty(), "a message without its last chunk");
+    out
+}
+
+#[tokio::test]
+async fn fetch_many_streams_whole_messages_or_only_headers_in_the_order_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = start(dir.path()).await;
+    let mut client = DeliveryClient::new(channel.clone());
+    let small = b"Subject: one\r\n\r\nbody one\r\n".to_vec();
+    // A header longer than the first read and a body over one chunk.
+    let mut big = Vec::new();
+    for i in 0..600 {
+        big.extend_from_slice(format!("X-Long-{i}: {}\r\n", "v".repeat(40)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    big.extend_from_slice(&vec![b'b'; 200 * 1024]);
+    let no_body = b"Subject: header only\r\n".to_vec();
+    for (key, body) in [("s", &small), ("b", &big), ("n", &no_body)] {
+        let n = body.len() as u64;
+        client
+            .deliver(tokio_stream::iter(parts(
+                key,
+                &["andre@lyon.test"],
+                body,
+                Some(n),
+            )))
+            .await
+            .unwrap();
+    }
+    // Filing adds Return-Path first.
+    let stored = |m: &[u8]| [b"Return-Path: <pierre@paris.test>\r\n".as_slice(), m].concat();
+    let header = |m: &[u8]| {
+        let m = stored(m);
+        let end = m
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(m.len(), |i| i + 4);
+        m[..end].to_vec()
+    };
+    let whole = fetch_many(&channel, &[3, 1, 77, 2], FetchPart::Whole).await;
+    assert_eq!(
+        whole,
+        vec![
+            (3, Some(stored(&no_body))),
+            (1, Some(stored(&small))),
+            (77, None),
+            (2, Some(stored(&big))),
+        ]
+    );
+    let headers = fetch_many(&channel, &[2, 1, 3], FetchPart::Header).await;
+    assert_eq!(
+        headers,
+        vec![
+            (2, Some(header(&big))),
+            (1, Some(header(&small))),
+            (3, Some(header(&no_body))),
+        ]
+    );
+    assert!(
+        header(&big).len() > 16 * 1024,
+        "the long header needs more than one read"
+    );
 }
