@@ -36,6 +36,9 @@ pub(super) enum Input {
     Closed,
 }
 
+/// Encoded responses gathered before one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// One client connection: the socket, the imap-next server and unfed input.
 pub(super) struct Connection {
     stream: Stream,
@@ -148,6 +151,9 @@ impl Connection {
 
     /// Write every queued response without reading anything.
     pub(super) async fn flush(&mut self) -> Result<(), ImapError> {
+        // imap-next hands out one encoded response at a time: gather them and
+        // write in large pieces, not one write (and one TLS record) each.
+        let mut out: Vec<u8> = Vec::new();
         loop {
             match self.server.next() {
                 Ok(Event::GreetingSent { .. } | Event::ResponseSent { .. }) => {}
@@ -155,15 +161,25 @@ impl Connection {
                     self.message_done();
                     self.stashed.push_back(event);
                 }
-                Err(Interrupt::Io(Io::Output(bytes))) => self.write(&bytes).await?,
-                Err(Interrupt::Io(Io::NeedMoreInput)) => return Ok(()),
+                Err(Interrupt::Io(Io::Output(bytes))) => {
+                    out.extend_from_slice(&bytes);
+                    if out.len() >= WRITE_BATCH {
+                        self.write(&out).await?;
+                        out.clear();
+                    }
+                }
+                Err(Interrupt::Io(Io::NeedMoreInput)) => break,
                 Err(Interrupt::Error(e)) => {
                     // Cannot happen without new input; keep the parser's word for it.
                     tracing::debug!(error = %e, "parser error while flushing");
-                    return Ok(());
+                    break;
                 }
             }
         }
+        if !out.is_empty() {
+            self.write(&out).await?;
+        }
+        Ok(())
     }
 
     /// Upgrade to TLS after the STARTTLS OK was written. Refuses (and the caller
