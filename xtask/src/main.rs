@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use facteur_tests::StackSpec;
 
+mod torture;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
 struct Cli {
@@ -37,6 +39,9 @@ enum Task {
         #[arg(long)]
         no_lint: bool,
     },
+    /// Send mail through both domains while kill -9ing random agents; check that
+    /// every acknowledged message is filed exactly once.
+    Torture(torture::Args),
 }
 
 fn root() -> PathBuf {
@@ -207,7 +212,7 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
     }
     // The end-to-end tests start the real binaries: build them all first.
     build_bins()?;
-    if have("cargo nextest --version") {
+    let tests = if have("cargo nextest --version") {
         run(cargo().args([
             "nextest",
             "run",
@@ -218,7 +223,9 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
         ]))
     } else {
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
-    }
+    };
+    // A short kill -9 torture run, whatever the tests said.
+    tests.and(torture::ci())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -228,5 +235,6 @@ fn main() -> anyhow::Result<()> {
             no_install,
             no_lint,
         } => test(no_install, no_lint),
+        Task::Torture(args) => torture::main(&args),
     }
 }
