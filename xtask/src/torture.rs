@@ -35,6 +35,9 @@ const AGENTS: [&str; 4] = ["msa", "mta", "mda", "maa"];
 /// shorter deadline of its own).
 const SENDERS_STOP: Duration = Duration::from_secs(90);
 
+/// Tries to read a mailbox at the end (each try has its own deadlines).
+const READ_TRIES: u32 = 3;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "torture")]
 pub(crate) struct Args {
@@ -178,7 +181,7 @@ impl Report {
             "DUPLICATE",
             v.duplicated
                 .iter()
-                .map(|(id, r, n)| format!("{id} {n} times in {r}"))
+                .map(|(id, r, n, route)| format!("{id} {n} times in {r} (sent by {route})"))
                 .collect(),
         );
         show(
@@ -395,15 +398,29 @@ async fn read_mailboxes(spec: &StackSpec) -> anyhow::Result<BTreeMap<String, Vec
     for d in &spec.domains {
         let addr = SocketAddr::from((d.ip, spec.ports.pop3));
         for user in dev_users(&d.name) {
-            let ids = check::read_mailbox(
-                addr,
-                &format!("mail.{}", d.name),
-                &user,
-                &dev_password(),
-                &spec.ca(),
-            )
-            .await
-            .with_context(|| format!("reading {user}'s mailbox over POP3"))?;
+            // A few tries: the MAA or MDA may just have been restarted.
+            let mut tries = 0;
+            let ids = loop {
+                tries += 1;
+                let read = check::read_mailbox(
+                    addr,
+                    &format!("mail.{}", d.name),
+                    &user,
+                    &dev_password(),
+                    &spec.ca(),
+                )
+                .await;
+                match read {
+                    Ok(ids) => break ids,
+                    Err(e) if tries < READ_TRIES => {
+                        eprintln!("torture: reading {user}'s mailbox: {e:#}; trying again");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(e) => {
+                        return Err(e.context(format!("reading {user}'s mailbox over POP3")));
+                    }
+                }
+            };
             eprintln!("torture: {user} holds {} messages", ids.len());
             out.insert(user, ids);
         }

@@ -108,8 +108,9 @@ pub(crate) struct Verdict {
     pub(crate) delivered_acked: usize,
     /// Acknowledged and not in the recipient's mailbox: (id, recipient, route).
     pub(crate) lost: Vec<(String, String, &'static str)>,
-    /// Filed more than once in one mailbox (acknowledged or not): (id, mailbox, copies).
-    pub(crate) duplicated: Vec<(String, String, usize)>,
+    /// Filed more than once in one mailbox (acknowledged or not):
+    /// (id, mailbox, copies, route).
+    pub(crate) duplicated: Vec<(String, String, usize, &'static str)>,
     /// Not acknowledged but filed anyway (allowed: the 250 may have been lost on the way).
     pub(crate) unacked_delivered: usize,
     /// Not acknowledged and not there.
@@ -150,7 +151,9 @@ pub(crate) fn verdict(
     }
     for (&(id, mailbox), &n) in &filed {
         if n > 1 {
-            v.duplicated.push((id.to_owned(), mailbox.to_owned(), n));
+            let route = attempts.get(id).map_or("unknown id", |a| a.route);
+            v.duplicated
+                .push((id.to_owned(), mailbox.to_owned(), n, route));
         }
         let sent_to = attempts
             .get(id)
@@ -251,7 +254,10 @@ mod tests {
         assert_eq!((v.sent, v.acked_messages, v.acked_copies), (5, 3, 4));
         assert_eq!(v.delivered_acked, 3);
         assert_eq!(v.lost, vec![("a".to_owned(), "j".to_owned(), "test")]);
-        assert_eq!(v.duplicated, vec![("b".to_owned(), "p".to_owned(), 2)]);
+        assert_eq!(
+            v.duplicated,
+            vec![("b".to_owned(), "p".to_owned(), 2, "test")]
+        );
         assert_eq!(v.misfiled, vec![("e".to_owned(), "p".to_owned())]);
         assert_eq!((v.unacked_delivered, v.unacked_absent, v.others), (1, 1, 1));
         assert!(v.failed());
