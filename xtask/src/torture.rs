@@ -129,6 +129,8 @@ pub(crate) struct Report {
     pub(crate) problems: Vec<String>,
     pub(crate) outcomes: BTreeMap<String, u64>,
     pub(crate) verdict: Verdict,
+    /// Torture ids still in an MTA's spool at the end, and which domain's.
+    pub(crate) queued: BTreeMap<String, String>,
     pub(crate) elapsed: Duration,
 }
 
@@ -174,7 +176,12 @@ impl Report {
             "LOST",
             v.lost
                 .iter()
-                .map(|(id, r, route)| format!("{id} to {r} (sent by {route})"))
+                .map(|(id, r, route)| {
+                    let whereabouts = self.queued.get(id).map_or("in no spool".to_owned(), |d| {
+                        format!("still in {d}'s spool")
+                    });
+                    format!("{id} to {r} (sent by {route}; {whereabouts})")
+                })
                 .collect(),
         );
         show(
@@ -262,6 +269,7 @@ pub(crate) fn run(args: &Args, bins: &Path, var: &Path) -> anyhow::Result<Report
         problems: Vec::new(),
         outcomes: BTreeMap::new(),
         verdict: Verdict::default(),
+        queued: BTreeMap::new(),
         elapsed: Duration::ZERO,
     };
     let killed = kill_loop(args, seed, &mut stack, &ledger, &mut report);
@@ -297,6 +305,7 @@ pub(crate) fn run(args: &Args, bins: &Path, var: &Path) -> anyhow::Result<Report
             args.drain_secs
         ));
     }
+    report.queued = queued(&spec);
     let (attempts, outcomes) = ledger.snapshot();
     let mailboxes = rt.block_on(read_mailboxes(&spec))?;
     report.verdict = check::verdict(&attempts, &mailboxes);
@@ -321,6 +330,7 @@ fn kill_loop(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let start = Instant::now();
     let domains: Vec<String> = stack.spec.domains.iter().map(|d| d.name.clone()).collect();
     let (min, max) = (args.min_delay_ms, args.max_delay_ms.max(args.min_delay_ms));
     for i in 1..=args.kills {
@@ -339,7 +349,8 @@ fn kill_loop(
             .with_context(|| format!("restarting {domain} {agent} after kill {i}"))?;
         *report.kills.entry(format!("{domain} {agent}")).or_default() += 1;
         eprintln!(
-            "torture: kill {i}/{}: {domain} {agent} after {delay:?}, down {down:?}, ready in {:.1?}; {} messages acknowledged so far",
+            "torture: [{:>6.1}s] kill {i}/{}: {domain} {agent} after {delay:?}, down {down:?}, ready in {:.1?}; {} messages acknowledged so far",
+            start.elapsed().as_secs_f64(),
             args.kills,
             restarted.elapsed(),
             ledger.acked_messages()
@@ -390,6 +401,23 @@ fn drain(spec: &StackSpec, timeout: Duration) -> Result<(), String> {
     } else {
         Err(left().join(", "))
     }
+}
+
+/// The torture ids of the messages left in the MTAs' spools, with the domain.
+fn queued(spec: &StackSpec) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for d in &spec.domains {
+        let spool = spec.agent_dir(&d.name, "mta").join("spool");
+        for f in std::fs::read_dir(&spool).into_iter().flatten().flatten() {
+            if let Some(id) = std::fs::read(f.path())
+                .ok()
+                .and_then(|m| check::torture_id(&m))
+            {
+                out.insert(id, d.name.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Every dev user's mailbox, read over POP3 through its domain's MAA.
