@@ -125,6 +125,12 @@ impl StackSpec {
         self.var.join("tls").join("ca.pem")
     }
 
+    /// An agent's state directory (`var/<domain>/<agent>`; the MTA's spool is
+    /// its `spool/`).
+    pub fn agent_dir(&self, domain: &str, agent: &str) -> PathBuf {
+        self.var.join(domain).join(agent)
+    }
+
     fn config_path(&self, domain: &str, agent: &str) -> PathBuf {
         self.var.join(domain).join(format!("facteur-{agent}.toml"))
     }
@@ -395,6 +401,24 @@ impl Stack {
     /// The process id of one running agent.
     pub fn pid(&self, domain: &str, agent: &str) -> anyhow::Result<u32> {
         Ok(self.procs[self.index(domain, agent)?].child.id())
+    }
+
+    /// The agents that exited on their own since the last look (a crash: nothing
+    /// but `kill`/`stop` ends them), each as (domain, agent, exit status). They
+    /// are dropped from the stack, so `restart` can start them again.
+    pub fn exited(&mut self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.procs.len() {
+            match self.procs[i].child.try_wait() {
+                Ok(Some(status)) => {
+                    let p = self.procs.remove(i);
+                    out.push((p.domain, p.agent, status.to_string()));
+                }
+                _ => i += 1,
+            }
+        }
+        out
     }
 
     /// `kill -9` one agent (no chance to flush anything).

@@ -16,6 +16,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use facteur_tests::StackSpec;
 
+mod torture;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
 struct Cli {
@@ -42,6 +44,9 @@ enum Task {
     },
     /// Measure facteur next to a reference Postfix + Dovecot (needs root).
     Bench(bench::BenchArgs),
+    /// Send mail through both domains while kill -9ing random agents; check that
+    /// every acknowledged message is filed exactly once.
+    Torture(torture::Args),
 }
 
 fn root() -> PathBuf {
@@ -226,7 +231,7 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
     }
     // The end-to-end tests start the real binaries: build them all first.
     build_bins()?;
-    if have("cargo nextest --version") {
+    let tests = if have("cargo nextest --version") {
         run(cargo().args([
             "nextest",
             "run",
@@ -234,19 +239,22 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
             "--no-fail-fast",
             "--failure-output",
             "final",
-        ]))?;
+        ]))
     } else {
-        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
-    }
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+    };
+    // A short kill -9 torture run, whatever the tests said.
+    let torture = torture::ci();
     // The bench starts and measures on both sides (no threshold on any figure).
     eprintln!("==> cargo xtask bench --smoke --debug");
-    bench::run(&bench::BenchArgs {
+    let bench = bench::run(&bench::BenchArgs {
         smoke: true,
         debug: true,
         no_install: true,
         no_build: true,
         ..bench::BenchArgs::default()
-    })
+    });
+    tests.and(torture).and(bench)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -257,5 +265,6 @@ fn main() -> anyhow::Result<()> {
             no_lint,
         } => test(no_install, no_lint),
         Task::Bench(args) => bench::run(&args),
+        Task::Torture(args) => torture::main(&args),
     }
 }
