@@ -141,6 +141,12 @@ fn a_message_answered_250_survives_kill_9_of_the_mta_and_the_mda() {
 }
 
 #[test]
+fn the_same_message_resent_over_port_25_is_filed_once() {
+    let (_dir, stack) = start(44, |_| {});
+    py(&stack, "resend.py", &[]);
+}
+
+#[test]
 fn hostile_input_gets_protocol_errors_and_smuggling_fails() {
     let (_dir, stack) = start(16, |_| {});
     py(&stack, "bad_input.py", &[]);

@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix};
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
@@ -115,6 +117,29 @@ pub struct InboundHandler {
     /// The first spool write error of this message (answered at its end).
     write_error: Option<QueueError>,
     hops: HopCounter,
+    /// SHA-256 of the envelope and of the bytes as the client sent them.
+    content: Sha256,
+}
+
+/// The idempotency key of a message taken over SMTP: SMTP has none, and the
+/// MTA-to-MTA hop is at-least-once (RFC 1047: a sender that dies after our
+/// 250 but before it records the delivery sends again, and so does one that
+/// lost our 250 when we died). The same envelope with the same bytes (which
+/// carry the sender's own `Received:` line and Message-ID) is the same message
+/// resent, so it maps to the first copy instead of being queued twice.
+fn content_key(content: Sha256) -> String {
+    format!("smtp:{}", hex::encode(content.finalize()))
+}
+
+fn envelope_digest(from: &str, rcpts: &[String]) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(from.as_bytes());
+    for r in rcpts {
+        h.update([0u8]);
+        h.update(r.to_ascii_lowercase().as_bytes());
+    }
+    h.update([0xffu8]);
+    h
 }
 
 impl InboundHandler {
@@ -127,6 +152,7 @@ impl InboundHandler {
             writer: None,
             write_error: None,
             hops: HopCounter::new(),
+            content: Sha256::new(),
         }
     }
 }
@@ -188,6 +214,8 @@ impl SmtpHandler for InboundHandler {
                 self.writer = Some(w);
                 self.hops = HopCounter::new();
                 self.write_error = None;
+                self.content =
+                    envelope_digest(self.from.as_deref().unwrap_or_default(), &self.rcpts);
                 codes::start_data()
             }
             Err(e) => {
@@ -199,6 +227,7 @@ impl SmtpHandler for InboundHandler {
 
     async fn data_chunk(&mut self, chunk: Vec<u8>) {
         self.hops.feed(&chunk);
+        self.content.update(&chunk);
         if self.write_error.is_none()
             && let Some(w) = self.writer.as_mut()
             && let Err(e) = w.write(&chunk).await
@@ -209,7 +238,7 @@ impl SmtpHandler for InboundHandler {
     }
 
     async fn data_end(&mut self, _: &Client) -> Vec<Reply> {
-        let Some(writer) = self.writer.take() else {
+        let Some(mut writer) = self.writer.take() else {
             return vec![codes::local_error()];
         };
         if let Some(e) = self.write_error.take() {
@@ -221,9 +250,19 @@ impl SmtpHandler for InboundHandler {
         }
         let from = self.from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
+        writer.set_key(content_key(std::mem::replace(
+            &mut self.content,
+            Sha256::new(),
+        )));
         let result = self.intake.queue.commit(writer).await;
-        if let Ok((id, _)) = &result {
-            tracing::info!(%id, from = %from, rcpts = ?rcpts, "queued from SMTP");
+        match &result {
+            Ok((id, false)) => {
+                tracing::info!(%id, from = %from, rcpts = ?rcpts, "queued from SMTP");
+            }
+            Ok((id, true)) => {
+                tracing::info!(%id, from = %from, "the same message again: already queued once");
+            }
+            Err(_) => {}
         }
         vec![queue_reply(result)]
     }

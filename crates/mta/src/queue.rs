@@ -638,6 +638,14 @@ impl SpoolWriter {
         self.size
     }
 
+    /// Sets the idempotency key once the message is known (SMTP intake keys a
+    /// message by its content, see `intake::content_key`). Only the index
+    /// carries it: a spool file rebuilt into the index falls back to the key
+    /// derived from its queue id.
+    pub fn set_key(&mut self, key: String) {
+        self.envelope.key = Some(key);
+    }
+
     /// Mark what was written so far as ours (trace headers), not the sender's:
     /// it does not count toward the size limit the sender was promised (SIZE).
     pub fn end_preamble(&mut self) {
