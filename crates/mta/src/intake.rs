@@ -202,7 +202,8 @@ impl SmtpHandler for InboundHandler {
             for_rcpt,
         };
         let envelope = Envelope {
-            key: None,
+            // Keyed by content at the end of data (`content_key`).
+            key: Some(crate::queue::LATE_KEY.to_owned()),
             mail_from: self.from.clone().unwrap_or_default(),
             rcpts: self.rcpts.clone(),
             smtputf8: self.declared.0,

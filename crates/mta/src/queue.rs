@@ -34,9 +34,8 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use facteur_store::durable::{self, SledFiles};
+use facteur_store::durable::{self, SledDb};
 use facteur_store::{Owned, WriteError, Writer, WriterOptions};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -261,56 +260,15 @@ fn unslot(k: &[u8]) -> (i64, &[u8]) {
 
 /// The index, owned by the writer thread: the only code that touches sled.
 struct Index {
-    dir: PathBuf,
+    db: SledDb,
     spool: PathBuf,
-    db: Option<(sled::Db, sled::Tree, SledFiles)>,
     spool_dirty: Arc<AtomicBool>,
-    /// Something was applied since the last sync.
-    dirty: bool,
-    /// A flush failed: sled keeps that error, so reopen before the next batch.
-    broken: bool,
     min_free: u64,
-}
-
-/// Opens the index database; with `wait`, retries while the lock is still
-/// held (sled's threads keep it a moment after a `Db` of this process is
-/// dropped, as on a reopen after an error).
-fn open_db(dir: &Path, wait: bool) -> Result<(sled::Db, sled::Tree, SledFiles), QueueError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
-            Err(sled::Error::Io(e))
-                if wait
-                    && e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let tree = db.open_tree("queue")?;
-    let files = SledFiles::new(dir)?;
-    Ok((db, tree, files))
 }
 
 impl Index {
     fn tree(&self) -> Result<&sled::Tree, QueueError> {
-        match &self.db {
-            Some((_, t, _)) => Ok(t),
-            None => Err(QueueError::Stopped),
-        }
-    }
-
-    fn reopen(&mut self) -> io::Result<()> {
-        tracing::warn!("queue index: reopening the database after a failed flush");
-        self.db = None;
-        let db = open_db(&self.dir, true).map_err(|e| io::Error::other(e.to_string()))?;
-        self.db = Some(db);
-        self.broken = false;
-        self.dirty = false;
-        Ok(())
+        Ok(self.db.tree())
     }
 
     fn get(&self, id: &str) -> Result<Option<Entry>, QueueError> {
@@ -329,7 +287,7 @@ impl Index {
         // Keep sled's own room: below a quarter of the reserve nothing new is
         // added, whatever the intake saw when the message started.
         if check_space && self.min_free > 0 {
-            durable::check_reserve(&self.dir, self.min_free / 4)?;
+            durable::check_reserve(&self.spool, self.min_free / 4)?;
         }
         let mut batch = sled::Batch::default();
         batch.insert(prefixed(KEY, entry.key.as_bytes()), entry.id.as_bytes());
@@ -339,7 +297,7 @@ impl Index {
         );
         batch.insert(slot(entry.next_attempt, &entry.id), &[]);
         tree.apply_batch(batch)?;
-        self.dirty = true;
+        self.db.written();
         Ok((entry.id.clone(), false))
     }
 
@@ -356,7 +314,7 @@ impl Index {
         );
         batch.insert(slot(entry.next_attempt, &entry.id), &[]);
         self.tree()?.apply_batch(batch)?;
-        self.dirty = true;
+        self.db.written();
         Ok(())
     }
 
@@ -376,7 +334,7 @@ impl Index {
             batch.remove(prefixed(KEY, key.as_bytes()));
         }
         tree.apply_batch(batch)?;
-        self.dirty = true;
+        self.db.written();
         Ok(())
     }
 
@@ -498,7 +456,7 @@ impl Index {
             }
         }
         tree.apply_batch(batch)?;
-        self.dirty = true;
+        self.db.written();
         durable::sync_dir(&self.spool)?;
         self.sync()?;
         Ok(())
@@ -506,9 +464,7 @@ impl Index {
 
     /// Moves a queue of the three-tree layout into the one tree.
     fn migrate(&mut self) -> Result<(), QueueError> {
-        let Some((db, tree, _)) = &self.db else {
-            return Ok(());
-        };
+        let (db, tree) = (self.db.db(), self.db.tree());
         let names = db.tree_names();
         for (old, prefix) in [("entries", ENTRY), ("keys", KEY)] {
             if !names.iter().any(|n| n.as_ref() == old.as_bytes()) {
@@ -527,16 +483,15 @@ impl Index {
         if names.iter().any(|n| n.as_ref() == b"schedule") {
             db.drop_tree("schedule")?;
         }
-        self.dirty = true;
+        self.db.written();
         Ok(())
     }
 }
 
 impl Owned for Index {
     fn before_batch(&mut self) -> io::Result<()> {
-        if self.broken || self.db.is_none() {
-            self.reopen()?;
-        }
+        // Reads go through the writer too: no reader holds the tree.
+        self.db.prepare(|_| {})?;
         if self.spool_dirty.swap(false, Ordering::AcqRel)
             && let Err(e) = durable::sync_dir(&self.spool)
         {
@@ -547,29 +502,7 @@ impl Owned for Index {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let Some((db, _, files)) = &mut self.db else {
-            return Err(io::Error::other("queue index closed"));
-        };
-        let result = db
-            .flush()
-            .map_err(|e| match e {
-                sled::Error::Io(e) => e,
-                other => io::Error::other(other.to_string()),
-            })
-            .and_then(|_| files.sync());
-        match result {
-            Ok(()) => {
-                self.dirty = false;
-                Ok(())
-            }
-            Err(e) => {
-                self.broken = true;
-                Err(e)
-            }
-        }
+        self.db.sync()
     }
 }
 
@@ -609,7 +542,16 @@ pub struct SpoolWriter {
     max: u64,
     too_big: bool,
     preamble: u64,
+    /// Where the key placeholder sits in the header record, for a key known
+    /// only at the end ([`SpoolWriter::set_key`]).
+    key_at: Option<u64>,
 }
+
+/// The idempotency key given when the real one is known only once the whole
+/// message is in (SMTP intake: `smtp:` and a SHA-256): the header record
+/// keeps a slot of the same length, overwritten before the file is fsynced,
+/// so a spool file rebuilt into a lost index keeps its key.
+pub const LATE_KEY: &str = "smtp:0000000000000000000000000000000000000000000000000000000000000000";
 
 impl SpoolWriter {
     /// The queue id this message will get.
@@ -639,9 +581,9 @@ impl SpoolWriter {
     }
 
     /// Sets the idempotency key once the message is known (SMTP intake keys a
-    /// message by its content, see `intake::content_key`). Only the index
-    /// carries it: a spool file rebuilt into the index falls back to the key
-    /// derived from its queue id.
+    /// message by its content, see `intake::content_key`); the writer must
+    /// have been made with [`LATE_KEY`] and `key` must be as long. The spool
+    /// header gets it too at [`Queue::commit`].
     pub fn set_key(&mut self, key: String) {
         self.envelope.key = Some(key);
     }
@@ -686,12 +628,9 @@ impl Queue {
         let db_dir = dir.join("db");
         let spool_dirty = Arc::new(AtomicBool::new(false));
         let mut index = Index {
-            db: Some(open_db(&db_dir, false)?),
-            dir: db_dir,
+            db: SledDb::open(&db_dir, "queue")?,
             spool: spool.clone(),
             spool_dirty: Arc::clone(&spool_dirty),
-            dirty: false,
-            broken: false,
             min_free: opts.min_free_bytes,
         };
         index.recover()?;
@@ -742,6 +681,14 @@ impl Queue {
             envelope.created = facteur_daemon::trace::now_unix();
         }
         let header = header_record(&envelope)?;
+        let key_at = (envelope.key.as_deref() == Some(LATE_KEY))
+            .then(|| {
+                header
+                    .windows(LATE_KEY.len())
+                    .position(|w| w == LATE_KEY.as_bytes())
+            })
+            .flatten()
+            .map(|at| at as u64);
         let tmp = self.inner.spool.join(format!("{id}.tmp"));
         let file = tokio::fs::File::create(&tmp).await?;
         let mut writer = SpoolWriter {
@@ -754,6 +701,7 @@ impl Queue {
             max,
             too_big: false,
             preamble: 0,
+            key_at,
         };
         writer.file.write_all(&header).await?;
         Ok(writer)
@@ -765,6 +713,13 @@ impl Queue {
     pub async fn commit(&self, mut writer: SpoolWriter) -> Result<(String, bool), QueueError> {
         if writer.too_big {
             return Err(QueueError::TooBig(writer.max - writer.preamble));
+        }
+        if let (Some(at), Some(key)) = (writer.key_at, writer.envelope.key.as_deref()) {
+            if key.len() != LATE_KEY.len() || key == LATE_KEY {
+                return Err(QueueError::Io(io::Error::other("late key not set")));
+            }
+            writer.file.seek(std::io::SeekFrom::Start(at)).await?;
+            writer.file.write_all(key.as_bytes()).await?;
         }
         writer.file.flush().await?;
         writer.file.sync_all().await?;
@@ -891,6 +846,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     fn opts() -> QueueOptions {
         QueueOptions { min_free_bytes: 0 }
@@ -914,8 +870,8 @@ mod tests {
 
     /// The index database itself, for tests that play a crash.
     fn raw_index(dir: &Path) -> (sled::Db, sled::Tree) {
-        let (db, tree, _) = open_db(&dir.join("db"), true).unwrap();
-        (db, tree)
+        let db = SledDb::open(&dir.join("db"), "queue").unwrap();
+        (db.db().clone(), db.tree().clone())
     }
 
     fn env(key: &str, rcpt: &str) -> Envelope {
@@ -1097,6 +1053,39 @@ mod tests {
         ];
         want.sort();
         assert_eq!(spool_names(dir.path()), want);
+    }
+
+    #[tokio::test]
+    async fn a_key_known_only_at_the_end_is_in_the_spool_and_survives_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), opts()).unwrap();
+        let late = format!("smtp:{}", "ab".repeat(32));
+        let mut w = q.writer(1000, env(LATE_KEY, "b@y.test")).await.unwrap();
+        w.write(b"Subject: late\r\n\r\nz\r\n").await.unwrap();
+        w.set_key(late.clone());
+        let (id, dup) = q.commit(w).await.unwrap();
+        assert!(!dup);
+        assert_eq!(q.get(&id).await.unwrap().unwrap().key, late);
+        // Without its key the message is refused rather than queued unkeyed.
+        let w = q.writer(1000, env(LATE_KEY, "b@y.test")).await.unwrap();
+        assert!(q.commit(w).await.is_err());
+        drop(q);
+        // Lose the index entry and its key, as a crash before the commit would.
+        {
+            let (db, tree) = raw_index(dir.path());
+            tree.remove(prefixed(ENTRY, id.as_bytes())).unwrap();
+            tree.remove(prefixed(KEY, late.as_bytes())).unwrap();
+            db.flush().unwrap();
+        }
+        let q = reopen(dir.path());
+        let rebuilt = q.get(&id).await.unwrap().unwrap();
+        assert_eq!(rebuilt.key, late, "the rebuilt entry keeps the late key");
+        assert_eq!(body(&q, &rebuilt).await, b"Subject: late\r\n\r\nz\r\n");
+        // So the same message sent again maps to it.
+        let mut w = q.writer(1000, env(LATE_KEY, "b@y.test")).await.unwrap();
+        w.write(b"Subject: late\r\n\r\nz\r\n").await.unwrap();
+        w.set_key(late);
+        assert_eq!(q.commit(w).await.unwrap(), (id, true));
     }
 
     #[tokio::test]

@@ -114,6 +114,141 @@ impl SledFiles {
     }
 }
 
+/// One sled database owned by a writer thread (see [`crate::writer`]): opened
+/// with no background flushing (durability is the writer's sync, once per
+/// batch), flushed and fsynced by [`SledDb::sync`], and reopened from disk by
+/// [`SledDb::prepare`] after a failed flush, since sled 0.34 keeps a flush
+/// error for good. The MTA's queue and the MDA's store both sit on it.
+pub struct SledDb {
+    dir: PathBuf,
+    tree_name: String,
+    db: sled::Db,
+    tree: sled::Tree,
+    files: SledFiles,
+    /// Written since the last successful sync.
+    dirty: bool,
+    /// A flush failed: reopen before the next batch.
+    broken: bool,
+}
+
+fn sled_io(e: sled::Error) -> io::Error {
+    match e {
+        sled::Error::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// Opens sled in `dir`. sled releases the file lock of a dropped database
+/// from its own threads a moment later, so a reopen in the same process (a
+/// restart after an error, tests) waits briefly for it; another process
+/// holding the lock is reported after that wait.
+fn open_sled(dir: &Path) -> io::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            // sled reports its lock as `Other` with the cause in the text.
+            Err(sled::Error::Io(e))
+                if (e.kind() == io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(sled_io(e)),
+        }
+    }
+}
+
+impl SledDb {
+    /// Opens (or creates) the database in `dir` and its tree `tree`.
+    pub fn open(dir: &Path, tree: &str) -> io::Result<Self> {
+        let db = open_sled(dir)?;
+        let t = db.open_tree(tree).map_err(sled_io)?;
+        Ok(Self {
+            files: SledFiles::new(dir)?,
+            dir: dir.to_path_buf(),
+            tree_name: tree.to_owned(),
+            db,
+            tree: t,
+            dirty: false,
+            broken: false,
+        })
+    }
+
+    /// The tree; after a reopen, handles taken before are stale.
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// The database itself (migrations between layouts).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// A fresh id, unique in this database (sled's `generate_id`).
+    pub fn generate_id(&self) -> sled::Result<u64> {
+        self.db.generate_id()
+    }
+
+    /// Records that something was written, for the next [`SledDb::sync`].
+    pub fn written(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Call in `before_batch`: reopens the database if a flush failed (what
+    /// the failed batch applied and never acknowledged is dropped with it).
+    /// `handout` is called with each tree readers should use from then on:
+    /// first a placeholder (readers must let go of the failed instance, whose
+    /// file lock the reopen needs), then the reopened tree.
+    pub fn prepare(&mut self, mut handout: impl FnMut(&sled::Tree)) -> io::Result<()> {
+        if !self.broken {
+            return Ok(());
+        }
+        tracing::warn!(dir = %self.dir.display(), "reopening a sled database after a failed flush");
+        // Let go of the failed instance first: sled holds a file lock, and a
+        // database cannot be dropped while `self` must stay usable.
+        let placeholder = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(sled_io)?;
+        self.tree = placeholder.open_tree(&self.tree_name).map_err(sled_io)?;
+        self.db = placeholder;
+        handout(&self.tree);
+        let db = open_sled(&self.dir)?;
+        self.tree = db.open_tree(&self.tree_name).map_err(sled_io)?;
+        self.db = db;
+        self.files = SledFiles::new(&self.dir)?;
+        handout(&self.tree);
+        self.broken = false;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Call in `sync`: flushes and fsyncs what was written since the last
+    /// successful sync; a failure marks the database for a reopen.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let result = self
+            .db
+            .flush()
+            .map_err(sled_io)
+            .and_then(|_| self.files.sync());
+        match result {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Bytes available to an unprivileged writer on the filesystem of `path`.
 pub fn available_space(path: &Path) -> io::Result<u64> {
     let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
@@ -170,6 +305,27 @@ mod tests {
         check_reserve(dir.path(), 1).unwrap();
         let err = check_reserve(dir.path(), u64::MAX).unwrap_err();
         assert!(is_disk_full(&err), "{err}");
+    }
+
+    #[test]
+    fn a_sled_db_marked_broken_is_reopened_from_disk_before_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = SledDb::open(dir.path(), "t").unwrap();
+        db.tree().insert(b"k1", b"v1").unwrap();
+        db.written();
+        db.sync().unwrap();
+        db.prepare(|_| panic!("nothing to reopen")).unwrap();
+        // As after a failed flush: the next batch reopens, handing out first
+        // a placeholder (so readers let go of the lock), then the new tree.
+        db.broken = true;
+        let mut handed = Vec::new();
+        db.prepare(|t| handed.push(t.get(b"k1").unwrap().is_some()))
+            .unwrap();
+        assert_eq!(handed, vec![false, true]);
+        assert_eq!(db.tree().get(b"k1").unwrap().as_deref(), Some(&b"v1"[..]));
+        // A second handle on a held database waits, then says so.
+        let err = SledDb::open(dir.path(), "t").err().unwrap();
+        assert!(err.to_string().contains("lock"), "{err}");
     }
 
     #[test]

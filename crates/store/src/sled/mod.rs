@@ -46,13 +46,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ::sled::{Batch, Db, IVec, Tree};
+use ::sled::{Batch, IVec, Tree};
 use tokio::sync::watch;
 
 use self::records::*;
 use crate::accounts::AccountStore;
 use crate::blobs::FileBlobs;
-use crate::durable::{self, SledFiles};
+use crate::durable::{self, SledDb};
 use crate::mail::{
     BlobId, BlobStore, Change, ChangeFeed, DELETED, Filed, FlagOp, INBOX, MailStore, MailboxStatus,
     MessageKey, MessageMeta, SEEN, StoreError, StoreFlagsResult, Uid, apply_flags, has_flag,
@@ -64,26 +64,6 @@ fn backend(e: ::sled::Error) -> StoreError {
     match e {
         ::sled::Error::Io(io) => StoreError::io(&io),
         other => StoreError::Unavailable(other.to_string()),
-    }
-}
-
-/// Opens sled with no background flushing: durability is the writer's sync,
-/// once per batch. sled releases the file lock of a dropped database from its
-/// own threads a moment later, so a reopen in the same process (tests, the
-/// admin commands after a handle was dropped) waits briefly for it; another
-/// process holding the lock is reported at once after that wait.
-fn open_db(dir: &Path) -> Result<Db, StoreError> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match ::sled::Config::new().path(dir).flush_every_ms(None).open() {
-            Ok(db) => return Ok(db),
-            Err(::sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(backend(e)),
-        }
     }
 }
 
@@ -115,70 +95,29 @@ fn read_tree(shared: &SharedTree) -> Tree {
 
 /// What the writer thread owns.
 struct State {
-    db: Db,
-    tree: Tree,
+    db: SledDb,
+    /// The tree readers use, swapped when `db` is reopened.
     shared: SharedTree,
-    db_dir: PathBuf,
-    files: SledFiles,
     blobs: FileBlobs,
-    /// Applied since the last successful sync.
-    dirty: bool,
-    /// A flush failed: sled 0.34 then keeps the error for good, so the
-    /// database is reopened (from what is on disk) before the next batch.
-    broken: bool,
 }
 
 impl State {
-    fn reopen(&mut self) -> std::io::Result<()> {
-        let to_io = |e: StoreError| std::io::Error::other(e.to_string());
-        // Let go of the failed instance first: sled holds a file lock.
-        let placeholder = ::sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let placeholder_tree = placeholder
-            .open_tree("mail")
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = placeholder_tree.clone();
-        self.tree = placeholder_tree;
-        self.db = placeholder;
-        let db = open_db(&self.db_dir).map_err(to_io)?;
-        let tree = db
-            .open_tree("mail")
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        self.files = SledFiles::new(&self.db_dir)?;
-        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = tree.clone();
-        self.tree = tree;
-        self.db = db;
-        self.broken = false;
-        self.dirty = false;
-        tracing::warn!(dir = %self.db_dir.display(), "mailbox store reopened after a failed flush");
-        Ok(())
+    fn tree(&self) -> Tree {
+        self.db.tree().clone()
     }
 }
 
 impl Owned for State {
     fn before_batch(&mut self) -> std::io::Result<()> {
-        if self.broken {
-            self.reopen()?;
-        }
+        let shared = &self.shared;
+        self.db.prepare(|tree| {
+            *shared.write().unwrap_or_else(|p| p.into_inner()) = tree.clone();
+        })?;
         self.blobs.sync_if_needed()
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let flushed = self.db.flush().map_err(|e| match e {
-            ::sled::Error::Io(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        });
-        if let Err(e) = flushed.and_then(|_| self.files.sync()) {
-            self.broken = true;
-            return Err(e);
-        }
-        self.dirty = false;
-        Ok(())
+        self.db.sync()
     }
 }
 
@@ -221,7 +160,7 @@ impl Tx {
             return Ok(());
         }
         self.tree.apply_batch(self.batch).map_err(backend)?;
-        state.dirty = true;
+        state.db.written();
         Ok(())
     }
 }
@@ -236,7 +175,12 @@ fn read_mailbox(tx: &Tx, key: &[u8], name: &str) -> Result<MailboxRec, StoreErro
 /// Creates a mailbox record. UIDVALIDITY is the greater of now and one more
 /// than the last given to this user: a re-created mailbox always gets a
 /// greater one, and no two mailboxes of a user ever share one.
-fn create_in_tx(tx: &mut Tx, db: &Db, user: &str, key: &[u8]) -> Result<MailboxRec, StoreError> {
+fn create_in_tx(
+    tx: &mut Tx,
+    db: &SledDb,
+    user: &str,
+    key: &[u8],
+) -> Result<MailboxRec, StoreError> {
     let uv_key = plain_user_key(UIDVALIDITY, user);
     let last = match tx.get(&uv_key)? {
         Some(v) => {
@@ -323,21 +267,14 @@ impl SledStore {
         }
         // Nothing is flushed behind the writer's back: durability is the
         // writer's sync, once per batch.
-        let db = open_db(&db_dir)?;
-        let tree = db.open_tree("mail").map_err(backend)?;
+        let db = SledDb::open(&db_dir, "mail").map_err(io)?;
         let blobs = FileBlobs::open(&path.join("blobs")).map_err(io)?;
         durable::sync_dir(path).map_err(io)?;
-        let files = SledFiles::new(&db_dir).map_err(io)?;
-        let shared: SharedTree = Arc::new(std::sync::RwLock::new(tree.clone()));
+        let shared: SharedTree = Arc::new(std::sync::RwLock::new(db.tree().clone()));
         let state = State {
             db,
-            tree,
             shared: Arc::clone(&shared),
-            db_dir,
-            files,
             blobs: blobs.clone(),
-            dirty: false,
-            broken: false,
         };
         let writer = Writer::spawn(WriterOptions::named("store-writer"), state).map_err(io)?;
         Ok(Self {
@@ -380,7 +317,7 @@ impl SledStore {
         }
         let user = user.to_owned();
         self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_none() {
                 create_in_tx(&mut tx, &st.db, &user, &key)?;
             }
@@ -476,7 +413,7 @@ impl MailStore for SledStore {
         let dkey = user_key(DELIVERED, &user, &key.0);
         let mkey = user_key(MAILBOX, &user, &mailbox);
         let (filed, notice) = self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if let Some(v) = tx.get(&dkey)? {
                 let (uid, uidvalidity) = decode_delivered(&v)?;
                 let filed = Filed {
@@ -586,7 +523,7 @@ impl MailStore for SledStore {
         let flags = flags.to_vec();
         let mkey = user_key(MAILBOX, &user, &mailbox);
         let (result, notice) = self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             let mut rec = read_mailbox(&tx, &mkey, &mailbox)?;
             let mut result = StoreFlagsResult::default();
             let mut changed = false;
@@ -651,7 +588,7 @@ impl MailStore for SledStore {
         });
         let mkey = user_key(MAILBOX, &user, &mailbox);
         let (expunged, notice) = self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             let mut rec = read_mailbox(&tx, &mkey, &mailbox)?;
             let only_deleted = given.is_none();
             let candidates = match given {
@@ -659,7 +596,7 @@ impl MailStore for SledStore {
                 None => {
                     let mut found = Vec::new();
                     let prefix = mailbox_prefix(MESSAGE, rec.id);
-                    Self::scan(&st.tree, &prefix, &prefix, |_, v| {
+                    Self::scan(&st.tree(), &prefix, &prefix, |_, v| {
                         let meta = decode_meta(&v)?;
                         if has_flag(&meta.flags, DELETED) {
                             found.push(meta.uid);
@@ -750,7 +687,7 @@ impl MailStore for SledStore {
         let (user, name) = self.names(user, name)?;
         let key = user_key(MAILBOX, &user, &name);
         self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_some() {
                 return Err(StoreError::MailboxExists(name));
             }
@@ -767,7 +704,7 @@ impl MailStore for SledStore {
         let from_key = user_key(MAILBOX, &user, &from);
         let to_key = user_key(MAILBOX, &user, &to);
         self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             let Some(rec) = tx.get(&from_key)? else {
                 return Err(StoreError::NoSuchMailbox(from));
             };
@@ -792,7 +729,7 @@ impl MailStore for SledStore {
         }
         let key = user_key(MAILBOX, &user, &name);
         let id = self.write(move |st| {
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             let rec = MailboxRec::decode(
                 &tx.get(&key)?
                     .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?,
@@ -803,7 +740,7 @@ impl MailStore for SledStore {
                 mailbox_prefix(MESSAGE, rec.id),
                 mailbox_prefix(CHANGE, rec.id),
             ] {
-                for k in st.tree.scan_prefix(prefix).keys() {
+                for k in st.tree().scan_prefix(prefix).keys() {
                     tx.remove(&k.map_err(backend)?);
                 }
             }
@@ -907,7 +844,7 @@ impl AccountStore for SledStore {
         let hash = hash.as_bytes().to_vec();
         self.write(move |st| {
             let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_some() {
                 return Err(StoreError::UserExists(user));
             }
@@ -921,7 +858,7 @@ impl AccountStore for SledStore {
         let hash = hash.as_bytes().to_vec();
         self.write(move |st| {
             let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_none() {
                 return Err(StoreError::NoSuchUser(user));
             }
@@ -934,7 +871,7 @@ impl AccountStore for SledStore {
         let user = normalize_user(user)?;
         self.write(move |st| {
             let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree.clone());
+            let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_none() {
                 return Err(StoreError::NoSuchUser(user));
             }
