@@ -48,6 +48,21 @@ enum Mode {
 
 /// Raise the soft limit on open files to the hard one (thousands of sessions on
 /// our side, and the servers we start inherit it).
+/// Where the reference keeps its state: outside the target directory, which
+/// may sit under a private (0700) directory such as a fresh clone in
+/// `mktemp -d`, where Debian's `postfix` and `dovecot` users could not reach
+/// it. One directory per target directory, in the world-traversable /var/tmp.
+fn reference_dir(target: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    target.hash(&mut h);
+    let base = std::path::Path::new("/var/tmp").join(format!("facteur-bench-{:016x}", h.finish()));
+    std::fs::create_dir_all(&base)?;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
+    Ok(base.join("reference"))
+}
+
 fn raise_nofile() -> anyhow::Result<u64> {
     let (_, hard) = rlimit::Resource::NOFILE.get()?;
     rlimit::Resource::NOFILE.set(hard, hard)?;
@@ -96,7 +111,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "==> starting the reference Postfix + Dovecot on {}",
         reference::IP
     );
-    let ref_dir = var.join("reference");
+    let ref_dir = reference_dir(&target)?;
     reference::Reference::prepare(&ref_dir, &users, &password)?;
     let reference = reference::Reference::start(&ref_dir)?;
     let postfix = version("postconf", &["-h", "mail_version"]);
