@@ -18,13 +18,17 @@ reserve = int(a.reserve)
 FIRST = 5
 
 
-def submit(token, to="andre@lyon.test"):
-    smtp = smtplib.SMTP(a.paris, 5870, timeout=60)
+def send(port, sender, to, token, login):
+    """One message; (250, "") or the refusal's code and text."""
+    smtp = smtplib.SMTP(a.paris, port, timeout=60)
     try:
-        smtp.starttls(context=tls(a.ca))
-        smtp.login("pierre@paris.test", PASSWORD)
-        msg = f"From: pierre@paris.test\r\nTo: {to}\r\nSubject: {token}\r\n\r\ntoken {token}\r\n"
-        smtp.sendmail("pierre@paris.test", [to], msg.encode())
+        if login:
+            smtp.starttls(context=tls(a.ca))
+            smtp.login(sender, PASSWORD)
+        else:
+            smtp.ehlo("mx.example.org")
+        msg = f"From: {sender}\r\nTo: {to}\r\nSubject: {token}\r\n\r\ntoken {token}\r\n"
+        smtp.sendmail(sender, [to], msg.encode())
         return (250, "")
     except smtplib.SMTPResponseException as e:
         return (e.smtp_code, e.smtp_error.decode(errors="replace"))
@@ -33,22 +37,14 @@ def submit(token, to="andre@lyon.test"):
             smtp.quit()
         except Exception:
             pass
+
+
+def submit(token, to="andre@lyon.test"):
+    return send(5870, "pierre@paris.test", to, token, login=True)
 
 
 def port25(token, to="jacques@paris.test"):
-    smtp = smtplib.SMTP(a.paris, 2525, timeout=60)
-    try:
-        smtp.ehlo("mx.example.org")
-        msg = f"From: someone@example.org\r\nTo: {to}\r\nSubject: {token}\r\n\r\ntoken {token}\r\n"
-        smtp.sendmail("someone@example.org", [to], msg.encode())
-        return (250, "")
-    except smtplib.SMTPResponseException as e:
-        return (e.smtp_code, e.smtp_error.decode(errors="replace"))
-    finally:
-        try:
-            smtp.quit()
-        except Exception:
-            pass
+    return send(2525, "someone@example.org", to, token, login=False)
 
 
 def free():

@@ -60,6 +60,17 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Fails with the store's error when the mailbox does not exist.
+async fn check_mailbox<S: MailStore>(
+    store: &Arc<S>,
+    user: &str,
+    mailbox: &str,
+) -> Result<(), Status> {
+    let (store, user, mailbox) = (Arc::clone(store), user.to_owned(), mailbox.to_owned());
+    blocking(move || store.status(&user, &mailbox)).await?;
+    Ok(())
+}
+
 /// The services, generic over the storage backend.
 pub struct Services<S> {
     pub filing: Filing<S>,
@@ -234,11 +245,8 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
         let req = request.into_inner();
         let (user, mailbox) = mailbox_ref(req.mailbox)?;
         let store = self.store();
-        // Check the mailbox now, so that a bad name is an error, not an empty list.
-        {
-            let (store, user, mailbox) = (Arc::clone(&store), user.clone(), mailbox.clone());
-            blocking(move || store.status(&user, &mailbox)).await?;
-        }
+        // Check the mailbox now: a bad name is an error, not an empty stream.
+        check_mailbox(&store, &user, &mailbox).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut from = req.from_uid.max(1);
@@ -309,12 +317,8 @@ impl<S: MailStore + BlobStore> Mailbox for Services<S> {
         }
         let header_only = req.part == pb::FetchPart::Header as i32;
         let store = self.store();
-        // Check the mailbox now, so that a bad name is an error, not a stream
-        // of missing messages.
-        {
-            let (store, user, mailbox) = (Arc::clone(&store), user.clone(), mailbox.clone());
-            blocking(move || store.status(&user, &mailbox)).await?;
-        }
+        // Check the mailbox now: a bad name is an error, not an empty stream.
+        check_mailbox(&store, &user, &mailbox).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         // One blocking job for the whole window: per message its metadata,
         // then its bytes (or only its header) in ranged reads, chunk by
