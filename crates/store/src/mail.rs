@@ -29,6 +29,10 @@ pub struct MailboxStatus {
     /// Highest modseq ever assigned in the mailbox (starts at 1, RFC 7162
     /// needs a non-zero value even for an empty mailbox).
     pub highest_modseq: u64,
+    /// Sum of the messages' sizes (STATUS SIZE, RFC 8438).
+    pub size: u64,
+    /// Number of messages flagged `\\Deleted` (STATUS DELETED, RFC 9051).
+    pub deleted: u32,
 }
 
 /// Metadata of one filed message.
@@ -85,6 +89,122 @@ pub enum Change {
     Updated(MessageMeta),
     /// A tombstone: the message was expunged at `modseq`.
     Expunged { uid: Uid, modseq: u64 },
+}
+
+/// SPECIAL-USE role of a mailbox (RFC 6154), kept with the mailbox so it
+/// follows a rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl Role {
+    /// Every role, with the name of the mailbox [`MailStore::prepare_user`]
+    /// creates for it.
+    pub const DEFAULTS: [(Role, &'static str); 5] = [
+        (Role::Sent, "Sent"),
+        (Role::Drafts, "Drafts"),
+        (Role::Trash, "Trash"),
+        (Role::Junk, "Junk"),
+        (Role::Archive, "Archive"),
+    ];
+
+    /// The RFC 6154 attribute, e.g. `\Sent`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Role::Sent => "\\Sent",
+            Role::Drafts => "\\Drafts",
+            Role::Trash => "\\Trash",
+            Role::Junk => "\\Junk",
+            Role::Archive => "\\Archive",
+        }
+    }
+
+    /// The role of an RFC 6154 attribute (case-insensitive).
+    pub fn from_attribute(attr: &str) -> Option<Role> {
+        Role::DEFAULTS
+            .iter()
+            .map(|(r, _)| *r)
+            .find(|r| r.attribute().eq_ignore_ascii_case(attr))
+    }
+}
+
+/// One mailbox of a user, as LIST needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub name: String,
+    pub role: Option<Role>,
+    /// In the user's subscription list (RFC 9051 §6.3.7).
+    pub subscribed: bool,
+}
+
+/// Result of [`MailStore::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub uidvalidity: u32,
+    pub uid: Uid,
+}
+
+/// Result of [`MailStore::copy`] (UIDPLUS COPYUID, RFC 4315).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Copied {
+    /// UIDVALIDITY of the destination.
+    pub uidvalidity: u32,
+    /// (source uid, new destination uid) for every message copied, ascending
+    /// by source uid. Source uids that did not exist are left out.
+    pub uids: Vec<(Uid, Uid)>,
+}
+
+/// A header field the store indexes at filing time, so SEARCH on it never
+/// reads message bytes (RFC 9051 §6.4.4 FROM, TO, CC, BCC, SUBJECT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    From,
+    To,
+    Cc,
+    Bcc,
+    Subject,
+    /// `HEADER <name> <string>`: any other field (matched on the header
+    /// block, read from the blob: a bounded scan).
+    Other(String),
+}
+
+/// A SEARCH query (RFC 9051 §6.4.4) in store terms: message numbers already
+/// turned into uids, dates into unix seconds (UTC day starts), strings
+/// matched case-insensitively as substrings of decoded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    All,
+    /// Every sub-query matches (empty = all).
+    And(Vec<Query>),
+    Or(Box<Query>, Box<Query>),
+    Not(Box<Query>),
+    /// Uid in one of these inclusive ranges.
+    Uids(Vec<(Uid, Uid)>),
+    /// Has this flag or keyword (system flags compare case-insensitively).
+    Flag(String),
+    /// RFC822.SIZE greater than / less than.
+    Larger(u64),
+    Smaller(u64),
+    /// Internal date before / at or after (unix seconds).
+    Before(i64),
+    Since(i64),
+    /// `Date:` header day (as written, time and zone ignored, as unix
+    /// seconds of that day's UTC start) before / at or after.
+    SentBefore(i64),
+    SentSince(i64),
+    /// Header field contains the string (an empty string: the field exists).
+    Header(Field, String),
+    /// The body (after the header) contains the string.
+    Body(String),
+    /// Header or body contains the string.
+    Text(String),
+    /// modseq at or above (RFC 7162 SEARCH MODSEQ).
+    ModSeq(u64),
 }
 
 /// Errors of the storage layer.
@@ -240,6 +360,56 @@ pub trait MailStore: Send + Sync + 'static {
     fn delete_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError>;
     /// Every mailbox of the user, INBOX included, sorted.
     fn list_mailboxes(&self, user: &str) -> Result<Vec<String>, StoreError>;
+    /// Every mailbox of the user with its role and subscription, INBOX
+    /// included, sorted by name.
+    fn mailboxes(&self, user: &str) -> Result<Vec<MailboxInfo>, StoreError>;
+    /// Creates INBOX and, for every [`Role`] no mailbox of the user has yet,
+    /// the mailbox of [`Role::DEFAULTS`] with that role, subscribed.
+    /// Idempotent; the MAA calls it at each login.
+    fn prepare_user(&self, user: &str) -> Result<(), StoreError>;
+    /// Creates a mailbox with an optional role (RFC 6154 CREATE-SPECIAL-USE).
+    fn create_mailbox_with_role(
+        &self,
+        user: &str,
+        name: &str,
+        role: Option<Role>,
+    ) -> Result<(), StoreError>;
+    /// Adds or removes a name from the subscription list; the name need not
+    /// exist (RFC 9051 §6.3.7), and deleting a mailbox keeps it.
+    fn set_subscribed(&self, user: &str, name: &str, subscribed: bool) -> Result<(), StoreError>;
+    /// IMAP APPEND: files a blob into a mailbox that must exist, with flags
+    /// (normalised) and an internal date. Indexes its header like `file`.
+    fn append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        blob: &BlobId,
+        size: u64,
+        flags: &[String],
+        internal_date: i64,
+    ) -> Result<Appended, StoreError>;
+    /// IMAP COPY (`expunge = false`) or MOVE (`expunge = true`, RFC 6851):
+    /// the messages keep their blob (bytes are never copied), flags and
+    /// internal date, and get new uids in `to` in ascending source order.
+    /// With `expunge` the sources are expunged in the same atomic unit
+    /// (tombstones, new modseqs). Copying a mailbox onto itself is allowed.
+    fn copy(
+        &self,
+        user: &str,
+        from: &str,
+        uids: &[Uid],
+        to: &str,
+        expunge: bool,
+    ) -> Result<Copied, StoreError>;
+    /// Uids of the messages matching `query`, ascending. Header fields come
+    /// from the index written at filing; only `Body`, `Text` and
+    /// `Header(Other)` read blobs, and only of messages the rest of the
+    /// query has not already ruled out.
+    fn search(&self, user: &str, mailbox: &str, query: &Query) -> Result<Vec<Uid>, StoreError>;
+    /// Every uid of the mailbox, ascending (the session's message numbers).
+    fn uids(&self, user: &str, mailbox: &str) -> Result<Vec<Uid>, StoreError>;
+    /// Every keyword ever set in the mailbox (IMAP FLAGS response), sorted.
+    fn keywords(&self, user: &str, mailbox: &str) -> Result<Vec<String>, StoreError>;
     /// POP3 exclusive maildrop lock (RFC 1939 §8): true if acquired, or
     /// already held by `owner` (the expiry is then refreshed); a lock whose
     /// ttl has passed may be taken by anyone.
