@@ -1280,6 +1280,33 @@ pub fn search_bodies_and_other_headers<S: Backend>(open: &dyn Fn(&Path) -> S) {
         vec![1]
     );
     assert!(found(&s, hdr(Field::Other("X-Absent".into()), "")).is_empty());
+    // a forwarded message (message/rfc822): its header and text are body
+    s.create_mailbox(U, "Fwd").unwrap();
+    let fwd = "Subject: Fwd\r\n\
+               MIME-Version: 1.0\r\n\
+               Content-Type: multipart/mixed; boundary=\"o\"\r\n\
+               \r\n\
+               --o\r\n\
+               Content-Type: text/plain\r\n\
+               \r\n\
+               see below\r\n\
+               --o\r\n\
+               Content-Type: message/rfc822\r\n\
+               \r\n\
+               Subject: =?UTF-8?B?w4l0w6k=?=\r\n\
+               Content-Type: text/plain; charset=utf-8\r\n\
+               Content-Transfer-Encoding: quoted-printable\r\n\
+               \r\n\
+               Vacances =C3=A0 Nice\r\n\
+               --o--\r\n";
+    append(&s, "Fwd", fwd, &[], 0);
+    let in_fwd = |q: Query| s.search(U, "Fwd", &q).unwrap();
+    assert_eq!(in_fwd(Query::Body("vacances à nice".into())), vec![1]);
+    assert_eq!(in_fwd(Query::Body("été".into())), vec![1], "nested subject");
+    assert!(
+        in_fwd(hdr(Field::Subject, "été")).is_empty(),
+        "not the outer subject"
+    );
 }
 
 pub fn rename_moves_children<S: Backend>(open: &dyn Fn(&Path) -> S) {
