@@ -24,6 +24,7 @@ mod reply;
 mod search;
 mod seqset;
 mod session;
+mod structure;
 #[cfg(test)]
 mod tests;
 
