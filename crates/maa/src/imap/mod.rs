@@ -18,6 +18,7 @@
 
 mod conn;
 mod date;
+mod ext;
 mod fetch;
 mod mailbox;
 mod reply;
