@@ -79,6 +79,7 @@ pub(super) fn plan(
                 (n, !peek)
             }
             MessageDataItemName::Envelope => return Err(Unsupported("ENVELOPE")),
+            MessageDataItemName::ModSeq => return Err(Unsupported("MODSEQ")),
             MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
                 return Err(Unsupported("BODYSTRUCTURE"));
             }

@@ -731,7 +731,7 @@ pub(super) fn search(
                     }
                 })
                 .collect();
-            conn.data(Data::Search(values));
+            conn.data(Data::Search(values, None));
             conn.status(ok(tag, None, "Search completed."));
         }
         Err(e) => {

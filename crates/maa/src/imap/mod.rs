@@ -18,14 +18,17 @@
 
 mod conn;
 mod date;
+mod ext;
 mod fetch;
 mod mailbox;
 mod reply;
 mod search;
 mod seqset;
 mod session;
+mod structure;
 #[cfg(test)]
 mod tests;
+mod utf7;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -282,10 +282,10 @@ impl Session {
         body: CommandBody<'static>,
     ) -> Result<(), ImapError> {
         match body {
-            CommandBody::Select { mailbox } => {
+            CommandBody::Select { mailbox, .. } => {
                 mailbox::select(ctx, conn, &mut self.selected, tag, &mailbox, false).await;
             }
-            CommandBody::Examine { mailbox } => {
+            CommandBody::Examine { mailbox, .. } => {
                 mailbox::select(ctx, conn, &mut self.selected, tag, &mailbox, true).await;
             }
             CommandBody::List {
@@ -328,6 +328,7 @@ impl Session {
                         sequence_set,
                         macro_or_item_names,
                         uid,
+                        ..
                     } => {
                         mailbox::fetch(
                             ctx,
@@ -346,6 +347,7 @@ impl Session {
                         response,
                         flags,
                         uid,
+                        ..
                     } => {
                         mailbox::store(
                             ctx,
