@@ -3,7 +3,7 @@
 
 use std::num::NonZeroU32;
 
-use facteur_rpc::mailbox::MessageMeta;
+use crate::mda::MessageMeta;
 use imap_next::imap_types::IntoStatic;
 use imap_next::imap_types::core::{AString, IString, Literal, NString};
 use imap_next::imap_types::fetch::{
@@ -62,7 +62,8 @@ pub(super) fn plan(
             MessageDataItemName::Flags
             | MessageDataItemName::Uid
             | MessageDataItemName::Rfc822Size
-            | MessageDataItemName::InternalDate => (Need::Nothing, false),
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::ModSeq => (Need::Nothing, false),
             MessageDataItemName::Rfc822 => (Need::Whole, true),
             MessageDataItemName::Rfc822Header => (Need::Header, false),
             MessageDataItemName::Rfc822Text => (Need::Whole, true),
@@ -183,8 +184,8 @@ pub(super) fn flag_fetch(s: &str) -> Option<FlagFetch<'static>> {
         .map(|f| FlagFetch::Flag(f.into_static()))
 }
 
-pub(super) fn flags_item(meta: &MessageMeta) -> MessageDataItem<'static> {
-    MessageDataItem::Flags(meta.flags.iter().filter_map(|f| flag_fetch(f)).collect())
+pub(super) fn flags_item(flags: &[String]) -> MessageDataItem<'static> {
+    MessageDataItem::Flags(flags.iter().filter_map(|f| flag_fetch(f)).collect())
 }
 
 /// The data items of one message. `bytes` holds what `plan.need` asked for (the
@@ -198,7 +199,7 @@ pub(super) fn build(
     let (header, text) = split(bytes);
     for item in &plan.items {
         let data = match item {
-            MessageDataItemName::Flags => flags_item(meta),
+            MessageDataItemName::Flags => flags_item(&meta.flags),
             MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
                 Some(uid) => MessageDataItem::Uid(uid),
                 None => continue,
@@ -208,6 +209,10 @@ pub(super) fn build(
             }
             MessageDataItemName::InternalDate => match date::internal_date(meta.internal_date) {
                 Some(d) => MessageDataItem::InternalDate(d),
+                None => continue,
+            },
+            MessageDataItemName::ModSeq => match std::num::NonZeroU64::new(meta.modseq) {
+                Some(m) => MessageDataItem::ModSeq(m),
                 None => continue,
             },
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes)),
