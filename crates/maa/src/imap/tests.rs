@@ -623,3 +623,5 @@ async fn sequence_sets_are_checked_on_ranges_not_expanded() {
         .await;
     assert!(r.contains("s4 OK") && !r.contains("FETCH"), "{r}");
 }
+
+mod commands;
