@@ -162,8 +162,15 @@ pub(super) async fn list<M: Mda>(
         if opts.select_special_use && e.role.is_none() {
             continue;
         }
-        // A non-existent parent only where `%` stops at it.
-        if !e.exists && !e.subscribed && !patterns.iter().any(|p| p.contains('%')) {
+        // A name that is no mailbox: a subscription only under SUBSCRIBED
+        // selection (or LSUB), a parent of mailboxes only where `%` stops at it.
+        let shown = e.exists
+            || if e.subscribed {
+                only_subscribed
+            } else {
+                patterns.iter().any(|p| p.contains('%'))
+            };
+        if !shown {
             continue;
         }
         let Some(wire) = names::to_wire(&e.name, ctx.enabled.utf8) else {
@@ -234,6 +241,7 @@ pub(super) fn status_items(
             StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(st.unseen)),
             StatusDataItemName::Deleted => Some(StatusDataItem::Deleted(st.deleted)),
             StatusDataItemName::DeletedStorage => None,
+            StatusDataItemName::Size => Some(StatusDataItem::Size(st.size)),
             StatusDataItemName::HighestModSeq => {
                 Some(StatusDataItem::HighestModSeq(st.highest_modseq))
             }

@@ -20,7 +20,7 @@ use imap_next::imap_types::sequence::SequenceSet;
 use super::conn::Connection;
 use super::fetch::{self, Need};
 use super::mailbox::{Selected, seq};
-use super::reply::{bad, cannot, mda_error, no, noperm, ok};
+use super::reply::{bad, mda_error, no, noperm, ok};
 use super::session::Ctx;
 use super::{ImapError, seqset};
 use crate::mda::{Fetched, FlagOp, Mda, MessageMeta, Part, Query, Uid};
@@ -46,13 +46,7 @@ pub(super) async fn fetch<M: Mda>(
     uid: bool,
     modifiers: &[FetchModifier],
 ) -> Result<Status<'static>, ImapError> {
-    let mut plan = match fetch::plan(names, uid) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::debug!(error = %e, "FETCH refused");
-            return Ok(no(tag, Some(cannot()), "FETCH item not supported."));
-        }
-    };
+    let mut plan = fetch::plan(names, uid);
     let mut changed_since = None;
     let mut vanished = false;
     for m in modifiers {
@@ -152,7 +146,13 @@ pub(super) async fn fetch<M: Mda>(
                     n += 1;
                     // A message another session expunged meanwhile has no number.
                     if let Some(idx) = sel.uids.position(m.uid) {
-                        let items = fetch::build(&plan, &m, &bytes);
+                        let items = match fetch::build(&plan, &m, &bytes) {
+                            Ok(items) => items,
+                            Err(e) => {
+                                tracing::debug!(uid = m.uid, error = %e, "BINARY refused");
+                                return Ok(no(tag, Some(unknown_cte()), "Cannot decode the part."));
+                            }
+                        };
                         if let Ok(items) = Vec1::try_from(items) {
                             conn.data(Data::Fetch {
                                 seq: seq(idx),
@@ -181,6 +181,11 @@ pub(super) async fn fetch<M: Mda>(
     } else {
         Ok(ok(tag, None, "Fetch completed."))
     }
+}
+
+/// `[UNKNOWN-CTE]` (RFC 3516 §4.3).
+fn unknown_cte() -> Code<'static> {
+    Code::UnknownCte
 }
 
 /// A STORE command, parsed.

@@ -26,6 +26,8 @@ mod append;
 mod auth;
 mod conn;
 mod date;
+mod ext;
+mod extended;
 mod fetch;
 mod folders;
 mod mailbox;
@@ -36,6 +38,7 @@ mod reply;
 mod search;
 mod seqset;
 mod session;
+mod structure;
 #[cfg(test)]
 mod tests;
 

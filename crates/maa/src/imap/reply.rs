@@ -120,6 +120,11 @@ pub(super) fn alreadyexists() -> Code<'static> {
     other("ALREADYEXISTS")
 }
 
+/// RFC 6154 §5.3: an unknown special-use attribute in CREATE.
+pub(super) fn useattr() -> Code<'static> {
+    other("USEATTR")
+}
+
 /// RFC 5530: over the user's quota, or the store is full.
 pub(super) fn overquota() -> Code<'static> {
     Code::OverQuota

@@ -343,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn message_numbers_resolve_with_star_and_reversed_ranges() {
         let uids = list(&[3, 5, 9, 12]);
         assert_eq!(resolve(&set("1:*"), &uids, false), Ok(vec![0..4]));
@@ -363,6 +364,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn uids_ignore_missing_and_star_is_the_last_uid() {
         let uids = list(&[3, 5, 9, 12]);
         assert_eq!(resolve(&set("4:9"), &uids, true), Ok(vec![1..3]));

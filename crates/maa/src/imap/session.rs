@@ -20,7 +20,9 @@ use imap_next::server::{Error as ServerError, Event, Options, Server};
 use super::conn::{Connection, Input};
 use super::mailbox::Selected;
 use super::reply::{bad, bye, clientbug, no, ok, text, untagged_bad};
-use super::{ImapContext, ImapError, append, folders, mailbox, messages, names, notify, search};
+use super::{
+    ImapContext, ImapError, append, ext, folders, mailbox, messages, names, notify, search,
+};
 use crate::mda::{MailboxRef, Mda};
 
 /// What the loop does after a command.
@@ -142,11 +144,20 @@ impl<M: Mda> Session<M> {
                 Capability::SaslIr,
                 Capability::Unselect,
                 Capability::Utf8(Utf8Kind::Accept),
+                Capability::ListExtended,
+                Capability::Binary,
+                Capability::StatusSize,
             ]);
             caps.extend(
-                ["SPECIAL-USE", "CHILDREN"]
-                    .into_iter()
-                    .filter_map(other_cap),
+                [
+                    "SPECIAL-USE",
+                    "CHILDREN",
+                    "LIST-STATUS",
+                    "ESEARCH",
+                    "CREATE-SPECIAL-USE",
+                ]
+                .into_iter()
+                .filter_map(other_cap),
             );
         } else if tls {
             caps.push(Capability::Auth(AuthMechanism::Plain));
@@ -177,6 +188,12 @@ impl<M: Mda> Session<M> {
                 Input::Closed => {
                     tracing::debug!("client closed the connection");
                     return Ok(());
+                }
+                Input::Invalid(ServerError::MalformedMessage { discarded_bytes })
+                    if let Ok(cmd) = ext::parse(discarded_bytes.declassify()) =>
+                {
+                    self.bad_commands = 0;
+                    self.extended(conn, cmd).await
                 }
                 Input::Invalid(e) => self.invalid(conn, e),
                 Input::Event(Event::CommandReceived { command }) => {

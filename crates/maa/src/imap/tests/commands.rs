@@ -379,3 +379,148 @@ async fn bad_input_and_wrong_state() {
     let r = c.cmd("w8", "NOOP").await;
     assert!(r.starts_with("w8 OK"), "{r}");
 }
+
+#[tokio::test]
+async fn list_extended_status_and_special_use() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    let r = c.cmd("x0", "CAPABILITY").await;
+    for cap in [
+        "LIST-EXTENDED",
+        "LIST-STATUS",
+        "ESEARCH",
+        "SPECIAL-USE",
+        "CHILDREN",
+    ] {
+        assert!(r.contains(cap), "{cap}: {r}");
+    }
+    let r = c.cmd("x1", "CREATE Factures (USE (\\Archive))").await;
+    assert!(r.contains("x1 OK"), "{r}");
+    let r = c.cmd("x2", "CREATE Autre (USE (\\Bogus))").await;
+    assert!(r.contains("x2 NO [USEATTR]"), "{r}");
+    let r = c.cmd("x3", "LIST (SPECIAL-USE) \"\" \"*\"").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Archive) \"/\" Factures\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains(" INBOX\r\n"), "INBOX has no special use: {r}");
+    let r = c
+        .cmd(
+            "x4",
+            "LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN SIZE))",
+        )
+        .await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"),
+        "{r}"
+    );
+    let size = MSG1.len() + MSG2.len();
+    assert!(
+        r.contains(&format!("* STATUS INBOX (MESSAGES 2 UNSEEN 1 SIZE {size})")),
+        "{r}"
+    );
+    assert!(
+        r.contains("* STATUS Sent (MESSAGES 0 UNSEEN 0 SIZE 0)"),
+        "{r}"
+    );
+    assert!(!r.contains("Trash"), "{r}");
+    c.cmd("x5", "UNSUBSCRIBE Junk").await;
+    c.cmd("x6", "SUBSCRIBE Gone").await;
+    let r = c.cmd("x7", "LIST (SUBSCRIBED) \"\" \"*\"").await;
+    assert!(
+        r.contains("\\Subscribed") && !r.contains(" Junk\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* LIST (\\NonExistent \\Subscribed \\HasNoChildren) \"/\" Gone\r\n"),
+        "{r}"
+    );
+    let r = c
+        .cmd("x8", "LIST \"\" \"*\" RETURN (SUBSCRIBED CHILDREN)")
+        .await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("Gone"), "not a mailbox: {r}");
+    assert!(
+        r.contains("* LIST (\\Subscribed \\HasNoChildren \\Sent) \"/\" Sent\r\n"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn esearch_return_options() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("e0", "SELECT INBOX").await;
+    let r = c.cmd("e1", "SEARCH RETURN (MIN MAX COUNT) ALL").await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"e1\") MIN 1 MAX 2 COUNT 2\r\n"),
+        "{r}"
+    );
+    let r = c.cmd("e2", "UID SEARCH RETURN () UNSEEN").await;
+    assert!(r.contains("* ESEARCH (TAG \"e2\") UID ALL 1\r\n"), "{r}");
+    let r = c.cmd("e3", "SEARCH RETURN (COUNT) DELETED").await;
+    assert!(r.contains("* ESEARCH (TAG \"e3\") COUNT 0\r\n"), "{r}");
+}
+
+#[tokio::test]
+async fn fetch_envelope_bodystructure_sections_and_binary() {
+    let h = start(false).await;
+    let inbox = MailboxRef::new(USER, "INBOX");
+    let mime = b"From: =?UTF-8?Q?Z=C3=B6e?= <zoe@nice.test>\r\nTo: pierre@paris.test\r\nSubject: =?UTF-8?Q?Pi=C3=A8ce_jointe?=\r\nDate: Fri, 01 Mar 2024 10:00:00 +0100\r\nMessage-ID: <1@nice.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCh=C3=A8re amie\r\n--b1\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b1--\r\n";
+    h.mda
+        .append(&inbox, &[], Some(DATE), mime.to_vec())
+        .await
+        .unwrap();
+    let mut c = h.session().await;
+    c.cmd("m0", "SELECT INBOX").await;
+    let r = c.cmd("m1", "FETCH 3 (ENVELOPE)").await;
+    assert!(
+        r.contains(
+            "ENVELOPE (\"Fri, 01 Mar 2024 10:00:00 +0100\" \"=?UTF-8?Q?Pi=C3=A8ce_jointe?=\""
+        ),
+        "{r}"
+    );
+    assert!(
+        r.contains("((\"=?UTF-8?Q?Z=C3=B6e?=\" NIL \"zoe\" \"nice.test\"))"),
+        "{r}"
+    );
+    let r = c.cmd("m2", "FETCH 3 BODYSTRUCTURE").await;
+    assert!(
+        r.contains("BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 15 "),
+        "{r}"
+    );
+    assert!(
+        r.contains("(\"name\" \"a.bin\") NIL NIL \"base64\" 8 ")
+            && r.contains(" \"mixed\" (\"boundary\" \"b1\")"),
+        "{r}"
+    );
+    let r = c
+        .cmd(
+            "m3",
+            "FETCH 3 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[1]<0.4>)",
+        )
+        .await;
+    assert_eq!(body_of(&r, "BODY[1] "), b"Ch=C3=A8re amie");
+    assert!(body_of(&r, "BODY[2.MIME] ").starts_with(b"Content-Type: application/octet-stream"));
+    assert_eq!(body_of(&r, "BODY[1]<0> "), b"Ch=C");
+    let r = c.cmd("m4", "FETCH 3 (BINARY.PEEK[2] BINARY.SIZE[1])").await;
+    assert!(r.contains("BINARY[2] ~{4}\r\n\x00\x01\x02\x03"), "{r}");
+    assert!(r.contains("BINARY.SIZE[1] 11"), "{r}");
+    let r = c.cmd("m5", "FETCH 1 ALL").await;
+    assert!(r.contains("ENVELOPE (NIL \"Bonjour\""), "{r}");
+    assert!(r.contains("FLAGS () INTERNALDATE"), "{r}");
+    let r = c.cmd("m6", "FETCH 2 FULL").await;
+    assert!(
+        r.contains("BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\")"),
+        "{r}"
+    );
+    assert!(
+        !inbox_flags(&h, 3).await.contains(&"\\Seen".to_owned()),
+        "PEEK leaves \\Seen"
+    );
+    let r = c.cmd("m7", "FETCH 3 BINARY[1]").await;
+    assert!(r.contains("\\Seen"), "BINARY without PEEK sets \\Seen: {r}");
+}
