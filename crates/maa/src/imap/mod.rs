@@ -41,6 +41,7 @@ mod session;
 mod structure;
 #[cfg(test)]
 mod tests;
+mod utf7;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
