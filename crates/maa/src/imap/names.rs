@@ -26,8 +26,7 @@ pub(super) fn decode(bytes: &[u8], utf8: bool) -> Option<String> {
     if utf8 {
         Some(s.to_owned())
     } else {
-        // Modified UTF-7 (parts: `super::utf7::decode`).
-        Some(s.to_owned())
+        super::utf7::decode(bytes).ok()
     }
 }
 
@@ -39,8 +38,7 @@ pub(super) fn to_wire(name: &str, utf8: bool) -> Option<Mailbox<'static>> {
     let encoded = if utf8 {
         name.to_owned()
     } else {
-        // Modified UTF-7 (parts: `super::utf7::encode`).
-        name.to_owned()
+        super::utf7::encode(name)
     };
     Mailbox::try_from(encoded).ok()
 }

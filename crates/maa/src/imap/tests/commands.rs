@@ -524,3 +524,23 @@ async fn fetch_envelope_bodystructure_sections_and_binary() {
     let r = c.cmd("m7", "FETCH 3 BINARY[1]").await;
     assert!(r.contains("\\Seen"), "BINARY without PEEK sets \\Seen: {r}");
 }
+
+#[tokio::test]
+async fn mailbox_names_are_modified_utf7_until_utf8_is_enabled() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    let r = c.cmd("u1", "CREATE R&AOk-unions").await;
+    assert!(r.contains("u1 OK"), "{r}");
+    let (infos, _) = h.mda.mailboxes(USER).await.unwrap();
+    assert!(infos.iter().any(|i| i.name == "Réunions"), "UTF-8 in the store");
+    let r = c.cmd("u2", "LIST \"\" R*").await;
+    assert!(r.contains("* LIST (\\HasNoChildren) \"/\" R&AOk-unions\r\n"), "{r}");
+    let r = c.cmd("u3", "CREATE R&Jjo").await;
+    assert!(r.starts_with("u3 NO"), "bad modified UTF-7: {r}");
+    let r = c.cmd("u4", "ENABLE UTF8=ACCEPT").await;
+    assert!(r.contains("* ENABLED UTF8=ACCEPT"), "{r}");
+    let r = c.cmd("u5", "LIST \"\" R*").await;
+    assert!(r.contains("Réunions"), "{r}");
+    let r = c.cmd("u6", "STATUS \"Réunions\" (MESSAGES)").await;
+    assert!(r.contains("u6 OK"), "{r}");
+}
