@@ -1,10 +1,15 @@
-//! IMAP APPEND and COPY/MOVE on the sled backend: each one request on the
-//! writer, one batch; bytes are never copied (the new records point at the
-//! same blob), the header index record is copied with the message.
+//! Adding and removing messages on the sled backend: the in-transaction
+//! steps every write shares (add with a new uid and modseq, expunge with a
+//! tombstone, keyword record, flag checks), and IMAP APPEND and COPY/MOVE,
+//! each one request on the writer, one batch. Bytes are never copied (the
+//! new records point at the same blob); the header index record is copied
+//! with the message.
 
 use super::records::*;
-use super::{SledStore, Tx, add_in_tx, check_flags, expunge_in_tx, read_mailbox};
-use crate::mail::{Appended, BlobId, Copied, FlagOp, MessageMeta, StoreError, Uid, apply_flags};
+use super::{SledStore, Tx, read_mailbox};
+use crate::mail::{
+    Appended, BlobId, Copied, FlagOp, MessageMeta, StoreError, Uid, apply_flags, has_flag,
+};
 
 impl SledStore {
     pub(super) fn append_message(
@@ -111,4 +116,82 @@ impl SledStore {
         }
         Ok(copied)
     }
+}
+
+/// Flags as given by a client: bounded, no control characters or spaces.
+pub(super) fn check_flags(flags: &[String]) -> Result<(), StoreError> {
+    match flags
+        .iter()
+        .find(|f| f.len() > MAX_FLAG_LEN || f.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        Some(bad) => Err(StoreError::NotAllowed(format!("invalid flag {bad:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// Adds the keywords (non-system flags) among `flags` to the mailbox's
+/// keyword record, kept sorted, written only when it grows.
+pub(super) fn merge_keywords<'a>(
+    tx: &mut Tx,
+    mailbox_id: u64,
+    flags: impl IntoIterator<Item = &'a String>,
+) -> Result<(), StoreError> {
+    let key = mailbox_prefix(KEYWORDS, mailbox_id);
+    let mut words = match tx.get(&key)? {
+        Some(v) => decode_keywords(&v)?,
+        None => Vec::new(),
+    };
+    let before = words.len();
+    for f in flags {
+        if !f.starts_with('\\') && !has_flag(&words, f) {
+            words.push(f.clone());
+        }
+    }
+    if words.len() != before {
+        words.sort();
+        tx.insert(&key, encode_keywords(&words)?);
+    }
+    Ok(())
+}
+
+/// Expunges one message in a transaction: record, change entry and index
+/// record go, a tombstone with a new modseq stays, the counters follow.
+pub(super) fn expunge_in_tx(tx: &mut Tx, rec: &mut MailboxRec, meta: &MessageMeta) {
+    tx.remove(&message_key(rec.id, meta.uid));
+    tx.remove(&index_key(rec.id, meta.uid));
+    tx.remove(&change_key(rec.id, meta.modseq));
+    let modseq = rec.bump_modseq();
+    tx.insert(
+        &change_key(rec.id, modseq),
+        change_value(meta.uid, CHANGE_EXPUNGED).to_vec(),
+    );
+    rec.count_out(meta);
+}
+
+/// Adds a message to a mailbox in a transaction: a new uid and modseq, the
+/// message, change and index records, counters and keywords. `meta.uid` and
+/// `meta.modseq` are replaced; the stored metadata is returned.
+pub(super) fn add_in_tx(
+    tx: &mut Tx,
+    rec: &mut MailboxRec,
+    mut meta: MessageMeta,
+    index: Option<Vec<u8>>,
+) -> Result<MessageMeta, StoreError> {
+    let uid = rec.uidnext;
+    rec.uidnext = uid
+        .checked_add(1)
+        .ok_or_else(|| StoreError::NotAllowed("UID space exhausted".into()))?;
+    meta.uid = uid;
+    meta.modseq = rec.bump_modseq();
+    tx.insert(&message_key(rec.id, uid), encode_meta(&meta)?);
+    tx.insert(
+        &change_key(rec.id, meta.modseq),
+        change_value(uid, CHANGE_LIVE).to_vec(),
+    );
+    if let Some(index) = index {
+        tx.insert(&index_key(rec.id, uid), index);
+    }
+    rec.count_in(&meta);
+    merge_keywords(tx, rec.id, &meta.flags)?;
+    Ok(meta)
 }

@@ -14,18 +14,35 @@
 //!
 //! | key                                 | value                          |
 //! |-------------------------------------|--------------------------------|
-//! | `M` user `\0` mailbox name          | mailbox record                 |
+//! | `M` user `\0` mailbox name          | mailbox record (role, counters)|
 //! | `V` user                            | last UIDVALIDITY given (u32)   |
+//! | `S` user `\0` mailbox name          | (empty): subscribed            |
 //! | `m` mailbox id (u64) ++ uid (u32)   | message record                 |
+//! | `h` mailbox id (u64) ++ uid (u32)   | header index record            |
 //! | `c` mailbox id (u64) ++ modseq (u64)| uid (u32) ++ kind (u8)         |
+//! | `k` mailbox id (u64)                | every keyword ever set         |
 //! | `d` user `\0` message key           | uid (u32) ++ uidvalidity (u32) |
 //! | `a` user                            | PHC string of the password     |
 //!
 //! Messages are keyed by an internal mailbox id (never reused), not by name,
-//! so a rename rewrites one record. The `c` entries hold exactly one entry
+//! so a rename rewrites the mailbox records only (the mailbox's and its
+//! children's, [`folders`]). The `c` entries hold exactly one entry
 //! per uid ever filed: a live message's entry moves to its new modseq on each
 //! change, an expunged message leaves a tombstone forever, so
-//! `changes_since` is one range scan.
+//! `changes_since` is one range scan. Subscriptions (`S`) are names, not
+//! mailboxes: they outlive a deleted mailbox and may name none (RFC 9051
+//! §6.3.7). The mailbox record counts exists, unseen, size and `\Deleted`
+//! in the same batch as every change, so STATUS is one read.
+//!
+//! SEARCH ([`search`]) at 100k messages: the `m` and `h` records of a
+//! mailbox are walked together in one forward range scan each (both keyed
+//! by uid), so uid/flag/size/date/modseq keys and FROM/TO/CC/BCC/SUBJECT
+//! (decoded and lowercased at filing, [`index`]) never read a blob. Only
+//! messages the rest of the query leaves possible are read, one at a time:
+//! the header block (at most 64 KiB) for other header fields, the whole
+//! message for BODY/TEXT. A BODY/TEXT search over a large mailbox is thus a
+//! bounded sequential scan; a body index (e.g. a token index beside `h`)
+//! can come behind the same trait method later without changing callers.
 //!
 //! Durability, per batch, in this order: (1) the blob directory is fsynced
 //! if a blob was added (the blob files themselves were fsynced by the
@@ -54,6 +71,7 @@ use std::time::{Duration, Instant};
 use ::sled::{Batch, IVec, Tree};
 use tokio::sync::watch;
 
+use self::messages::{add_in_tx, check_flags, expunge_in_tx, merge_keywords};
 use self::records::*;
 use crate::blobs::FileBlobs;
 use crate::durable::{self, SledDb};
@@ -216,84 +234,6 @@ fn create_in_tx(
     };
     tx.insert(key, rec.encode());
     Ok(rec)
-}
-
-/// Flags as given by a client: bounded, no control characters or spaces.
-fn check_flags(flags: &[String]) -> Result<(), StoreError> {
-    match flags
-        .iter()
-        .find(|f| f.len() > MAX_FLAG_LEN || f.chars().any(|c| c.is_control() || c.is_whitespace()))
-    {
-        Some(bad) => Err(StoreError::NotAllowed(format!("invalid flag {bad:?}"))),
-        None => Ok(()),
-    }
-}
-
-/// Adds the keywords (non-system flags) among `flags` to the mailbox's
-/// keyword record, kept sorted, written only when it grows.
-fn merge_keywords<'a>(
-    tx: &mut Tx,
-    mailbox_id: u64,
-    flags: impl IntoIterator<Item = &'a String>,
-) -> Result<(), StoreError> {
-    let key = mailbox_prefix(KEYWORDS, mailbox_id);
-    let mut words = match tx.get(&key)? {
-        Some(v) => decode_keywords(&v)?,
-        None => Vec::new(),
-    };
-    let before = words.len();
-    for f in flags {
-        if !f.starts_with('\\') && !has_flag(&words, f) {
-            words.push(f.clone());
-        }
-    }
-    if words.len() != before {
-        words.sort();
-        tx.insert(&key, encode_keywords(&words)?);
-    }
-    Ok(())
-}
-
-/// Expunges one message in a transaction: record, change entry and index
-/// record go, a tombstone with a new modseq stays, the counters follow.
-fn expunge_in_tx(tx: &mut Tx, rec: &mut MailboxRec, meta: &MessageMeta) {
-    tx.remove(&message_key(rec.id, meta.uid));
-    tx.remove(&index_key(rec.id, meta.uid));
-    tx.remove(&change_key(rec.id, meta.modseq));
-    let modseq = rec.bump_modseq();
-    tx.insert(
-        &change_key(rec.id, modseq),
-        change_value(meta.uid, CHANGE_EXPUNGED).to_vec(),
-    );
-    rec.count_out(meta);
-}
-
-/// Adds a message to a mailbox in a transaction: a new uid and modseq, the
-/// message, change and index records, counters and keywords. `meta.uid` and
-/// `meta.modseq` are replaced; the stored metadata is returned.
-fn add_in_tx(
-    tx: &mut Tx,
-    rec: &mut MailboxRec,
-    mut meta: MessageMeta,
-    index: Option<Vec<u8>>,
-) -> Result<MessageMeta, StoreError> {
-    let uid = rec.uidnext;
-    rec.uidnext = uid
-        .checked_add(1)
-        .ok_or_else(|| StoreError::NotAllowed("UID space exhausted".into()))?;
-    meta.uid = uid;
-    meta.modseq = rec.bump_modseq();
-    tx.insert(&message_key(rec.id, uid), encode_meta(&meta)?);
-    tx.insert(
-        &change_key(rec.id, meta.modseq),
-        change_value(uid, CHANGE_LIVE).to_vec(),
-    );
-    if let Some(index) = index {
-        tx.insert(&index_key(rec.id, uid), index);
-    }
-    rec.count_in(&meta);
-    merge_keywords(tx, rec.id, &meta.flags)?;
-    Ok(meta)
 }
 
 #[derive(Debug)]

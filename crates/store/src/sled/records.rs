@@ -111,6 +111,11 @@ impl MailboxRec {
             };
             r.is_empty().then_some(rec)
         };
+        if bytes.first() == Some(&RECORD_V1) {
+            return Err(corrupt(
+                "mailbox record of the layout before [imap] (v1); start with an empty store",
+            ));
+        }
         parse(&mut r).ok_or_else(|| corrupt("mailbox record"))
     }
 

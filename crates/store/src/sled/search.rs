@@ -257,10 +257,11 @@ impl<'a> Content<'a> {
         }
         if self.fields.is_none() {
             let head = if self.meta.size <= HEAD_LIMIT {
-                self.blobs.get(&self.meta.blob, None)?
+                self.blobs.get(&self.meta.blob, None)
             } else {
-                read_head(self.blobs, &self.meta.blob)?
+                read_head(self.blobs, &self.meta.blob)
             };
+            let head = self.tolerate_missing(head)?;
             let fields = self
                 .parser
                 .parse_headers(&head)
@@ -271,9 +272,21 @@ impl<'a> Content<'a> {
         Ok(self.fields.as_deref().unwrap_or_default())
     }
 
+    /// A message whose blob is gone has no content (and matches no content
+    /// key) rather than failing the whole search.
+    fn tolerate_missing(&self, read: Result<Vec<u8>, StoreError>) -> Result<Vec<u8>, StoreError> {
+        match read {
+            Err(StoreError::NoSuchBlob) => {
+                tracing::warn!(uid = self.meta.uid, blob = %self.meta.blob.0, "search: message blob missing");
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
     fn whole(&mut self) -> Result<&Whole, StoreError> {
         if self.whole.is_none() {
-            let bytes = self.blobs.get(&self.meta.blob, None)?;
+            let bytes = self.tolerate_missing(self.blobs.get(&self.meta.blob, None))?;
             let whole = match self.parser.parse(&bytes) {
                 Some(msg) => whole_text(&msg, &bytes),
                 // Not a message mail-parser reads: the bytes as text.
