@@ -19,7 +19,6 @@
 //! before a boundary delimiter belonging to the delimiter (RFC 2046 §5.1.1), as
 //! in Dovecot's message parser.
 
-
 use std::borrow::Cow;
 use std::num::NonZeroU32;
 

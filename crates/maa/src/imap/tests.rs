@@ -625,3 +625,4 @@ async fn sequence_sets_are_checked_on_ranges_not_expanded() {
 }
 
 mod commands;
+mod down;

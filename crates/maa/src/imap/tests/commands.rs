@@ -532,9 +532,15 @@ async fn mailbox_names_are_modified_utf7_until_utf8_is_enabled() {
     let r = c.cmd("u1", "CREATE R&AOk-unions").await;
     assert!(r.contains("u1 OK"), "{r}");
     let (infos, _) = h.mda.mailboxes(USER).await.unwrap();
-    assert!(infos.iter().any(|i| i.name == "Réunions"), "UTF-8 in the store");
+    assert!(
+        infos.iter().any(|i| i.name == "Réunions"),
+        "UTF-8 in the store"
+    );
     let r = c.cmd("u2", "LIST \"\" R*").await;
-    assert!(r.contains("* LIST (\\HasNoChildren) \"/\" R&AOk-unions\r\n"), "{r}");
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" R&AOk-unions\r\n"),
+        "{r}"
+    );
     let r = c.cmd("u3", "CREATE R&Jjo").await;
     assert!(r.starts_with("u3 NO"), "bad modified UTF-7: {r}");
     let r = c.cmd("u4", "ENABLE UTF8=ACCEPT").await;
