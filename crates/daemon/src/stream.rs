@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
+use tokio::io::DuplexStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
@@ -16,6 +17,10 @@ pub enum Stream {
     Plain(TcpStream),
     Server(Box<server::TlsStream<TcpStream>>),
     Client(Box<client::TlsStream<TcpStream>>),
+    /// An in-memory pipe (`tokio::io::duplex`), for session tests.
+    Memory(DuplexStream),
+    /// The server side of TLS over [`Stream::Memory`] (STARTTLS in tests).
+    MemoryTls(Box<server::TlsStream<DuplexStream>>),
     #[default]
     Closed,
 }
@@ -23,7 +28,10 @@ pub enum Stream {
 impl Stream {
     /// Is this connection encrypted?
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Server(_) | Stream::Client(_))
+        matches!(
+            self,
+            Stream::Server(_) | Stream::Client(_) | Stream::MemoryTls(_)
+        )
     }
 
     /// Server side: TLS handshake on a plaintext connection (implicit TLS, or STARTTLS
@@ -31,6 +39,7 @@ impl Stream {
     pub async fn accept_tls(self, acceptor: &TlsAcceptor) -> io::Result<Stream> {
         match self {
             Stream::Plain(tcp) => Ok(Stream::Server(Box::new(acceptor.accept(tcp).await?))),
+            Stream::Memory(pipe) => Ok(Stream::MemoryTls(Box::new(acceptor.accept(pipe).await?))),
             _ => Err(io::Error::other("TLS is already active")),
         }
     }
@@ -62,6 +71,8 @@ impl AsyncRead for Stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Server(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Client(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::MemoryTls(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -77,6 +88,8 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Server(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Client(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::MemoryTls(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -86,6 +99,8 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Server(s) => Pin::new(s).poll_flush(cx),
             Stream::Client(s) => Pin::new(s).poll_flush(cx),
+            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
+            Stream::MemoryTls(s) => Pin::new(s).poll_flush(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -95,6 +110,8 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Server(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::MemoryTls(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
     }

@@ -22,7 +22,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let acceptor = tls::acceptor(&config.tls)?;
     let channel = grpc::channel(&config.mda_url, None)?;
     let mailbox = MailboxClient::new(channel.clone());
-    let auth = AuthClient::new(channel);
+    let auth = AuthClient::new(channel.clone());
     let delay = Duration::from_millis(config.auth_failure_delay_ms);
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = Vec::new();
@@ -92,8 +92,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             idle_timeout: config.imap.limits.idle_timeout(),
             max_bad_commands: config.imap.max_bad_commands,
         },
-        mailbox,
-        auth,
+        mda: mda::GrpcMda::new(channel.clone()),
         tls: acceptor.clone(),
         shutdown: shutdown.clone(),
     });
@@ -124,7 +123,9 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     async move {
                         // `serve` logs how the connection ended and says BYE on shutdown;
                         // one that does not finish soon after is dropped.
-                        let serve = imap::serve(tcp, peer, ctx, implicit);
+                        let _ = tcp.set_nodelay(true);
+                        let stream = facteur_daemon::stream::Stream::Plain(tcp);
+                        let serve = imap::serve(stream, peer, ctx, implicit);
                         tokio::pin!(serve);
                         tokio::select! {
                             _ = &mut serve => {}

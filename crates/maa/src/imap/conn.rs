@@ -59,12 +59,15 @@ pub(super) struct Connection {
     has_literal: bool,
     /// Logged in: a command with a literal (APPEND) gets the body deadline.
     authenticated: bool,
+    /// The parser's literal limit, checked here first (see `refuse_literal`).
+    max_literal: u32,
 }
 
 impl Connection {
     pub(super) fn new(
         stream: Stream,
         server: Server,
+        max_literal: u32,
         idle: Duration,
         deadlines: Deadlines,
     ) -> Self {
@@ -79,6 +82,7 @@ impl Connection {
             in_command: false,
             has_literal: false,
             authenticated: false,
+            max_literal,
         }
     }
 
@@ -88,6 +92,7 @@ impl Connection {
     pub(super) async fn logged_in(&mut self, options: Options) -> Result<(), ImapError> {
         self.flush().await?;
         self.authenticated = true;
+        self.max_literal = options.max_literal_size;
         let mut server = Server::new(options, placeholder_greeting());
         // A new parser starts by sending its greeting; the client had one already.
         loop {
@@ -182,12 +187,19 @@ impl Connection {
         Ok(())
     }
 
+    /// Write a response imap-types has no type for (ESEARCH), in order: what
+    /// is queued goes first.
+    pub(super) async fn raw(&mut self, bytes: Vec<u8>) -> Result<(), ImapError> {
+        self.flush().await?;
+        self.write(&bytes).await
+    }
+
     /// Upgrade to TLS after the STARTTLS OK was written. Refuses (and the caller
     /// closes) if the client sent anything after the STARTTLS command.
-    pub(super) async fn start_tls(
+    pub(super) async fn start_tls<M>(
         &mut self,
         acceptor: &TlsAcceptor,
-        ctx: &ImapContext,
+        ctx: &ImapContext<M>,
     ) -> Result<(), ImapError> {
         self.flush().await?;
         if !self.pending.is_empty() || !self.stashed.is_empty() {
@@ -220,6 +232,16 @@ impl Connection {
             .strip_suffix(b"\n")
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         if line.is_some_and(|l| l.ends_with(b"}")) {
+            if !self.in_command
+                && let Some(l) = line
+                && let Some(status) = refuse_literal(l, self.max_literal)
+            {
+                // The first line of a command announces a literal over the
+                // limit: answer now, before any byte of it, with the reason.
+                self.server.enqueue_status(status);
+                self.pending.drain(..end);
+                return true;
+            }
             self.has_literal = true;
         }
         self.server.enqueue_input(piece);
@@ -282,6 +304,32 @@ impl Connection {
             Err(_) => Err(ImapError::Timeout),
         }
     }
+}
+
+/// `tag BAD [TOOBIG]` for a command line announcing a synchronizing literal
+/// over `max` (RFC 9051 §7.1: TOOBIG). imap-next would refuse it too, but
+/// with a plain `BAD` it cannot give a code to. A non-synchronizing literal
+/// (`{n+}`, which the client sends at once) is left to imap-next, which reads
+/// and discards it within the command size limit; so is a line without a tag.
+fn refuse_literal(line: &[u8], max: u32) -> Option<Status<'static>> {
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = line.get(open + 1..line.len() - 1)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .unwrap_or(u64::MAX);
+    if n <= u64::from(max) {
+        return None;
+    }
+    let tag = super::session::tag_of(line)?;
+    Some(super::reply::bad_code(
+        tag,
+        super::reply::toobig(),
+        "Literal too big.",
+    ))
 }
 
 /// The greeting a fresh parser is built with; never sent (see `logged_in`).

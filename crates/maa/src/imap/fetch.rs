@@ -3,15 +3,17 @@
 
 use std::num::NonZeroU32;
 
-use facteur_rpc::mailbox::MessageMeta;
+use crate::mda::MessageMeta;
 use imap_next::imap_types::IntoStatic;
-use imap_next::imap_types::core::{AString, IString, Literal, NString};
+use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8};
+use imap_next::imap_types::extensions::binary::Literal8;
 use imap_next::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_next::imap_types::flag::{Flag, FlagFetch};
 
 use super::date;
+use super::structure::{self, BinaryError};
 
 /// How much of the message bytes the items need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,23 +35,20 @@ pub(super) struct Plan {
     pub(super) sets_seen: bool,
 }
 
-/// An item this server does not produce yet.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("FETCH item not supported: {0}")]
-pub(super) struct Unsupported(pub(super) &'static str);
-
 /// Check the items of a FETCH and work out what they need.
-pub(super) fn plan(
-    names: MacroOrMessageDataItemNames<'static>,
-    uid: bool,
-) -> Result<Plan, Unsupported> {
+pub(super) fn plan(names: MacroOrMessageDataItemNames<'static>, uid: bool) -> Plan {
+    use MessageDataItemName as N;
     let mut items: Vec<MessageDataItemName<'static>> = match names {
-        MacroOrMessageDataItemNames::Macro(Macro::Fast) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
-        MacroOrMessageDataItemNames::Macro(_) => return Err(Unsupported("ENVELOPE")),
+        MacroOrMessageDataItemNames::Macro(m) => {
+            let mut v = vec![N::Flags, N::InternalDate, N::Rfc822Size];
+            if matches!(m, Macro::All | Macro::Full) {
+                v.push(N::Envelope);
+            }
+            if matches!(m, Macro::Full) {
+                v.push(N::Body);
+            }
+            v
+        }
         MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
     };
     if uid && !items.contains(&MessageDataItemName::Uid) {
@@ -62,30 +61,26 @@ pub(super) fn plan(
             MessageDataItemName::Flags
             | MessageDataItemName::Uid
             | MessageDataItemName::Rfc822Size
-            | MessageDataItemName::InternalDate => (Need::Nothing, false),
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::ModSeq => (Need::Nothing, false),
             MessageDataItemName::Rfc822 => (Need::Whole, true),
             MessageDataItemName::Rfc822Header => (Need::Header, false),
             MessageDataItemName::Rfc822Text => (Need::Whole, true),
             MessageDataItemName::BodyExt { section, peek, .. } => {
                 let n = match section {
-                    None | Some(Section::Text(None)) => Need::Whole,
                     Some(
                         Section::Header(None)
                         | Section::HeaderFields(None, _)
                         | Section::HeaderFieldsNot(None, _),
                     ) => Need::Header,
-                    Some(_) => return Err(Unsupported("BODY[part]")),
+                    _ => Need::Whole,
                 };
                 (n, !peek)
             }
-            MessageDataItemName::Envelope => return Err(Unsupported("ENVELOPE")),
-            MessageDataItemName::ModSeq => return Err(Unsupported("MODSEQ")),
-            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
-                return Err(Unsupported("BODYSTRUCTURE"));
-            }
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                return Err(Unsupported("BINARY"));
-            }
+            MessageDataItemName::Envelope => (Need::Header, false),
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => (Need::Whole, false),
+            MessageDataItemName::Binary { peek, .. } => (Need::Whole, !peek),
+            MessageDataItemName::BinarySize { .. } => (Need::Whole, false),
         };
         need = need.max(n);
         sets_seen |= seen;
@@ -94,11 +89,11 @@ pub(super) fn plan(
         // The \Seen change is reported in the same response.
         items.push(MessageDataItemName::Flags);
     }
-    Ok(Plan {
+    Plan {
         items,
         need,
         sets_seen,
-    })
+    }
 }
 
 /// Where the header ends (after its empty line), in a message or a header prefix.
@@ -124,29 +119,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn split(msg: &[u8]) -> (&[u8], &[u8]) {
     let end = header_end(msg).unwrap_or(msg.len());
     msg.split_at(end)
-}
-
-/// The header fields named (or, with `not`, all others), then the empty line.
-fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut keep = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        if line == b"\r\n" || line == b"\n" {
-            break;
-        }
-        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
-            let name = line.split(|&b| b == b':').next().unwrap_or_default();
-            let listed = names
-                .iter()
-                .any(|n| n.as_ref().eq_ignore_ascii_case(name.trim_ascii()));
-            keep = listed != not;
-        }
-        if keep {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// `<origin.length>` of a section's bytes.
@@ -184,8 +156,8 @@ pub(super) fn flag_fetch(s: &str) -> Option<FlagFetch<'static>> {
         .map(|f| FlagFetch::Flag(f.into_static()))
 }
 
-pub(super) fn flags_item(meta: &MessageMeta) -> MessageDataItem<'static> {
-    MessageDataItem::Flags(meta.flags.iter().filter_map(|f| flag_fetch(f)).collect())
+pub(super) fn flags_item(flags: &[String]) -> MessageDataItem<'static> {
+    MessageDataItem::Flags(flags.iter().filter_map(|f| flag_fetch(f)).collect())
 }
 
 /// The data items of one message. `bytes` holds what `plan.need` asked for (the
@@ -194,12 +166,15 @@ pub(super) fn build(
     plan: &Plan,
     meta: &MessageMeta,
     bytes: &[u8],
-) -> Vec<MessageDataItem<'static>> {
+) -> Result<Vec<MessageDataItem<'static>>, BinaryError> {
     let mut out = Vec::with_capacity(plan.items.len());
     let (header, text) = split(bytes);
+    // The MIME tree, parsed once and only if an item needs it.
+    let tree = std::cell::OnceCell::new();
+    let entity = || tree.get_or_init(|| structure::parse(bytes));
     for item in &plan.items {
         let data = match item {
-            MessageDataItemName::Flags => flags_item(meta),
+            MessageDataItemName::Flags => flags_item(&meta.flags),
             MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
                 Some(uid) => MessageDataItem::Uid(uid),
                 None => continue,
@@ -211,6 +186,10 @@ pub(super) fn build(
                 Some(d) => MessageDataItem::InternalDate(d),
                 None => continue,
             },
+            MessageDataItemName::ModSeq => match std::num::NonZeroU64::new(meta.modseq) {
+                Some(m) => MessageDataItem::ModSeq(m),
+                None => continue,
+            },
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes)),
             MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(nstring(header)),
             MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(nstring(text)),
@@ -219,32 +198,50 @@ pub(super) fn build(
                 partial: range,
                 ..
             } => {
-                let owned;
-                let whole: &[u8] = match section {
-                    None => bytes,
-                    Some(Section::Text(None)) => text,
-                    Some(Section::Header(None)) => header,
-                    Some(Section::HeaderFields(None, names)) => {
-                        owned = header_fields(header, names.as_ref(), false);
-                        &owned
-                    }
-                    Some(Section::HeaderFieldsNot(None, names)) => {
-                        owned = header_fields(header, names.as_ref(), true);
-                        &owned
-                    }
-                    Some(_) => continue, // refused by `plan`
-                };
+                let data = entity().section(bytes, section.as_ref());
                 MessageDataItem::BodyExt {
                     section: section.clone(),
                     origin: range.map(|(o, _)| o),
-                    data: nstring(partial(whole, *range)),
+                    data: match &data {
+                        Some(d) => nstring(partial(d, *range)),
+                        None => NString(None),
+                    },
                 }
             }
-            _ => continue, // refused by `plan`
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(entity().envelope()),
+            MessageDataItemName::Body => MessageDataItem::Body(entity().body_structure(false)),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(entity().body_structure(true))
+            }
+            MessageDataItemName::Binary {
+                section,
+                partial: range,
+                ..
+            } => match entity().binary(bytes, section) {
+                Ok(Some(d)) => MessageDataItem::Binary {
+                    section: section.clone(),
+                    value: NString8::Literal8(Literal8 {
+                        data: std::borrow::Cow::Owned(partial(&d, *range).to_vec()),
+                        mode: LiteralMode::Sync,
+                    }),
+                },
+                Ok(None) => MessageDataItem::Binary {
+                    section: section.clone(),
+                    value: NString8::NString(NString(None)),
+                },
+                Err(e) => return Err(e),
+            },
+            MessageDataItemName::BinarySize { section } => match entity().binary(bytes, section) {
+                Ok(d) => MessageDataItem::BinarySize {
+                    section: section.clone(),
+                    size: d.map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX)),
+                },
+                Err(e) => return Err(e),
+            },
         };
         out.push(data);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -259,20 +256,6 @@ mod tests {
         assert_eq!(h, b"From: a@b\r\nSubject: hi\r\n there\r\nTo: c@d\r\n\r\n");
         assert_eq!(t, b"body\r\n");
         assert_eq!(split(b"no body"), (&b"no body"[..], &b""[..]));
-    }
-
-    #[test]
-    fn header_fields_keep_folded_lines() {
-        let names = [AString::try_from("subject").unwrap_or_else(|_| panic!())];
-        let (h, _) = split(MSG);
-        assert_eq!(
-            header_fields(h, &names, false),
-            b"Subject: hi\r\n there\r\n\r\n"
-        );
-        assert_eq!(
-            header_fields(h, &names, true),
-            b"From: a@b\r\nTo: c@d\r\n\r\n"
-        );
     }
 
     #[test]

@@ -1,26 +1,39 @@
-//! IMAP4rev1 server (RFC 3501, with RFC 9051 behaviour where clients expect it):
-//! one task per client connection, parsing by imap-next, mailboxes over the MDA's
-//! `Mailbox` gRPC service.
+//! IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) server: one task per client
+//! connection, parsing by imap-next, mailboxes through the [`Mda`] trait
+//! (gRPC in production, the store in process in tests).
 //!
 //! Map of the module:
 //! - this file: the public API ([`serve`], config, context, error), implicit TLS;
 //! - `conn`: the IO driver around imap-next's sans-IO [`imap_next::server::Server`],
 //!   which feeds input one line at a time so that a STARTTLS upgrade can prove that
-//!   no plaintext is buffered;
+//!   no plaintext is buffered, and refuses literals over the limit before they come;
 //! - `session`: the connection state (not authenticated, authenticated, selected),
-//!   command dispatch, LOGIN/AUTHENTICATE, STARTTLS;
-//! - `mailbox`: SELECT/EXAMINE/LIST/STATUS and the selected-state commands;
-//! - `fetch`: FETCH items to data items (sections, partials) on message bytes;
-//! - `seqset`: sequence sets against the session's seq→UID map;
-//! - `search`: SEARCH keys on message metadata;
+//!   command dispatch, capabilities, ENABLE, ID;
+//! - `auth`: LOGIN, AUTHENTICATE PLAIN, STARTTLS;
+//! - `folders`: LIST/LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS, NAMESPACE;
+//! - `names`: mailbox names on the wire (modified UTF-7 or UTF-8) and LIST patterns;
+//! - `mailbox`: SELECT/EXAMINE (CONDSTORE, QRESYNC), CLOSE, UNSELECT, EXPUNGE;
+//! - `messages`: FETCH and STORE over the MDA, window by window;
+//! - `fetch`: FETCH items to data items on one message's bytes (no IO);
+//! - `append`: APPEND, COPY, MOVE;
+//! - `search`: SEARCH keys to a store query, and the SEARCH/ESEARCH answers;
+//! - `notify`: what other sessions changed (EXISTS/FETCH/EXPUNGE/VANISHED), IDLE;
+//! - `seqset`: the selected mailbox's uids as runs, sequence sets as ranges;
 //! - `date`: INTERNALDATE and SEARCH dates;
-//! - `reply`: status responses, and the one place mapping errors to the wire.
+//! - `reply`: status responses, and the one place mapping MDA errors to the wire.
 
+mod append;
+mod auth;
 mod conn;
 mod date;
 mod ext;
+mod extended;
 mod fetch;
+mod folders;
 mod mailbox;
+mod messages;
+mod names;
+mod notify;
 mod reply;
 mod search;
 mod seqset;
@@ -37,9 +50,9 @@ use std::time::Duration;
 use facteur_daemon::conn::{Handshake, handshake};
 use facteur_daemon::stream::Stream;
 use facteur_protocol::deadline::Deadlines;
-use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
-use tokio::net::TcpStream;
 use tracing::Instrument;
+
+use crate::mda::Mda;
 
 /// Limits and names of the IMAP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +104,11 @@ impl Default for ImapConfig {
     }
 }
 
-/// What every IMAP connection shares: config, the MDA clients and TLS.
+/// What every IMAP connection shares: config, the MDA and TLS.
 #[derive(Clone)]
-pub struct ImapContext {
+pub struct ImapContext<M> {
     pub config: ImapConfig,
-    pub mailbox: MailboxClient<tonic::transport::Channel>,
-    pub auth: AuthClient<tonic::transport::Channel>,
+    pub mda: M,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Tripped when the server stops: live sessions say `* BYE` and close.
     pub shutdown: facteur_daemon::Shutdown,
@@ -145,17 +157,17 @@ impl ImapError {
 ///
 /// Cancel-safe: dropping the future (on shutdown) closes the socket; nothing is
 /// spawned and no lock is held across an await.
-pub async fn serve(
-    stream: TcpStream,
+/// `stream` is the accepted connection (`Stream::Plain`, or `Stream::Memory`
+/// in tests), not yet encrypted.
+pub async fn serve<M: Mda>(
+    mut stream: Stream,
     peer: SocketAddr,
-    ctx: Arc<ImapContext>,
+    ctx: Arc<ImapContext<M>>,
     implicit_tls: bool,
 ) -> Result<(), ImapError> {
     let span = tracing::info_span!("imap", peer = %peer);
     async move {
         tracing::debug!(implicit_tls, "connection");
-        let _ = stream.set_nodelay(true); // the listener does too; tests call this directly
-        let mut stream = Stream::Plain(stream);
         if implicit_tls {
             let acceptor = ctx.tls.as_ref().ok_or(ImapError::NoTls)?;
             stream = accept_tls(stream, acceptor, &ctx).await?;
@@ -177,10 +189,10 @@ pub async fn serve(
 
 /// The server side of a TLS handshake, bounded by the handshake deadline and
 /// abandoned at once on shutdown (`facteur_daemon::conn::handshake`).
-async fn accept_tls(
+async fn accept_tls<M>(
     plain: Stream,
     acceptor: &tokio_rustls::TlsAcceptor,
-    ctx: &ImapContext,
+    ctx: &ImapContext<M>,
 ) -> Result<Stream, ImapError> {
     let limit = ctx.config.tls_handshake_timeout;
     match handshake(plain, acceptor, limit, &ctx.shutdown).await {

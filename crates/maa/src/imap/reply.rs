@@ -1,11 +1,13 @@
 //! Status responses, response codes named once with their RFC, and the one place
-//! where an MDA (gRPC) error becomes a wire reply: the client sees a generic
-//! sentence, the cause goes to the log.
+//! where an MDA error ([`MdaError`]) becomes a wire reply: the client sees a
+//! generic sentence, the cause goes to the log.
 
 use std::borrow::Cow;
 
 use imap_next::imap_types::core::{Tag, Text};
 use imap_next::imap_types::response::{Code, CodeOther, Status, StatusBody, StatusKind, Tagged};
+
+use crate::mda::MdaError;
 
 /// Text that is valid by construction (no CR/LF, not empty). Falls back to a
 /// neutral word instead of panicking if a caller ever breaks that.
@@ -49,6 +51,11 @@ pub(super) fn no(
     t: &'static str,
 ) -> Status<'static> {
     tagged(tag, StatusKind::No, code, t)
+}
+
+/// A tagged status with a code and no fixed text.
+pub(super) fn bad_code(tag: Tag<'static>, code: Code<'static>, t: &'static str) -> Status<'static> {
+    tagged(tag, StatusKind::Bad, Some(code), t)
 }
 
 pub(super) fn bad(tag: Tag<'static>, t: &'static str) -> Status<'static> {
@@ -108,23 +115,72 @@ pub(super) fn noperm() -> Code<'static> {
     other("NOPERM")
 }
 
-/// How a failed MDA call answers a tagged command.
-pub(super) fn mda_error(tag: Tag<'static>, what: &str, status: &tonic::Status) -> Status<'static> {
-    match status.code() {
-        tonic::Code::NotFound => {
-            tracing::debug!(what, error = %status.message(), "MDA: not found");
-            no(tag, Some(nonexistent()), "Mailbox doesn't exist.")
+/// RFC 5530: the mailbox exists already (CREATE, RENAME).
+pub(super) fn alreadyexists() -> Code<'static> {
+    other("ALREADYEXISTS")
+}
+
+/// RFC 6154 §5.3: an unknown special-use attribute in CREATE.
+pub(super) fn useattr() -> Code<'static> {
+    other("USEATTR")
+}
+
+/// RFC 5530: over the user's quota, or the store is full.
+pub(super) fn overquota() -> Code<'static> {
+    Code::OverQuota
+}
+
+/// RFC 5530: a client bug (a command this state refuses).
+pub(super) fn clientbug() -> Code<'static> {
+    other("CLIENTBUG")
+}
+
+/// RFC 5530: the request is too large (a literal over the limit, a set over the mailbox).
+pub(super) fn toobig() -> Code<'static> {
+    Code::TooBig
+}
+
+/// How a failed MDA call answers a tagged command. `target`: the mailbox
+/// named is the target of APPEND/COPY/MOVE, so a missing one is `[TRYCREATE]`
+/// (RFC 9051 §6.3.12). The one place where [`MdaError`] meets the wire: the
+/// client gets a generic sentence, the cause goes to the log.
+pub(super) fn mda_error(
+    tag: Tag<'static>,
+    what: &str,
+    error: &MdaError,
+    target: bool,
+) -> Status<'static> {
+    match error {
+        MdaError::NoSuchMailbox(m) => {
+            tracing::debug!(what, mailbox = %m, "MDA: no such mailbox");
+            if target {
+                no(tag, Some(Code::TryCreate), "Mailbox doesn't exist.")
+            } else {
+                no(tag, Some(nonexistent()), "Mailbox doesn't exist.")
+            }
         }
-        tonic::Code::PermissionDenied => {
-            tracing::info!(what, error = %status.message(), "MDA: permission denied");
-            no(tag, Some(noperm()), "Permission denied.")
+        MdaError::Exists(m) => {
+            tracing::debug!(what, mailbox = %m, "MDA: exists");
+            no(tag, Some(alreadyexists()), "Mailbox already exists.")
         }
-        tonic::Code::InvalidArgument => {
-            tracing::info!(what, error = %status.message(), "MDA: invalid argument");
-            no(tag, None, "Invalid arguments.")
+        MdaError::NotAllowed(e) => {
+            tracing::debug!(what, error = %e, "MDA: not allowed");
+            no(tag, Some(cannot()), "Not allowed.")
         }
-        _ => {
-            tracing::error!(what, code = ?status.code(), error = %status.message(), "MDA call failed");
+        MdaError::Invalid(e) => {
+            tracing::info!(what, error = %e, "MDA: invalid argument");
+            no(tag, Some(cannot()), "Invalid arguments.")
+        }
+        MdaError::Full => {
+            tracing::warn!(what, "MDA: store full");
+            no(
+                tag,
+                Some(overquota()),
+                "Mail storage is full, try again later.",
+            )
+        }
+        MdaError::Unavailable(e) => {
+            tracing::error!(what, error = %e, "MDA call failed");
             no(
                 tag,
                 Some(unavailable()),

@@ -1,67 +1,93 @@
 //! One IMAP session: its state (not authenticated → authenticated → selected),
-//! command dispatch with the state checks of RFC 9051 §6, CAPABILITY, LOGIN and
-//! AUTHENTICATE PLAIN (TLS only), STARTTLS, LOGOUT, and the answers to input the
-//! parser refused.
+//! the loop over the client's input, command dispatch with the state checks
+//! of RFC 9051 §6, CAPABILITY, ENABLE, ID, LOGOUT, and the answers to input
+//! the parser refused. After each command that allows it (RFC 9051 §7.5.1),
+//! what other sessions changed is announced before the tagged reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use facteur_daemon::stream::Stream;
-use facteur_rpc::mailbox::VerifyRequest;
-use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_next::imap_types::auth::AuthMechanism;
 use imap_next::imap_types::command::{Command, CommandBody};
-use imap_next::imap_types::core::{Tag, Vec1};
-use imap_next::imap_types::response::{
-    Capability, Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Status,
-};
+use imap_next::imap_types::core::{Atom, IString, NString, Tag, Vec1};
+use imap_next::imap_types::extensions::enable::CapabilityEnable;
+use imap_next::imap_types::extensions::namespace::Namespace;
+use imap_next::imap_types::extensions::utf8::Utf8Kind;
+use imap_next::imap_types::response::{Capability, Code, Data, Greeting, GreetingKind, Status};
 use imap_next::server::{Error as ServerError, Event, Options, Server};
-use imap_next::types::CommandAuthenticate;
 
 use super::conn::{Connection, Input};
-use super::mailbox::{self, Ctx, Selected};
-use super::reply::{
-    authenticationfailed, bad, bye, cannot, no, ok, privacyrequired, text, unavailable,
-    untagged_bad,
+use super::mailbox::Selected;
+use super::reply::{bad, bye, clientbug, no, ok, text, untagged_bad};
+use super::{
+    ImapContext, ImapError, append, ext, folders, mailbox, messages, names, notify, search,
 };
-use super::{ImapContext, ImapError};
+use crate::mda::{MailboxRef, Mda};
 
 /// What the loop does after a command.
-enum Step {
+pub(super) enum Step {
     Continue,
     /// LOGOUT: write what is queued, then close.
     Close,
 }
 
-/// Outcome of a credentials check.
-enum Verified {
-    Ok(String),
-    Failed,
-    Unavailable,
+/// Extensions the client turned on (RFC 5161 ENABLE; CONDSTORE also by use).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Enabled {
+    pub(super) rev2: bool,
+    pub(super) condstore: bool,
+    pub(super) qresync: bool,
+    /// UTF8=ACCEPT (or IMAP4rev2): mailbox names in UTF-8 on the wire.
+    pub(super) utf8: bool,
 }
 
-struct Session {
-    ctx: Arc<ImapContext>,
-    peer: SocketAddr,
+/// What a command handler needs from the session.
+pub(super) struct Ctx<'a, M> {
+    pub(super) mda: &'a M,
+    pub(super) user: &'a str,
+    pub(super) enabled: &'a mut Enabled,
+}
+
+impl<M> Ctx<'_, M> {
+    pub(super) fn mref(&self, mailbox: &str) -> MailboxRef {
+        MailboxRef::new(self.user, mailbox)
+    }
+
+    /// The store name of a mailbox the client named.
+    pub(super) fn name(
+        &self,
+        mailbox: &imap_next::imap_types::mailbox::Mailbox<'_>,
+    ) -> Option<String> {
+        names::from_wire(mailbox, self.enabled.utf8)
+    }
+}
+
+pub(super) struct Session<M> {
+    pub(super) ctx: Arc<ImapContext<M>>,
+    pub(super) peer: SocketAddr,
     /// The account name once authenticated.
-    user: Option<String>,
-    selected: Option<Selected>,
-    auth_failures: u32,
+    pub(super) user: Option<String>,
+    pub(super) selected: Option<Selected>,
+    pub(super) enabled: Enabled,
+    pub(super) auth_failures: u32,
     bad_commands: u32,
     /// Tag of an AUTHENTICATE waiting for the client's response.
-    authenticating: Option<Tag<'static>>,
+    pub(super) authenticating: Option<Tag<'static>>,
 }
 
 /// Run a session on an accepted (and, for implicit TLS, already encrypted) stream.
-pub(super) async fn run(
+pub(super) async fn run<M: Mda>(
     stream: Stream,
     peer: SocketAddr,
-    ctx: Arc<ImapContext>,
+    ctx: Arc<ImapContext<M>>,
 ) -> Result<(), ImapError> {
     let mut session = Session {
         ctx,
         peer,
         user: None,
         selected: None,
+        enabled: Enabled::default(),
         auth_failures: 0,
         bad_commands: 0,
         authenticating: None,
@@ -69,21 +95,23 @@ pub(super) async fn run(
     let greeting = Greeting {
         kind: GreetingKind::Ok,
         code: Some(Code::Capability(session.capabilities(stream.is_tls()))),
-        text: text(format!("{} IMAP4rev1 ready.", session.ctx.config.hostname)),
+        text: text(format!("{} IMAP4rev2 ready.", session.ctx.config.hostname)),
     };
     let cfg = &session.ctx.config;
     // Before login the small limits: an anonymous client's literal over them is
-    // refused with BAD before any of its bytes is read.
+    // refused before any of its bytes is read.
     let options = parser_options(cfg.max_literal_pre_auth, cfg.max_command_pre_auth);
     let (idle, deadlines) = (cfg.idle_timeout, cfg.deadlines);
-    let mut conn = Connection::new(stream, Server::new(options, greeting), idle, deadlines);
+    let server = Server::new(options, greeting);
+    let max = cfg.max_literal_pre_auth;
+    let mut conn = Connection::new(stream, server, max, idle, deadlines);
     let result = session.drive(&mut conn).await;
     conn.shutdown().await;
     result
 }
 
 /// imap-next's options for the given literal and command limits.
-fn parser_options(max_literal: u32, max_command: u32) -> Options {
+pub(super) fn parser_options(max_literal: u32, max_command: u32) -> Options {
     let mut options = Options::default();
     options.max_literal_size = max_literal;
     // imap-next requires room for a command around its largest literal.
@@ -94,11 +122,43 @@ fn parser_options(max_literal: u32, max_command: u32) -> Options {
     options
 }
 
-impl Session {
-    fn capabilities(&self, tls: bool) -> Vec1<Capability<'static>> {
+fn other_cap(name: &'static str) -> Option<Capability<'static>> {
+    Atom::try_from(name).ok().map(Capability::from)
+}
+
+impl<M: Mda> Session<M> {
+    pub(super) fn capabilities(&self, tls: bool) -> Vec1<Capability<'static>> {
         let mut caps = vec![Capability::Imap4Rev1];
+        caps.extend(other_cap("IMAP4rev2"));
+        caps.push(Capability::LiteralPlus);
+        caps.push(Capability::Id);
         if self.user.is_some() {
-            caps.push(Capability::Unselect);
+            caps.extend([
+                Capability::Idle,
+                Capability::UidPlus,
+                Capability::Move,
+                Capability::Namespace,
+                Capability::Enable,
+                Capability::CondStore,
+                Capability::QResync,
+                Capability::SaslIr,
+                Capability::Unselect,
+                Capability::Utf8(Utf8Kind::Accept),
+                Capability::ListExtended,
+                Capability::Binary,
+                Capability::StatusSize,
+            ]);
+            caps.extend(
+                [
+                    "SPECIAL-USE",
+                    "CHILDREN",
+                    "LIST-STATUS",
+                    "ESEARCH",
+                    "CREATE-SPECIAL-USE",
+                ]
+                .into_iter()
+                .filter_map(other_cap),
+            );
         } else if tls {
             caps.push(Capability::Auth(AuthMechanism::Plain));
             caps.push(Capability::SaslIr);
@@ -129,6 +189,12 @@ impl Session {
                     tracing::debug!("client closed the connection");
                     return Ok(());
                 }
+                Input::Invalid(ServerError::MalformedMessage { discarded_bytes })
+                    if let Ok(cmd) = ext::parse(discarded_bytes.declassify()) =>
+                {
+                    self.bad_commands = 0;
+                    self.extended(conn, cmd).await
+                }
                 Input::Invalid(e) => self.invalid(conn, e),
                 Input::Event(Event::CommandReceived { command }) => {
                     self.bad_commands = 0;
@@ -140,13 +206,7 @@ impl Session {
                 Input::Event(Event::AuthenticateDataReceived { authenticate_data }) => {
                     self.authenticate_data(conn, authenticate_data).await
                 }
-                Input::Event(Event::IdleCommandReceived { tag }) => {
-                    if let Err(status) = conn.server.idle_reject(bad(tag, "IDLE is not supported."))
-                    {
-                        conn.status(status);
-                    }
-                    Ok(Step::Continue)
-                }
+                Input::Event(Event::IdleCommandReceived { tag }) => self.idle(conn, tag).await,
                 Input::Event(_) => Ok(Step::Continue),
             };
             if self.user.is_some() && !logged_in {
@@ -212,50 +272,31 @@ impl Session {
     ) -> Result<Step, ImapError> {
         let tag = command.tag;
         tracing::debug!(command = command.body.name(), "command");
-        match command.body {
+        let status = match command.body {
             // ----- any state -----
             CommandBody::Capability => {
                 conn.data(Data::Capability(self.capabilities(conn.is_tls())));
-                conn.status(ok(tag, None, "Capability completed."));
+                ok(tag, None, "Capability completed.")
             }
-            CommandBody::Noop | CommandBody::Check => {
-                if let (Some(user), Some(sel)) = (&self.user, &mut self.selected) {
-                    let ctx = Ctx {
-                        imap: &self.ctx,
-                        user,
-                    };
-                    mailbox::sync(&ctx, conn, sel).await;
-                }
-                conn.status(ok(tag, None, "NOOP completed."));
-            }
+            CommandBody::Noop => ok(tag, None, "NOOP completed."),
             CommandBody::Logout => {
                 conn.status(bye("Logging out."));
                 conn.status(ok(tag, None, "Logout completed."));
                 return Ok(Step::Close);
             }
+            CommandBody::Id { .. } => {
+                let field = |s: &'static str| IString::try_from(s).ok();
+                let parameters = match (field("name"), field("facteur")) {
+                    (Some(k), Some(v)) => Some(vec![(k, NString(Some(v)))]),
+                    _ => None,
+                };
+                conn.data(Data::Id { parameters });
+                ok(tag, None, "ID completed.")
+            }
             // ----- not authenticated -----
             CommandBody::StartTLS => return self.starttls(conn, tag).await,
             CommandBody::Login { username, password } => {
-                if self.user.is_some() {
-                    conn.status(bad(tag, "Already authenticated."));
-                } else if !conn.is_tls() {
-                    tracing::debug!("LOGIN refused without TLS");
-                    conn.status(no(
-                        tag,
-                        Some(privacyrequired()),
-                        "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
-                    ));
-                } else {
-                    let user = String::from_utf8(username.as_ref().to_vec());
-                    let pass = String::from_utf8(password.declassify().as_ref().to_vec());
-                    let verified = match (user, pass) {
-                        (Ok(u), Ok(p)) => self.verify(&u, &p).await,
-                        _ => self.failed().await,
-                    };
-                    let (status, step) = self.auth_outcome(tag, verified, conn.is_tls());
-                    conn.status(status);
-                    return step;
-                }
+                return self.login(conn, tag, username, password).await;
             }
             body => {
                 // ----- authenticated and selected -----
@@ -263,83 +304,156 @@ impl Session {
                     conn.status(bad(tag, "Command not valid in this state (log in first)."));
                     return Ok(Step::Continue);
                 };
-                let imap = self.ctx.clone();
-                let ctx = Ctx {
-                    imap: &imap,
-                    user: &user,
-                };
-                self.authenticated(&ctx, conn, tag, body).await?;
+                let (status, sync) = self.authenticated(conn, &user, tag, body).await?;
+                if sync {
+                    self.announce(conn, true).await;
+                }
+                conn.status(status);
+                return Ok(Step::Continue);
             }
-        }
+        };
+        self.announce(conn, true).await;
+        conn.status(status);
         Ok(Step::Continue)
+    }
+
+    /// Announce what other sessions changed in the selected mailbox.
+    pub(super) async fn announce(&mut self, conn: &mut Connection, expunge_allowed: bool) {
+        if let (Some(user), Some(sel)) = (self.user.as_deref(), self.selected.as_mut()) {
+            let ctx = Ctx {
+                mda: &self.ctx.mda,
+                user,
+                enabled: &mut self.enabled,
+            };
+            notify::sync(&ctx, conn, sel, expunge_allowed, false).await;
+        }
     }
 
     async fn authenticated(
         &mut self,
-        ctx: &Ctx<'_>,
         conn: &mut Connection,
+        user: &str,
         tag: Tag<'static>,
         body: CommandBody<'static>,
-    ) -> Result<(), ImapError> {
-        match body {
-            CommandBody::Select { mailbox, .. } => {
-                mailbox::select(ctx, conn, &mut self.selected, tag, &mailbox, false).await;
+    ) -> Result<(Status<'static>, bool), ImapError> {
+        let mut ctx = Ctx {
+            mda: &self.ctx.mda,
+            user,
+            enabled: &mut self.enabled,
+        };
+        let status = match body {
+            CommandBody::Enable { capabilities } => enable(&mut ctx, conn, tag, &capabilities),
+            CommandBody::Namespace => {
+                let delimiter =
+                    imap_next::imap_types::core::QuotedChar::try_from(names::DELIMITER).ok();
+                let personal = IString::try_from("")
+                    .map(|p| vec![Namespace::new(p, delimiter)])
+                    .unwrap_or_default();
+                conn.data(Data::Namespace {
+                    personal,
+                    other: Vec::new(),
+                    shared: Vec::new(),
+                });
+                ok(tag, None, "Namespace completed.")
             }
-            CommandBody::Examine { mailbox, .. } => {
-                mailbox::select(ctx, conn, &mut self.selected, tag, &mailbox, true).await;
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => {
+                mailbox::select(
+                    &mut ctx,
+                    conn,
+                    &mut self.selected,
+                    tag,
+                    &mailbox,
+                    false,
+                    &parameters,
+                )
+                .await
+            }
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => {
+                mailbox::select(
+                    &mut ctx,
+                    conn,
+                    &mut self.selected,
+                    tag,
+                    &mailbox,
+                    true,
+                    &parameters,
+                )
+                .await
             }
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => mailbox::list(ctx, conn, tag, &reference, &mailbox_wildcard, false).await,
+            } => {
+                let pattern = names::pattern_bytes(&mailbox_wildcard).to_vec();
+                let opts = folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
+                folders::list(&ctx, conn, tag, opts).await
+            }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => mailbox::list(ctx, conn, tag, &reference, &mailbox_wildcard, true).await,
+            } => {
+                let pattern = names::pattern_bytes(&mailbox_wildcard).to_vec();
+                let mut opts =
+                    folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
+                opts.lsub = true;
+                folders::list(&ctx, conn, tag, opts).await
+            }
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => mailbox::status(ctx, conn, tag, &mailbox, &item_names).await,
-            CommandBody::Subscribe { .. } | CommandBody::Unsubscribe { .. } => {
-                // Every mailbox is subscribed.
-                conn.status(ok(tag, None, "Subscription updated."));
+            } => folders::status(&ctx, conn, tag, &mailbox, &item_names).await,
+            CommandBody::Create { mailbox } => folders::create(&ctx, tag, &mailbox, None).await,
+            CommandBody::Delete { mailbox } => {
+                folders::delete(&ctx, conn, &mut self.selected, tag, &mailbox).await
             }
-            CommandBody::Create { .. }
-            | CommandBody::Delete { .. }
-            | CommandBody::Rename { .. }
-            | CommandBody::Append { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. } => {
-                conn.status(no(tag, Some(cannot()), "Not supported by this server yet."));
+            CommandBody::Rename { from, to } => folders::rename(&ctx, tag, &from, &to).await,
+            CommandBody::Subscribe { mailbox } => {
+                folders::subscribe(&ctx, tag, &mailbox, true).await
             }
-            CommandBody::Enable { .. } => {
-                conn.data(Data::Enabled {
-                    capabilities: Vec::new(),
-                });
-                conn.status(ok(tag, None, "Enabled."));
+            CommandBody::Unsubscribe { mailbox } => {
+                folders::subscribe(&ctx, tag, &mailbox, false).await
             }
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => append::append(&ctx, tag, &mailbox, &flags, date.as_ref(), message).await,
             body => {
                 let Some(sel) = self.selected.as_mut() else {
-                    conn.status(bad(tag, "No mailbox selected."));
-                    return Ok(());
+                    return Ok((no(tag, Some(clientbug()), "No mailbox selected."), true));
                 };
-                match body {
+                let uid_command = match &body {
+                    CommandBody::Fetch { uid, .. }
+                    | CommandBody::Store { uid, .. }
+                    | CommandBody::Search { uid, .. } => *uid,
+                    _ => true,
+                };
+                let status = match body {
+                    CommandBody::Check => ok(tag, None, "Check completed."),
                     CommandBody::Fetch {
                         sequence_set,
                         macro_or_item_names,
                         uid,
-                        ..
+                        modifiers,
                     } => {
-                        mailbox::fetch(
-                            ctx,
+                        messages::fetch(
+                            &mut ctx,
                             conn,
                             sel,
                             tag,
                             &sequence_set,
                             macro_or_item_names,
                             uid,
+                            &modifiers,
                         )
-                        .await?;
+                        .await?
                     }
                     CommandBody::Store {
                         sequence_set,
@@ -347,259 +461,106 @@ impl Session {
                         response,
                         flags,
                         uid,
-                        ..
+                        modifiers,
                     } => {
-                        mailbox::store(
-                            ctx,
-                            conn,
-                            sel,
-                            tag,
-                            &sequence_set,
+                        let req = messages::StoreReq {
+                            set: &sequence_set,
                             kind,
                             response,
-                            &flags,
+                            flags: &flags,
                             uid,
-                        )
-                        .await;
+                            modifiers: &modifiers,
+                        };
+                        messages::store(&mut ctx, conn, sel, tag, req).await
                     }
                     CommandBody::Search {
                         charset,
                         criteria,
                         uid,
-                    } => mailbox::search(conn, sel, tag, charset.as_ref(), criteria.as_ref(), uid),
-                    CommandBody::Expunge => {
-                        if sel.read_only {
-                            conn.status(no(
-                                tag,
-                                Some(super::reply::noperm()),
-                                "Mailbox is read-only.",
-                            ));
-                        } else {
-                            match mailbox::expunge(ctx, conn, sel, false).await {
-                                Ok(()) => conn.status(ok(tag, None, "Expunge completed.")),
-                                Err(e) => conn.status(super::reply::mda_error(tag, "Expunge", &e)),
-                            }
-                        }
+                    } => {
+                        let req = search::SearchReq {
+                            charset: charset.as_ref(),
+                            criteria: criteria.as_ref(),
+                            uid,
+                            ret: None,
+                        };
+                        search::search(&mut ctx, conn, sel, tag, req).await?
+                    }
+                    CommandBody::Expunge => mailbox::expunge(&ctx, conn, sel, tag, None).await,
+                    CommandBody::ExpungeUid { sequence_set } => {
+                        mailbox::expunge(&ctx, conn, sel, tag, Some(&sequence_set)).await
+                    }
+                    CommandBody::Copy {
+                        sequence_set,
+                        mailbox,
+                        uid,
+                    } => {
+                        append::copy(&ctx, conn, sel, tag, &sequence_set, &mailbox, uid, false)
+                            .await
+                    }
+                    CommandBody::Move {
+                        sequence_set,
+                        mailbox,
+                        uid,
+                    } => {
+                        append::copy(&ctx, conn, sel, tag, &sequence_set, &mailbox, uid, true).await
                     }
                     CommandBody::Close => {
                         // Expunge silently, then leave the mailbox whatever happens.
-                        let result = if sel.read_only {
-                            Ok(())
-                        } else {
-                            mailbox::expunge(ctx, conn, sel, true).await
-                        };
+                        let status = mailbox::close(&ctx, sel, tag).await;
                         self.selected = None;
-                        match result {
-                            Ok(()) => conn.status(ok(tag, None, "Close completed.")),
-                            Err(e) => conn.status(super::reply::mda_error(tag, "Expunge", &e)),
-                        }
+                        return Ok((status, false));
                     }
                     CommandBody::Unselect => {
                         self.selected = None;
-                        conn.status(ok(tag, None, "Unselect completed."));
+                        return Ok((ok(tag, None, "Unselect completed."), false));
                     }
-                    _ => conn.status(bad(tag, "Unknown command or not supported.")),
-                }
+                    _ => bad(tag, "Unknown command or not supported."),
+                };
+                // No EXPUNGE while a command by message number runs (RFC 9051
+                // §7.5.1): then the changes wait for the next command.
+                return Ok((status, uid_command));
             }
-        }
-        Ok(())
-    }
-
-    /// STARTTLS (RFC 9051 §6.2.1). Input pipelined after it closes the connection.
-    async fn starttls(
-        &mut self,
-        conn: &mut Connection,
-        tag: Tag<'static>,
-    ) -> Result<Step, ImapError> {
-        if conn.is_tls() {
-            conn.status(bad(tag, "TLS is already active."));
-            return Ok(Step::Continue);
-        }
-        let Some(acceptor) = self.ctx.tls.clone() else {
-            conn.status(bad(tag, "TLS support isn't enabled."));
-            return Ok(Step::Continue);
         };
-        if conn.has_pending_input() {
-            tracing::info!("input pipelined after STARTTLS");
-            conn.status(bye("Input after STARTTLS is refused."));
-            return Err(ImapError::PipelinedStartTls);
-        }
-        conn.status(ok(tag, None, "Begin TLS negotiation now."));
-        conn.start_tls(&acceptor, &self.ctx).await?;
-        // Back to the not-authenticated state, nothing kept from before TLS.
-        self.user = None;
-        self.selected = None;
-        self.authenticating = None;
-        Ok(Step::Continue)
-    }
-
-    /// AUTHENTICATE (PLAIN only, TLS only, SASL-IR accepted).
-    async fn authenticate(
-        &mut self,
-        conn: &mut Connection,
-        cmd: CommandAuthenticate,
-    ) -> Result<Step, ImapError> {
-        let tag = cmd.tag;
-        let refusal = if self.user.is_some() {
-            Some(bad(tag.clone(), "Already authenticated."))
-        } else if !conn.is_tls() {
-            Some(no(
-                tag.clone(),
-                Some(privacyrequired()),
-                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
-            ))
-        } else if !matches!(cmd.mechanism, AuthMechanism::Plain) {
-            Some(no(
-                tag.clone(),
-                None,
-                "Unsupported authentication mechanism.",
-            ))
-        } else {
-            None
-        };
-        if let Some(status) = refusal {
-            finish_auth(conn, status);
-            return Ok(Step::Continue);
-        }
-        match cmd.initial_response {
-            Some(ir) => self.plain(conn, tag, ir.declassify()).await,
-            None => {
-                self.authenticating = Some(tag);
-                let cont = CommandContinuationRequest::base64(Vec::new());
-                if let Err(cont) = conn.server.authenticate_continue(cont) {
-                    tracing::error!(?cont, "imap-next refused an AUTHENTICATE continuation");
-                }
-                Ok(Step::Continue)
-            }
-        }
-    }
-
-    async fn authenticate_data(
-        &mut self,
-        conn: &mut Connection,
-        data: AuthenticateData<'static>,
-    ) -> Result<Step, ImapError> {
-        let Some(tag) = self.authenticating.take() else {
-            tracing::error!("AUTHENTICATE data without a pending AUTHENTICATE");
-            return Ok(Step::Close);
-        };
-        match data {
-            AuthenticateData::Cancel => {
-                finish_auth(conn, bad(tag, "Authentication aborted by client."));
-                Ok(Step::Continue)
-            }
-            AuthenticateData::Continue(bytes) => self.plain(conn, tag, bytes.declassify()).await,
-        }
-    }
-
-    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL passwd`.
-    async fn plain(
-        &mut self,
-        conn: &mut Connection,
-        tag: Tag<'static>,
-        data: &[u8],
-    ) -> Result<Step, ImapError> {
-        let mut parts = data.split(|&b| b == 0);
-        let fields = (parts.next(), parts.next(), parts.next(), parts.next());
-        let verified = match fields {
-            (Some(authz), Some(user), Some(pass), None) => {
-                match (
-                    std::str::from_utf8(authz),
-                    std::str::from_utf8(user),
-                    std::str::from_utf8(pass),
-                ) {
-                    // No proxy authorization: authzid must be empty or the user itself.
-                    (Ok(z), Ok(u), Ok(p)) if z.is_empty() || z == u => self.verify(u, p).await,
-                    _ => self.failed().await,
-                }
-            }
-            _ => self.failed().await,
-        };
-        let (status, step) = self.auth_outcome(tag, verified, conn.is_tls());
-        finish_auth(conn, status);
-        step
-    }
-
-    /// Ask the MDA. Failures are delayed and counted.
-    async fn verify(&mut self, user: &str, password: &str) -> Verified {
-        let mut auth = self.ctx.auth.clone();
-        let req = VerifyRequest {
-            user: user.to_owned(),
-            password: password.to_owned(),
-            service: "imap".to_owned(),
-            remote_addr: self.peer.ip().to_string(),
-        };
-        match auth.verify(req).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                if reply.ok {
-                    let account = if reply.user.is_empty() {
-                        user.to_owned()
-                    } else {
-                        reply.user
-                    };
-                    tracing::info!(user = %account, "authenticated");
-                    Verified::Ok(account)
-                } else {
-                    tracing::info!(user, "authentication failed");
-                    self.failed().await
-                }
-            }
-            Err(e) => {
-                tracing::error!(code = ?e.code(), error = %e.message(), "Auth.Verify failed");
-                Verified::Unavailable
-            }
-        }
-    }
-
-    async fn failed(&mut self) -> Verified {
-        self.auth_failures += 1;
-        tokio::time::sleep(self.ctx.config.auth_failure_delay).await;
-        Verified::Failed
-    }
-
-    /// The tagged reply to LOGIN/AUTHENTICATE, and whether to hang up.
-    fn auth_outcome(
-        &mut self,
-        tag: Tag<'static>,
-        verified: Verified,
-        tls: bool,
-    ) -> (Status<'static>, Result<Step, ImapError>) {
-        match verified {
-            Verified::Ok(user) => {
-                self.user = Some(user);
-                let caps = Code::Capability(self.capabilities(tls));
-                (ok(tag, Some(caps), "Logged in."), Ok(Step::Continue))
-            }
-            Verified::Unavailable => (
-                no(
-                    tag,
-                    Some(unavailable()),
-                    "Temporary authentication failure, try again later.",
-                ),
-                Ok(Step::Continue),
-            ),
-            Verified::Failed => {
-                let status = no(tag, Some(authenticationfailed()), "Authentication failed.");
-                if self.auth_failures >= self.ctx.config.max_auth_failures {
-                    (status, Err(ImapError::TooManyAuthFailures))
-                } else {
-                    (status, Ok(Step::Continue))
-                }
-            }
-        }
+        Ok((status, true))
     }
 }
 
-/// End an AUTHENTICATE exchange with `status` (imap-next then expects commands again).
-fn finish_auth(conn: &mut Connection, status: Status<'static>) {
-    if let Err(status) = conn.server.authenticate_finish(status) {
-        conn.status(status);
+/// ENABLE (RFC 5161): IMAP4rev2, CONDSTORE, QRESYNC, UTF8=ACCEPT.
+fn enable<M>(
+    ctx: &mut Ctx<'_, M>,
+    conn: &mut Connection,
+    tag: Tag<'static>,
+    caps: &Vec1<CapabilityEnable<'static>>,
+) -> Status<'static> {
+    let mut enabled = Vec::new();
+    for cap in caps.as_ref() {
+        let name = cap.to_string();
+        let on = match name.to_ascii_uppercase().as_str() {
+            "CONDSTORE" => std::mem::replace(&mut ctx.enabled.condstore, true),
+            "QRESYNC" => {
+                ctx.enabled.condstore = true;
+                std::mem::replace(&mut ctx.enabled.qresync, true)
+            }
+            "UTF8=ACCEPT" => std::mem::replace(&mut ctx.enabled.utf8, true),
+            "IMAP4REV2" => {
+                ctx.enabled.utf8 = true;
+                std::mem::replace(&mut ctx.enabled.rev2, true)
+            }
+            _ => continue,
+        };
+        if !on {
+            enabled.push(cap.clone());
+        }
     }
+    conn.data(Data::Enabled {
+        capabilities: enabled,
+    });
+    ok(tag, None, "Enabled.")
 }
 
 /// The tag at the start of a refused command, if it is a valid tag.
-fn tag_of(bytes: &[u8]) -> Option<Tag<'static>> {
+pub(super) fn tag_of(bytes: &[u8]) -> Option<Tag<'static>> {
     let end = bytes
         .iter()
         .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;

@@ -19,9 +19,6 @@
 //! before a boundary delimiter belonging to the delimiter (RFC 2046 §5.1.1), as
 //! in Dovecot's message parser.
 
-// The session wires these in next; until then only the tests call them.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::borrow::Cow;
 use std::num::NonZeroU32;
 

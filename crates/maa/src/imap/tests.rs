@@ -1,258 +1,39 @@
-//! Integration tests: the real [`serve`] on a real socket, a raw IMAP transcript,
-//! a TLS client (rustls, certificate from rcgen) and a fake MDA (tonic server with
-//! two messages in memory).
+//! Session tests: the real [`serve`] over an in-memory pipe
+//! (`tokio::io::duplex`), a raw IMAP transcript, a TLS client (rustls,
+//! certificate from rcgen) and the real store in a temporary directory
+//! ([`StoreMda`]): no socket, no fake MDA.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use facteur_rpc::mailbox::auth_server::{Auth, AuthServer};
-use facteur_rpc::mailbox::mailbox_server::{Mailbox, MailboxServer};
-use facteur_rpc::mailbox::{
-    ExpungeReply, ExpungeRequest, FetchChunk, FetchManyRequest, FetchPart, FetchRequest, FlagOp,
-    ListRequest, LockReply, LockRequest, MailboxList, MailboxRef, MailboxStatus, MessageChunk,
-    MessageMeta, MetaPage, StoreFlagsReply, StoreFlagsRequest, UserRef, VerifyReply, VerifyRequest,
+use facteur_daemon::stream::Stream;
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
 };
-use facteur_rpc::mailbox::{auth_client::AuthClient, mailbox_client::MailboxClient};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tonic::codegen::tokio_stream;
-use tonic::{Request, Response, Status};
 
 use super::{ImapConfig, ImapContext, serve};
+use crate::mda::{MailboxRef, Mda, StoreMda};
 
 const USER: &str = "pierre@paris.test";
 const PASSWORD: &str = "facteur";
 const MSG1: &[u8] = b"From: jacques@paris.test\r\nTo: pierre@paris.test\r\nSubject: Bonjour\r\n\r\nSalut Pierre,\r\n\r\n\xc3\xa7a va ?\r\n";
 const MSG2: &[u8] = b"From: andre@lyon.test\r\nSubject: second\r\n\r\nhello\r\n";
-
-// ----- fake MDA -----
-
-#[derive(Default)]
-struct FakeMda {
-    messages: Mutex<Vec<(MessageMeta, Vec<u8>)>>,
-}
-
-impl FakeMda {
-    fn with_two_messages() -> Self {
-        let meta = |uid, size: usize, flags: &[&str]| MessageMeta {
-            uid,
-            size: size as u64,
-            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
-            modseq: 1,
-            internal_date: 1_700_000_000,
-        };
-        Self {
-            messages: Mutex::new(vec![
-                (meta(7, MSG1.len(), &[]), MSG1.to_vec()),
-                (meta(9, MSG2.len(), &["\\Seen"]), MSG2.to_vec()),
-            ]),
-        }
-    }
-
-    fn check(mref: Option<&MailboxRef>) -> Result<(), Status> {
-        match mref {
-            Some(m) if m.user == USER && m.mailbox == "INBOX" => Ok(()),
-            _ => Err(Status::not_found("no such mailbox")),
-        }
-    }
-}
-
-/// The gRPC face of the fake MDA (a local type, for the orphan rule).
-#[derive(Clone)]
-struct Fake(Arc<FakeMda>);
-
-#[tonic::async_trait]
-impl Auth for Fake {
-    async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
-        let req = req.into_inner();
-        let ok = req.user == USER && req.password == PASSWORD && req.service == "imap";
-        Ok(Response::new(VerifyReply {
-            ok,
-            user: if ok { USER.to_owned() } else { String::new() },
-        }))
-    }
-}
-
-type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl Mailbox for Fake {
-    async fn list_mailboxes(&self, _: Request<UserRef>) -> Result<Response<MailboxList>, Status> {
-        Ok(Response::new(MailboxList {
-            names: vec!["INBOX".to_owned(), "Archive".to_owned()],
-        }))
-    }
-
-    async fn status(&self, req: Request<MailboxRef>) -> Result<Response<MailboxStatus>, Status> {
-        FakeMda::check(Some(req.get_ref()))?;
-        let msgs = self.0.messages.lock().unwrap();
-        Ok(Response::new(MailboxStatus {
-            uidvalidity: 42,
-            uidnext: 10,
-            exists: msgs.len() as u32,
-            unseen: msgs
-                .iter()
-                .filter(|(m, _)| !m.flags.iter().any(|f| f == "\\Seen"))
-                .count() as u32,
-            highest_modseq: 1,
-        }))
-    }
-
-    type ListStream = BoxStream<MetaPage>;
-
-    async fn list(&self, req: Request<ListRequest>) -> Result<Response<Self::ListStream>, Status> {
-        let req = req.into_inner();
-        FakeMda::check(req.mailbox.as_ref())?;
-        let metas: Vec<_> = self
-            .0
-            .messages
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(m, _)| m.uid >= req.from_uid)
-            .map(|(m, _)| m.clone())
-            .collect();
-        // Pages of one, to exercise reassembly.
-        let pages: Vec<_> = metas
-            .into_iter()
-            .map(|m| Ok(MetaPage { metas: vec![m] }))
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(pages))))
-    }
-
-    type FetchStream = BoxStream<FetchChunk>;
-
-    async fn fetch(
-        &self,
-        req: Request<FetchRequest>,
-    ) -> Result<Response<Self::FetchStream>, Status> {
-        let req = req.into_inner();
-        FakeMda::check(req.mailbox.as_ref())?;
-        let msgs = self.0.messages.lock().unwrap();
-        let Some((_, bytes)) = msgs.iter().find(|(m, _)| m.uid == req.uid) else {
-            return Err(Status::not_found("no such message"));
-        };
-        // Small chunks, to exercise reassembly.
-        let chunks: Vec<_> = bytes
-            .chunks(10)
-            .map(|c| Ok(FetchChunk { data: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
-    }
-
-    type FetchManyStream = BoxStream<MessageChunk>;
-
-    async fn fetch_many(
-        &self,
-        req: Request<FetchManyRequest>,
-    ) -> Result<Response<Self::FetchManyStream>, Status> {
-        let req = req.into_inner();
-        FakeMda::check(req.mailbox.as_ref())?;
-        let msgs = self.0.messages.lock().unwrap();
-        let mut out = Vec::new();
-        for uid in req.uids {
-            let Some((_, bytes)) = msgs.iter().find(|(m, _)| m.uid == uid) else {
-                out.push(Ok(MessageChunk {
-                    uid,
-                    data: Vec::new(),
-                    last: true,
-                    missing: true,
-                }));
-                continue;
-            };
-            let mut bytes = bytes.as_slice();
-            if req.part == FetchPart::Header as i32
-                && let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n")
-            {
-                bytes = &bytes[..end + 4];
-            }
-            // Small chunks, to exercise reassembly.
-            let n = bytes.chunks(10).count();
-            for (i, c) in bytes.chunks(10).enumerate() {
-                out.push(Ok(MessageChunk {
-                    uid,
-                    data: c.to_vec(),
-                    last: i + 1 == n,
-                    missing: false,
-                }));
-            }
-            if n == 0 {
-                out.push(Ok(MessageChunk {
-                    uid,
-                    data: Vec::new(),
-                    last: true,
-                    missing: false,
-                }));
-            }
-        }
-        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
-    }
-
-    async fn store_flags(
-        &self,
-        req: Request<StoreFlagsRequest>,
-    ) -> Result<Response<StoreFlagsReply>, Status> {
-        let req = req.into_inner();
-        FakeMda::check(req.mailbox.as_ref())?;
-        let mut msgs = self.0.messages.lock().unwrap();
-        let mut updated = Vec::new();
-        for (meta, _) in msgs.iter_mut().filter(|(m, _)| req.uids.contains(&m.uid)) {
-            match FlagOp::try_from(req.op).unwrap_or(FlagOp::Add) {
-                FlagOp::Add => {
-                    for f in &req.flags {
-                        if !meta.flags.contains(f) {
-                            meta.flags.push(f.clone());
-                        }
-                    }
-                }
-                FlagOp::Remove => meta.flags.retain(|f| !req.flags.contains(f)),
-                FlagOp::Replace => meta.flags = req.flags.clone(),
-            }
-            updated.push(meta.clone());
-        }
-        Ok(Response::new(StoreFlagsReply {
-            updated,
-            failed_modified: Vec::new(),
-        }))
-    }
-
-    async fn expunge(
-        &self,
-        req: Request<ExpungeRequest>,
-    ) -> Result<Response<ExpungeReply>, Status> {
-        let req = req.into_inner();
-        FakeMda::check(req.mailbox.as_ref())?;
-        let mut msgs = self.0.messages.lock().unwrap();
-        let expunged: Vec<u32> = msgs
-            .iter()
-            .filter(|(m, _)| m.flags.iter().any(|f| f == "\\Deleted"))
-            .map(|(m, _)| m.uid)
-            .collect();
-        msgs.retain(|(m, _)| !expunged.contains(&m.uid));
-        Ok(Response::new(ExpungeReply { expunged }))
-    }
-
-    async fn lock(&self, _: Request<LockRequest>) -> Result<Response<LockReply>, Status> {
-        Ok(Response::new(LockReply { acquired: true }))
-    }
-
-    async fn unlock(&self, _: Request<LockRequest>) -> Result<Response<LockReply>, Status> {
-        Ok(Response::new(LockReply { acquired: true }))
-    }
-}
+/// 2023-11-14 22:13:20 UTC.
+const DATE: i64 = 1_700_000_000;
 
 // ----- harness -----
 
 struct Harness {
-    imap: SocketAddr,
+    mda: StoreMda,
+    ctx: Arc<ImapContext<StoreMda>>,
     connector: TlsConnector,
-    mda: Arc<FakeMda>,
     shutdown: facteur_daemon::Shutdown,
+    implicit_tls: bool,
+    _dir: tempfile::TempDir,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -288,22 +69,22 @@ async fn start(implicit_tls: bool) -> Harness {
     start_with(implicit_tls, |_| {}).await
 }
 
+/// A store with INBOX holding MSG1 (unseen) and MSG2 (seen).
 async fn start_with(implicit_tls: bool, tweak: impl FnOnce(&mut ImapConfig)) -> Harness {
-    let mda = Arc::new(FakeMda::with_two_messages());
-    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = grpc.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc);
-    let svc = Fake(mda.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(MailboxServer::new(svc.clone()))
-            .add_service(AuthServer::new(svc))
-            .serve_with_incoming(incoming)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let mda =
+        tokio::task::spawn_blocking(move || StoreMda::open(&path, &[(USER, PASSWORD)]).unwrap())
             .await
-    });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect_lazy();
+            .unwrap();
+    let inbox = MailboxRef::new(USER, "INBOX");
+    mda.prepare_user(USER).await.unwrap();
+    mda.append(&inbox, &[], Some(DATE), MSG1.to_vec())
+        .await
+        .unwrap();
+    mda.append(&inbox, &["\\Seen".to_owned()], Some(DATE), MSG2.to_vec())
+        .await
+        .unwrap();
     let (acceptor, connector) = tls_pair();
     let shutdown = facteur_daemon::Shutdown::new();
     let mut config = ImapConfig {
@@ -314,29 +95,62 @@ async fn start_with(implicit_tls: bool, tweak: impl FnOnce(&mut ImapConfig)) -> 
     tweak(&mut config);
     let ctx = Arc::new(ImapContext {
         config,
-        mailbox: MailboxClient::new(channel.clone()),
-        auth: AuthClient::new(channel),
+        mda: mda.clone(),
         tls: Some(acceptor),
         shutdown: shutdown.clone(),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let imap = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let _ = serve(stream, peer, ctx, implicit_tls).await;
-            });
-        }
-    });
     Harness {
-        imap,
-        connector,
         mda,
+        ctx,
+        connector,
         shutdown,
+        implicit_tls,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// A new connection to the server: the client's end of the pipe.
+    fn pipe(&self) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(256 * 1024);
+        let (ctx, implicit) = (self.ctx.clone(), self.implicit_tls);
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        tokio::spawn(async move {
+            let _ = serve(Stream::Memory(server), peer, ctx, implicit).await;
+        });
+        client
+    }
+
+    fn plain(&self) -> Client<DuplexStream> {
+        Client::new(self.pipe())
+    }
+
+    async fn tls(
+        &self,
+        pipe: DuplexStream,
+    ) -> Client<tokio_rustls::client::TlsStream<DuplexStream>> {
+        let name = ServerName::try_from("localhost").unwrap();
+        Client::new(self.connector.connect(name, pipe).await.unwrap())
+    }
+
+    /// STARTTLS on a new connection.
+    async fn starttls(&self) -> Client<tokio_rustls::client::TlsStream<DuplexStream>> {
+        let mut c = self.plain();
+        let greeting = String::from_utf8(c.line().await).unwrap();
+        assert!(greeting.contains("STARTTLS LOGINDISABLED]"), "{greeting}");
+        let r = c.cmd("s1", "STARTTLS").await;
+        assert!(r.contains("s1 OK"), "{r}");
+        assert!(c.io.buffer().is_empty());
+        let pipe = c.io.into_inner();
+        self.tls(pipe).await
+    }
+
+    /// A logged-in session (STARTTLS then LOGIN).
+    async fn session(&self) -> Client<tokio_rustls::client::TlsStream<DuplexStream>> {
+        let mut c = self.starttls().await;
+        let r = c.cmd("l0", &format!("LOGIN {USER} {PASSWORD}")).await;
+        assert!(r.contains("l0 OK"), "{r}");
+        c
     }
 }
 
@@ -358,6 +172,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.io.get_mut().flush().await.unwrap();
     }
 
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
     /// One response line, with any literal it announces appended.
     async fn line(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -369,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             )
             .await
             .expect("server too slow")
-            .unwrap();
+            .unwrap_or(0);
             if n == 0 {
                 return out;
             }
@@ -405,6 +224,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.until(tag).await
     }
 
+    /// APPEND with a synchronizing literal.
+    async fn append(&mut self, tag: &str, args: &str, msg: &[u8]) -> String {
+        self.send(&format!("{tag} APPEND {args} {{{}}}", msg.len()))
+            .await;
+        let cont = String::from_utf8(self.line().await).unwrap();
+        assert!(cont.starts_with("+ "), "{cont}");
+        self.send_bytes(msg).await;
+        self.send("").await;
+        self.until(tag).await
+    }
+
     async fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
         matches!(
@@ -430,32 +260,30 @@ fn body_of(resp: &str, marker: &str) -> Vec<u8> {
     rest.as_bytes()[close + 3..close + 3 + n].to_vec()
 }
 
-async fn starttls(h: &Harness) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
-    let greeting = String::from_utf8(c.line().await).unwrap();
-    assert!(
-        greeting.starts_with("* OK [CAPABILITY IMAP4REV1 STARTTLS LOGINDISABLED]"),
-        "{greeting}"
-    );
-    let r = c.cmd("s1", "STARTTLS").await;
-    assert!(r.contains("s1 OK"), "{r}");
-    assert!(c.io.buffer().is_empty());
-    let tcp = c.io.into_inner();
-    let name = ServerName::try_from("localhost").unwrap();
-    Client::new(h.connector.connect(name, tcp).await.unwrap())
+async fn inbox_flags(h: &Harness, uid: u32) -> Vec<String> {
+    let metas = h
+        .mda
+        .metas(&MailboxRef::new(USER, "INBOX"), &[uid])
+        .await
+        .unwrap();
+    metas
+        .into_iter()
+        .next()
+        .map(|m| m.flags)
+        .unwrap_or_default()
 }
 
-// ----- tests -----
+// ----- getting in -----
 
 #[tokio::test]
 async fn plaintext_advertises_starttls_and_refuses_login() {
     let h = start(false).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     let greeting = String::from_utf8(c.line().await).unwrap();
     assert!(greeting.contains("mail.paris.test"), "{greeting}");
     let r = c.cmd("a1", "CAPABILITY").await;
     assert!(
-        r.contains("* CAPABILITY IMAP4REV1 STARTTLS LOGINDISABLED\r\n"),
+        r.contains("* CAPABILITY IMAP4REV1 IMAP4rev2 LITERAL+ ID STARTTLS LOGINDISABLED\r\n"),
         "{r}"
     );
     assert!(!r.contains("AUTH=PLAIN"), "{r}");
@@ -467,15 +295,20 @@ async fn plaintext_advertises_starttls_and_refuses_login() {
     assert!(r.starts_with("a4 BAD"), "{r}");
     let r = c.cmd("a5", "NOOP").await;
     assert!(r.starts_with("a5 OK"), "{r}");
-    let r = c.cmd("a6", "LOGOUT").await;
-    assert!(r.contains("* BYE") && r.contains("a6 OK"), "{r}");
+    let r = c.cmd("a6", "ID (\"name\" \"test\")").await;
+    assert!(
+        r.contains("* ID (\"name\" \"facteur\")") && r.contains("a6 OK"),
+        "{r}"
+    );
+    let r = c.cmd("a7", "LOGOUT").await;
+    assert!(r.contains("* BYE") && r.contains("a7 OK"), "{r}");
     assert!(c.is_closed().await);
 }
 
 #[tokio::test]
 async fn garbage_gets_bad_and_the_session_goes_on() {
     let h = start(false).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
     let r = c.cmd("g1", "FROBNICATE now").await;
     assert!(r.starts_with("g1 BAD"), "{r}");
@@ -489,125 +322,9 @@ async fn garbage_gets_bad_and_the_session_goes_on() {
 }
 
 #[tokio::test]
-async fn starttls_login_select_fetch_store_expunge_logout() {
-    let h = start(false).await;
-    let mut c = starttls(&h).await;
-
-    let r = c.cmd("b1", "CAPABILITY").await;
-    assert!(
-        r.contains("AUTH=PLAIN") && !r.contains("STARTTLS") && !r.contains("LOGINDISABLED"),
-        "{r}"
-    );
-
-    let r = c.cmd("b2", &format!("LOGIN {USER} wrong")).await;
-    assert!(
-        r.starts_with("b2 NO [AUTHENTICATIONFAILED] Authentication failed."),
-        "{r}"
-    );
-    let r = c.cmd("b3", &format!("LOGIN {USER} {PASSWORD}")).await;
-    assert!(r.starts_with("b3 OK [CAPABILITY"), "{r}");
-
-    let r = c.cmd("l1", "LIST \"\" \"*\"").await;
-    assert!(
-        r.contains("* LIST () \"/\" INBOX\r\n") && r.contains("Archive"),
-        "{r}"
-    );
-    let r = c.cmd("l2", "LIST \"\" \"\"").await;
-    assert!(r.contains("* LIST (\\Noselect) \"/\" \"\"\r\n"), "{r}");
-    let r = c
-        .cmd("l3", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
-        .await;
-    assert!(
-        r.contains("* STATUS INBOX (MESSAGES 2 UNSEEN 1 UIDNEXT 10 UIDVALIDITY 42)"),
-        "{r}"
-    );
-
-    let r = c.cmd("b4", "SELECT INBOX").await;
-    for want in [
-        "* 2 EXISTS\r\n",
-        "* 0 RECENT\r\n",
-        "* FLAGS (",
-        "* OK [PERMANENTFLAGS (",
-        "* OK [UIDVALIDITY 42]",
-        "* OK [UIDNEXT 10]",
-        "* OK [UNSEEN 1]",
-        "b4 OK [READ-WRITE]",
-    ] {
-        assert!(r.contains(want), "missing {want:?} in {r}");
-    }
-
-    let r = c
-        .cmd("b5", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-        .await;
-    assert!(
-        r.contains(
-            "* 1 FETCH (FLAGS () BODY[HEADER.FIELDS (SUBJECT)] {20}\r\nSubject: Bonjour\r\n\r\n)"
-        ),
-        "{r}"
-    );
-
-    let r = c.cmd("b6", "FETCH 1 (FLAGS BODY[])").await;
-    assert_eq!(body_of(&r, "BODY[] "), MSG1, "{r}");
-    assert!(r.contains("\\Seen"), "non-PEEK fetch sets \\Seen: {r}");
-    assert!(
-        h.mda.messages.lock().unwrap()[0]
-            .0
-            .flags
-            .contains(&"\\Seen".to_owned())
-    );
-
-    let r = c
-        .cmd("b7", "UID FETCH 1:* (RFC822.SIZE INTERNALDATE)")
-        .await;
-    assert!(
-        r.contains(&format!(
-            "* 1 FETCH (UID 7 RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
-            MSG1.len()
-        )),
-        "{r}"
-    );
-    assert!(r.contains("* 2 FETCH (UID 9 RFC822.SIZE"), "{r}");
-
-    let r = c.cmd("b8", "FETCH 2 (BODY[TEXT]<1.3> RFC822.HEADER)").await;
-    assert_eq!(body_of(&r, "BODY[TEXT]<1> "), b"ell", "{r}");
-    assert!(r.contains("b8 OK"), "{r}");
-
-    let r = c.cmd("b9", "FETCH 3 FLAGS").await;
-    assert!(r.starts_with("b9 BAD"), "{r}");
-
-    let r = c.cmd("c1", "SEARCH ALL").await;
-    assert!(r.contains("* SEARCH 1 2\r\n"), "{r}");
-    let r = c.cmd("c2", "UID SEARCH SEEN").await;
-    assert!(r.contains("* SEARCH 7 9\r\n"), "{r}");
-
-    let r = c.cmd("c3", "STORE 1 +FLAGS (\\Deleted)").await;
-    assert!(r.contains("* 1 FETCH (FLAGS (\\Seen \\Deleted))"), "{r}");
-    let r = c.cmd("c4", "UID STORE 9 +FLAGS.SILENT (\\Flagged)").await;
-    assert!(!r.contains("FETCH"), "{r}");
-    let r = c.cmd("c5", "EXPUNGE").await;
-    assert!(r.contains("* 1 EXPUNGE\r\n") && r.contains("c5 OK"), "{r}");
-    let r = c.cmd("c6", "FETCH 1:* (UID FLAGS)").await;
-    assert!(
-        r.contains("* 1 FETCH (UID 9 FLAGS (\\Seen \\Flagged))"),
-        "{r}"
-    );
-
-    let r = c.cmd("c7", "CLOSE").await;
-    assert!(r.starts_with("c7 OK"), "{r}");
-    let r = c.cmd("c8", "FETCH 1 FLAGS").await;
-    assert!(r.starts_with("c8 BAD"), "{r}");
-
-    let r = c.cmd("z1", "LOGOUT").await;
-    assert!(r.contains("* BYE") && r.contains("z1 OK"), "{r}");
-    assert!(c.is_closed().await);
-}
-
-#[tokio::test]
 async fn implicit_tls_and_authenticate_plain() {
     let h = start(true).await;
-    let tcp = TcpStream::connect(h.imap).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut c = Client::new(h.connector.connect(name, tcp).await.unwrap());
+    let mut c = h.tls(h.pipe()).await;
     let greeting = String::from_utf8(c.line().await).unwrap();
     assert!(
         greeting.contains("AUTH=PLAIN") && !greeting.contains("STARTTLS"),
@@ -629,36 +346,31 @@ async fn implicit_tls_and_authenticate_plain() {
             "AUTHENTICATE PLAIN AHBpZXJyZUBwYXJpcy50ZXN0AGZhY3RldXI=",
         )
         .await;
-    assert!(r.starts_with("p2 OK"), "{r}");
+    assert!(r.starts_with("p2 OK [CAPABILITY"), "{r}");
+    for cap in [
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "CONDSTORE",
+        "QRESYNC",
+        "SPECIAL-USE",
+    ] {
+        assert!(r.contains(cap), "{cap} missing: {r}");
+    }
     let r = c.cmd("p3", "EXAMINE INBOX").await;
     assert!(r.contains("p3 OK [READ-ONLY]"), "{r}");
     let r = c.cmd("p4", "FETCH 1 BODY[]").await;
     assert_eq!(body_of(&r, "BODY[] "), MSG1);
     assert!(
-        !h.mda.messages.lock().unwrap()[0]
-            .0
-            .flags
-            .contains(&"\\Seen".to_owned()),
+        !inbox_flags(&h, 1).await.contains(&"\\Seen".to_owned()),
         "EXAMINE must not set \\Seen"
     );
 }
 
 #[tokio::test]
-async fn shutdown_says_bye_to_a_live_session() {
-    let h = start(false).await;
-    let mut c = starttls(&h).await;
-    let r = c.cmd("n1", "NOOP").await;
-    assert!(r.contains("n1 OK"), "{r}");
-    h.shutdown.trigger();
-    let bye = String::from_utf8(c.line().await).unwrap();
-    assert!(bye.starts_with("* BYE Server shutting down"), "{bye}");
-    assert!(c.is_closed().await);
-}
-
-#[tokio::test]
 async fn too_many_auth_failures_close_with_bye() {
     let h = start(false).await;
-    let mut c = starttls(&h).await;
+    let mut c = h.starttls().await;
     for i in 1..=2 {
         let r = c.cmd(&format!("f{i}"), &format!("LOGIN {USER} nope")).await;
         assert!(r.contains("NO [AUTHENTICATIONFAILED]"), "{r}");
@@ -673,22 +385,34 @@ async fn too_many_auth_failures_close_with_bye() {
 #[tokio::test]
 async fn input_pipelined_after_starttls_closes_the_connection() {
     let h = start(false).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
-    c.io.get_mut()
-        .write_all(b"s1 STARTTLS\r\ns2 LOGIN pierre@paris.test facteur\r\n")
-        .await
-        .unwrap();
+    c.send_bytes(b"s1 STARTTLS\r\ns2 LOGIN pierre@paris.test facteur\r\n")
+        .await;
     let r = String::from_utf8(c.line().await).unwrap();
     assert!(r.starts_with("* BYE"), "{r}");
     assert!(c.is_closed().await);
 }
 
+#[tokio::test]
+async fn shutdown_says_bye_to_a_live_session() {
+    let h = start(false).await;
+    let mut c = h.starttls().await;
+    let r = c.cmd("n1", "NOOP").await;
+    assert!(r.contains("n1 OK"), "{r}");
+    h.shutdown.trigger();
+    let bye = String::from_utf8(c.line().await).unwrap();
+    assert!(bye.starts_with("* BYE Server shutting down"), "{bye}");
+    assert!(c.is_closed().await);
+}
+
+// ----- deadlines and limits -----
+
 /// Fails the test unless the server closes within `within` (generous: the
 /// configured deadlines in these tests are a second or two).
-async fn closed_within(tcp: &mut TcpStream, within: Duration) {
+async fn closed_within(pipe: &mut DuplexStream, within: Duration) {
     let mut rest = Vec::new();
-    tokio::time::timeout(within, tcp.read_to_end(&mut rest))
+    tokio::time::timeout(within, pipe.read_to_end(&mut rest))
         .await
         .expect("the server never closed the connection")
         .ok();
@@ -697,7 +421,7 @@ async fn closed_within(tcp: &mut TcpStream, within: Duration) {
 #[tokio::test]
 async fn a_client_stalling_after_starttls_is_closed_at_the_handshake_deadline() {
     let h = start_with(false, |c| c.tls_handshake_timeout = Duration::from_secs(1)).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
     let r = c.cmd("s1", "STARTTLS").await;
     assert!(r.contains("s1 OK"), "{r}");
@@ -708,8 +432,8 @@ async fn a_client_stalling_after_starttls_is_closed_at_the_handshake_deadline() 
 #[tokio::test]
 async fn a_client_silent_on_the_implicit_tls_port_is_closed_at_the_handshake_deadline() {
     let h = start_with(true, |c| c.tls_handshake_timeout = Duration::from_secs(1)).await;
-    let mut tcp = TcpStream::connect(h.imap).await.unwrap();
-    closed_within(&mut tcp, Duration::from_secs(20)).await;
+    let mut pipe = h.pipe();
+    closed_within(&mut pipe, Duration::from_secs(20)).await;
 }
 
 #[tokio::test]
@@ -718,7 +442,7 @@ async fn shutdown_does_not_wait_for_a_stalled_handshake() {
         c.tls_handshake_timeout = Duration::from_secs(3600)
     })
     .await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
     let r = c.cmd("s1", "STARTTLS").await;
     assert!(r.contains("s1 OK"), "{r}");
@@ -729,7 +453,7 @@ async fn shutdown_does_not_wait_for_a_stalled_handshake() {
 #[tokio::test]
 async fn a_slow_drip_command_is_cut_at_the_command_deadline() {
     let h = start_with(false, |c| c.deadlines.command = Duration::from_secs(2)).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
     // One byte every half second of a command that never ends: each read is far
     // inside the 30-minute autologout, only the command deadline can cut it.
@@ -754,12 +478,12 @@ async fn a_slow_drip_command_is_cut_at_the_command_deadline() {
 #[tokio::test]
 async fn a_literal_over_the_pre_login_limit_is_refused_before_it_is_sent() {
     let h = start(false).await;
-    let mut c = Client::new(TcpStream::connect(h.imap).await.unwrap());
+    let mut c = h.plain();
     c.line().await;
     // Synchronizing literal: the server must answer now, without the 100000 bytes.
     c.send("l1 LOGIN {100000}").await;
     let r = String::from_utf8(c.line().await).unwrap();
-    assert!(r.starts_with("l1 BAD"), "{r}");
+    assert!(r.starts_with("l1 BAD [TOOBIG]"), "{r}");
     // A small literal is fine before login, and the session goes on.
     c.send("l2 LOGIN {4}").await;
     let r = String::from_utf8(c.line().await).unwrap();
@@ -772,11 +496,11 @@ async fn a_literal_over_the_pre_login_limit_is_refused_before_it_is_sent() {
 #[tokio::test]
 async fn after_login_the_large_literal_limit_applies() {
     let h = start(false).await;
-    let mut c = starttls(&h).await;
+    let mut c = h.starttls().await;
     // Before login over TLS too, 20 KiB is over the limit.
     c.send("b1 SELECT {20000}").await;
     let r = String::from_utf8(c.line().await).unwrap();
-    assert!(r.starts_with("b1 BAD"), "{r}");
+    assert!(r.starts_with("b1 BAD [TOOBIG]"), "{r}");
     let r = c.cmd("b2", &format!("LOGIN {USER} {PASSWORD}")).await;
     assert!(r.contains("b2 OK"), "{r}");
     c.send("b3 SELECT {20000}").await;
@@ -789,3 +513,116 @@ async fn after_login_the_large_literal_limit_applies() {
     let r = c.cmd("b4", "SELECT INBOX").await;
     assert!(r.contains("b4 OK"), "{r}");
 }
+
+// ----- the selected mailbox -----
+
+#[tokio::test]
+async fn login_select_fetch_store_expunge_logout() {
+    let h = start(false).await;
+    let mut c = h.starttls().await;
+
+    let r = c.cmd("b1", "CAPABILITY").await;
+    assert!(
+        r.contains("AUTH=PLAIN") && !r.contains("STARTTLS") && !r.contains("LOGINDISABLED"),
+        "{r}"
+    );
+    let r = c.cmd("b2", &format!("LOGIN {USER} wrong")).await;
+    assert!(
+        r.starts_with("b2 NO [AUTHENTICATIONFAILED] Authentication failed."),
+        "{r}"
+    );
+    let r = c.cmd("b3", &format!("LOGIN {USER} {PASSWORD}")).await;
+    assert!(r.starts_with("b3 OK [CAPABILITY"), "{r}");
+    let r = c.cmd("b3a", "FETCH 1 FLAGS").await;
+    assert!(r.starts_with("b3a NO [CLIENTBUG]"), "not selected: {r}");
+
+    let r = c.cmd("b4", "SELECT INBOX").await;
+    for want in [
+        "* 2 EXISTS\r\n",
+        "* 0 RECENT\r\n",
+        "* FLAGS (",
+        "* OK [PERMANENTFLAGS (",
+        "* OK [UIDVALIDITY ",
+        "* OK [UIDNEXT 3]",
+        "* OK [UNSEEN 1]",
+        "b4 OK [READ-WRITE]",
+    ] {
+        assert!(r.contains(want), "missing {want:?} in {r}");
+    }
+
+    let r = c
+        .cmd("b5", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    assert!(
+        r.contains(
+            "* 1 FETCH (FLAGS () BODY[HEADER.FIELDS (SUBJECT)] {20}\r\nSubject: Bonjour\r\n\r\n)"
+        ),
+        "{r}"
+    );
+
+    let r = c.cmd("b6", "FETCH 1 (FLAGS BODY[])").await;
+    assert_eq!(body_of(&r, "BODY[] "), MSG1, "{r}");
+    assert!(r.contains("\\Seen"), "non-PEEK fetch sets \\Seen: {r}");
+    assert!(inbox_flags(&h, 1).await.contains(&"\\Seen".to_owned()));
+
+    let r = c
+        .cmd("b7", "UID FETCH 1:* (RFC822.SIZE INTERNALDATE)")
+        .await;
+    assert!(
+        r.contains(&format!(
+            "* 1 FETCH (UID 1 RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+            MSG1.len()
+        )),
+        "{r}"
+    );
+    assert!(r.contains("* 2 FETCH (UID 2 RFC822.SIZE"), "{r}");
+
+    let r = c.cmd("b8", "FETCH 2 (BODY[TEXT]<1.3> RFC822.HEADER)").await;
+    assert_eq!(body_of(&r, "BODY[TEXT]<1> "), b"ell", "{r}");
+    assert!(r.contains("b8 OK"), "{r}");
+
+    let r = c.cmd("b9", "FETCH 3 FLAGS").await;
+    assert!(r.starts_with("b9 BAD"), "{r}");
+
+    let r = c.cmd("c3", "STORE 1 +FLAGS (\\Deleted)").await;
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Seen \\Deleted))"), "{r}");
+    let r = c.cmd("c4", "UID STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(!r.contains("FETCH"), "{r}");
+    let r = c.cmd("c5", "EXPUNGE").await;
+    assert!(r.contains("* 1 EXPUNGE\r\n") && r.contains("c5 OK"), "{r}");
+    let r = c.cmd("c6", "FETCH 1:* (UID FLAGS)").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 2 FLAGS (\\Seen \\Flagged))"),
+        "{r}"
+    );
+
+    let r = c.cmd("c7", "CLOSE").await;
+    assert!(r.starts_with("c7 OK"), "{r}");
+    let r = c.cmd("c8", "FETCH 1 FLAGS").await;
+    assert!(r.starts_with("c8 NO"), "{r}");
+
+    let r = c.cmd("z1", "LOGOUT").await;
+    assert!(r.contains("* BYE") && r.contains("z1 OK"), "{r}");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn sequence_sets_are_checked_on_ranges_not_expanded() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("s1", "SELECT INBOX").await;
+    let r = c.cmd("s2", "FETCH 1:4294967295 FLAGS").await;
+    assert!(r.starts_with("s2 BAD"), "past the last message: {r}");
+    let r = c.cmd("s3", "UID FETCH 1:4294967295 (FLAGS)").await;
+    assert!(
+        r.contains("* 2 FETCH (UID 2 FLAGS (\\Seen))") && r.contains("s3 OK"),
+        "{r}"
+    );
+    let r = c
+        .cmd("s4", "UID STORE 3:4294967295 +FLAGS (\\Flagged)")
+        .await;
+    assert!(r.contains("s4 OK") && !r.contains("FETCH"), "{r}");
+}
+
+mod commands;
+mod down;

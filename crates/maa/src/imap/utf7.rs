@@ -6,9 +6,6 @@
 //! cannot reject a malformed name, and pulls in megabytes of dependencies for
 //! what is about eighty lines.
 
-// The session wires these in next; until then only the tests call them.
-#![cfg_attr(not(test), allow(dead_code))]
-
 /// Why a name is not valid modified UTF-7.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Utf7Error {
