@@ -2,9 +2,9 @@
 //!
 //! - `up` builds every agent, lays out `./var` (dev CA, configs, dev users), starts
 //!   the dev stack in the foreground and stops it on Ctrl-C or SIGTERM.
-//! - `test` installs what the tests need (Debian packages; the Python test clients
-//!   use only the standard library), checks format and lints, and runs every test
-//!   layer, then the bench's smoke run.
+//! - `test` installs what the tests need (Debian packages; for the Python test
+//!   clients, PyPI's `imapclient` beside the standard library), checks format and
+//!   lints, and runs every test layer, then the bench's smoke run.
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
 
 mod bench;
@@ -165,7 +165,8 @@ fn have(check: &str) -> bool {
 
 /// Debian packages the tests drive, each with a check that it is there:
 /// swaks (SMTP client) and the Perl TLS modules it needs for STARTTLS, the
-/// interop clients, and the bench's reference Postfix + Dovecot.
+/// interop and IMAP clients (neomutt runs in tmux), and the bench's reference
+/// Postfix + Dovecot; then the Python packages of the test scripts.
 fn install() -> anyhow::Result<()> {
     let mut wanted = vec![
         ("command -v swaks", "swaks"),
@@ -173,9 +174,37 @@ fn install() -> anyhow::Result<()> {
         ("perl -MIO::Socket::SSL -e1", "libio-socket-ssl-perl"),
         ("command -v fetchmail", "fetchmail"),
         ("command -v mbsync", "isync"),
+        ("command -v offlineimap", "offlineimap3"),
+        ("command -v neomutt", "neomutt"),
+        ("command -v tmux", "tmux"),
+        ("command -v curl", "curl"),
     ];
     wanted.extend_from_slice(bench::reference::PACKAGES);
-    install_packages(&wanted)
+    install_packages(&wanted)?;
+    install_python(&[("python3 -c 'import imapclient'", "imapclient")])
+}
+
+/// Install with pip, for the `python3` the tests run, the PyPI packages whose
+/// check fails. A Debian `python3` refuses pip installs outside a venv (PEP
+/// 668); these are pure-Python test clients, so that refusal is overridden.
+fn install_python(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(check, _)| !have(check))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let pip = |extra: &[&str]| {
+        let mut c = Command::new("python3");
+        c.args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .args(&missing)
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    run(&mut pip(&[])).or_else(|_| run(&mut pip(&["--break-system-packages"])))
 }
 
 /// Install with apt-get the packages whose check fails (from the system's own
