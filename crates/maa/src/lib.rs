@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod imap;
+pub mod mda;
 pub mod pop3;
 
 use std::sync::Arc;

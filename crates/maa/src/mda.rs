@@ -147,7 +147,8 @@ pub trait Mda: Clone + Send + Sync + 'static {
         mailbox: &MailboxRef,
     ) -> impl Future<Output = Result<(MailboxStatus, Vec<String>), MdaError>> + Send;
     /// Every uid, ascending.
-    fn uids(&self, mailbox: &MailboxRef) -> impl Future<Output = Result<Vec<Uid>, MdaError>> + Send;
+    fn uids(&self, mailbox: &MailboxRef)
+    -> impl Future<Output = Result<Vec<Uid>, MdaError>> + Send;
     /// Metadata of the given uids that exist, ascending (at most 1024 asked).
     fn metas(
         &self,

@@ -58,6 +58,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let services = grpc::Services {
         filing: filing.clone(),
         max_message_size: config.max_message_size,
+        shutdown: shutdown.clone(),
     };
     let (health, health_service) = rpc_server::health();
     health

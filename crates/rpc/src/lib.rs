@@ -1,7 +1,8 @@
 //! The agents' gRPC contracts, generated from `proto/`, and small conversions.
 //!
 //! Nothing else lives here: the agents own their logic, this crate only owns the
-//! wire types so that every agent speaks the same contract.
+//! wire types (and their one translation to the storage seam's types, `convert`)
+//! so that every agent speaks the same contract.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 /// Generated code, nested as the proto packages are (`facteur.relay.v1`, ...).
@@ -22,6 +23,8 @@ pub mod facteur {
         }
     }
 }
+
+pub mod convert;
 
 /// MTA → MDA: delivery of a queued message into mailboxes.
 pub use facteur::delivery::v1 as delivery;
@@ -101,7 +104,7 @@ pub mod replies {
 pub mod stream {
     use tonic::{Status, Streaming};
 
-    use crate::{delivery, relay};
+    use crate::{delivery, mailbox, relay};
 
     /// One part of a streamed message, whatever the RPC.
     pub enum Piece<E> {
@@ -134,6 +137,18 @@ pub mod stream {
             use delivery::deliver_request::Part as P;
             Some(match self.part? {
                 P::Envelope(e) => Piece::Envelope(e),
+                P::Chunk(c) => Piece::Chunk(c),
+                P::End(e) => Piece::End(e.size),
+            })
+        }
+    }
+
+    impl Part for mailbox::AppendRequest {
+        type Envelope = mailbox::AppendStart;
+        fn piece(self) -> Option<Piece<mailbox::AppendStart>> {
+            use mailbox::append_request::Part as P;
+            Some(match self.part? {
+                P::Start(s) => Piece::Envelope(s),
                 P::Chunk(c) => Piece::Chunk(c),
                 P::End(e) => Piece::End(e.size),
             })

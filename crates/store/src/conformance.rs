@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use crate::{
-    AccountStore, BlobId, BlobStore, Change, ChangeFeed, FlagOp, MailStore, MessageKey, StoreError,
+    AccountStore, BlobId, BlobStore, Change, ChangeFeed, Field, FlagOp, MailStore, MailboxInfo,
+    MessageKey, Query, Role, StoreError,
 };
 
 /// Everything a full backend implements.
@@ -732,6 +733,729 @@ pub fn accounts_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
     );
 }
 
+/// Puts a blob and appends it; returns the uid.
+fn append<S: Backend>(s: &S, mailbox: &str, body: &str, fl: &[&str], date: i64) -> u32 {
+    let blob = s.put(body.as_bytes()).unwrap();
+    s.append(U, mailbox, &blob, body.len() as u64, &flags(fl), date)
+        .unwrap()
+        .uid
+}
+
+fn info(name: &str, role: Option<Role>, subscribed: bool) -> MailboxInfo {
+    MailboxInfo {
+        name: name.to_owned(),
+        role,
+        subscribed,
+    }
+}
+
+pub fn prepare_user_creates_roles_once<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.prepare_user("Pierre@Paris.test").unwrap();
+    let expected = vec![
+        info("Archive", Some(Role::Archive), true),
+        info("Drafts", Some(Role::Drafts), true),
+        info("INBOX", None, true),
+        info("Junk", Some(Role::Junk), true),
+        info("Sent", Some(Role::Sent), true),
+        info("Trash", Some(Role::Trash), true),
+    ];
+    assert_eq!(s.mailboxes(U).unwrap(), expected);
+    let uv = s.status(U, "Sent").unwrap().uidvalidity;
+    s.prepare_user(U).unwrap();
+    assert_eq!(s.mailboxes(U).unwrap(), expected, "idempotent");
+    assert_eq!(
+        s.status(U, "Sent").unwrap().uidvalidity,
+        uv,
+        "not re-created"
+    );
+    // a role already held by another mailbox is not created again; a
+    // mailbox of the default name without a role gets the role
+    s.create_mailbox(U2, "Sent").unwrap();
+    let sent_uv = s.status(U2, "Sent").unwrap().uidvalidity;
+    s.create_mailbox_with_role(U2, "Corbeille", Some(Role::Trash))
+        .unwrap();
+    s.prepare_user(U2).unwrap();
+    let got = s.mailboxes(U2).unwrap();
+    let names: Vec<&str> = got.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["Archive", "Corbeille", "Drafts", "INBOX", "Junk", "Sent"]
+    );
+    assert_eq!(got[1], info("Corbeille", Some(Role::Trash), false));
+    assert_eq!(got[5].role, Some(Role::Sent));
+    assert_eq!(s.status(U2, "Sent").unwrap().uidvalidity, sent_uv);
+    // the role follows a rename
+    s.rename_mailbox(U2, "Corbeille", "Old/Bin").unwrap();
+    let moved = s.mailboxes(U2).unwrap();
+    assert!(
+        moved
+            .iter()
+            .any(|m| m.name == "Old/Bin" && m.role == Some(Role::Trash))
+    );
+    assert!(matches!(
+        s.create_mailbox_with_role(U2, "Sent", Some(Role::Sent)),
+        Err(StoreError::MailboxExists(_))
+    ));
+    assert!(matches!(
+        s.prepare_user("not an address"),
+        Err(StoreError::InvalidUser(_))
+    ));
+}
+
+pub fn subscriptions_are_independent_of_mailboxes<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.set_subscribed(U, "Ghost", true).unwrap();
+    s.set_subscribed(U, "Ghost", true).unwrap();
+    s.set_subscribed(U, "inbox", true).unwrap();
+    assert_eq!(s.subscriptions(U).unwrap(), vec!["Ghost", "INBOX"]);
+    assert!(
+        s.mailboxes(U).unwrap().iter().all(|m| m.name != "Ghost"),
+        "a subscription is not a mailbox"
+    );
+    s.create_mailbox(U, "Ghost").unwrap();
+    s.create_mailbox(U, "Plain").unwrap();
+    assert_eq!(
+        s.mailboxes(U).unwrap(),
+        vec![
+            info("Ghost", None, true),
+            info("INBOX", None, true),
+            info("Plain", None, false),
+        ]
+    );
+    s.delete_mailbox(U, "Ghost").unwrap();
+    assert_eq!(
+        s.subscriptions(U).unwrap(),
+        vec!["Ghost", "INBOX"],
+        "deleting a mailbox keeps its subscription"
+    );
+    s.set_subscribed(U, "Ghost", false).unwrap();
+    s.set_subscribed(U, "Never", false).unwrap();
+    assert_eq!(s.subscriptions(U).unwrap(), vec!["INBOX"]);
+    assert!(s.subscriptions(U2).unwrap().is_empty());
+    assert!(matches!(
+        s.set_subscribed(U, "", true),
+        Err(StoreError::InvalidMailboxName(_))
+    ));
+}
+
+pub fn append_sets_flags_date_and_uid<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let body = "Subject: draft\r\n\r\nhello";
+    let blob = s.put(body.as_bytes()).unwrap();
+    assert!(matches!(
+        s.append(U, "Drafts", &blob, body.len() as u64, &[], 5),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+    s.create_mailbox(U, "Drafts").unwrap();
+    let before = s.status(U, "Drafts").unwrap();
+    let a = s
+        .append(
+            U,
+            "Drafts",
+            &blob,
+            body.len() as u64,
+            &flags(&["\\draft", "\\SEEN", "$Label", "\\Recent", "$label"]),
+            1_600_000_000,
+        )
+        .unwrap();
+    assert_eq!((a.uid, a.uidvalidity), (before.uidnext, before.uidvalidity));
+    let m = MailStore::get(&s, U, "Drafts", a.uid).unwrap().unwrap();
+    assert_eq!(m.flags, flags(&["\\Draft", "\\Seen", "$Label"]));
+    assert_eq!(
+        (m.blob.clone(), m.size, m.internal_date),
+        (blob.clone(), body.len() as u64, 1_600_000_000)
+    );
+    let st = s.status(U, "Drafts").unwrap();
+    assert_eq!((st.exists, st.unseen, st.uidnext), (1, 0, a.uid + 1));
+    assert!(st.highest_modseq > before.highest_modseq);
+    assert_eq!(m.modseq, st.highest_modseq);
+    let b = s
+        .append(U, "Drafts", &blob, body.len() as u64, &[], 0)
+        .unwrap();
+    assert_eq!(b.uid, a.uid + 1);
+    assert_eq!(
+        s.status(U, "Drafts").unwrap().unseen,
+        1,
+        "not \\Seen: unseen"
+    );
+    assert_eq!(s.keywords(U, "Drafts").unwrap(), vec!["$Label"]);
+    // refused: bad flags, wrong size, unknown blob; nothing is added
+    assert!(
+        s.append(
+            U,
+            "Drafts",
+            &blob,
+            body.len() as u64,
+            &flags(&["bad flag"]),
+            0
+        )
+        .is_err()
+    );
+    assert!(s.append(U, "Drafts", &blob, 3, &[], 0).is_err());
+    assert!(matches!(
+        s.append(U, "Drafts", &BlobId("cd".repeat(32)), 3, &[], 0),
+        Err(StoreError::NoSuchBlob)
+    ));
+    assert_eq!(s.status(U, "Drafts").unwrap().exists, 2);
+    // INBOX is created on first use, as for filing
+    assert_eq!(append(&s, "inbox", body, &[], 0), 1);
+}
+
+pub fn copy_shares_blobs_and_allocates_ascending_uids<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for i in 1..=3 {
+        deliver(
+            &s,
+            &format!("k{i}"),
+            U,
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\nbody {i}"),
+        );
+    }
+    s.store_flags(
+        U,
+        "INBOX",
+        &[3],
+        FlagOp::Add,
+        &flags(&["\\Seen", "$Work"]),
+        None,
+    )
+    .unwrap();
+    s.create_mailbox(U, "Work").unwrap();
+    deliver(&s, "w", U, "Work", "Subject: w\r\n\r\nw");
+    let src_before = s.status(U, "INBOX").unwrap();
+    let dst_before = s.status(U, "Work").unwrap();
+    let c = s.copy(U, "INBOX", &[3, 1, 99, 3], "Work", false).unwrap();
+    assert_eq!(c.uidvalidity, dst_before.uidvalidity);
+    assert_eq!(
+        c.uids,
+        vec![(1, 2), (3, 3)],
+        "ascending source order, new uids"
+    );
+    assert_eq!(
+        s.status(U, "INBOX").unwrap(),
+        src_before,
+        "COPY leaves the source"
+    );
+    for (from, to) in &c.uids {
+        let a = MailStore::get(&s, U, "INBOX", *from).unwrap().unwrap();
+        let b = MailStore::get(&s, U, "Work", *to).unwrap().unwrap();
+        assert_eq!(a.blob, b.blob, "the bytes are never copied");
+        assert_eq!(
+            (a.size, &a.flags, a.internal_date),
+            (b.size, &b.flags, b.internal_date)
+        );
+        assert!(b.modseq > dst_before.highest_modseq);
+    }
+    let st = s.status(U, "Work").unwrap();
+    assert_eq!((st.exists, st.unseen, st.uidnext), (3, 2, 4));
+    assert_eq!(s.keywords(U, "Work").unwrap(), vec!["$Work"]);
+    assert_eq!(
+        s.search(U, "Work", &Query::Header(Field::Subject, "m3".into()))
+            .unwrap(),
+        vec![3],
+        "the header index is copied too"
+    );
+    // onto itself: new uids at the end
+    let c = s.copy(U, "INBOX", &[1], "INBOX", false).unwrap();
+    assert_eq!(c.uids, vec![(1, 4)]);
+    assert_eq!(s.status(U, "INBOX").unwrap().exists, 4);
+    // unknown destination or source: nothing happens
+    assert!(matches!(
+        s.copy(U, "INBOX", &[1], "Nope", false),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+    assert!(matches!(
+        s.copy(U, "Nope", &[1], "INBOX", true),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+    assert_eq!(s.status(U, "INBOX").unwrap().exists, 4);
+    let none = s.copy(U, "INBOX", &[42], "Work", false).unwrap();
+    assert!(none.uids.is_empty());
+    assert_eq!(
+        s.status(U, "Work").unwrap(),
+        st,
+        "nothing copied, nothing changed"
+    );
+}
+
+pub fn move_leaves_tombstones_and_wakes_both<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for i in 1..=3 {
+        deliver(
+            &s,
+            &format!("k{i}"),
+            U,
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\nbody"),
+        );
+    }
+    s.store_flags(U, "INBOX", &[2], FlagOp::Add, &flags(&["\\Deleted"]), None)
+        .unwrap();
+    s.create_mailbox(U, "Trash").unwrap();
+    let mut src_rx = s.subscribe(U, "INBOX");
+    let mut dst_rx = s.subscribe(U, "Trash");
+    src_rx.borrow_and_update();
+    dst_rx.borrow_and_update();
+    let mark = highest(&s, "INBOX");
+    let blob2 = MailStore::get(&s, U, "INBOX", 2).unwrap().unwrap().blob;
+    let c = s.copy(U, "INBOX", &[2, 3], "Trash", true).unwrap();
+    assert_eq!(c.uids, vec![(2, 1), (3, 2)]);
+    assert_eq!(s.uids(U, "INBOX").unwrap(), vec![1]);
+    assert_eq!(s.uids(U, "Trash").unwrap(), vec![1, 2]);
+    let moved = MailStore::get(&s, U, "Trash", 1).unwrap().unwrap();
+    assert_eq!(moved.blob, blob2);
+    assert_eq!(
+        moved.flags,
+        flags(&["\\Deleted"]),
+        "flags move with the message"
+    );
+    let tombs: Vec<u32> = s
+        .changes_since(U, "INBOX", mark)
+        .unwrap()
+        .iter()
+        .map(|c| match c {
+            Change::Expunged { uid, .. } => *uid,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(tombs, vec![2, 3]);
+    assert!(src_rx.has_changed().unwrap(), "the source is notified");
+    assert!(dst_rx.has_changed().unwrap(), "the destination is notified");
+    assert_eq!(*dst_rx.borrow_and_update(), highest(&s, "Trash"));
+    assert_eq!(*src_rx.borrow_and_update(), highest(&s, "INBOX"));
+    let src = s.status(U, "INBOX").unwrap();
+    assert_eq!((src.exists, src.unseen, src.deleted), (1, 1, 0));
+    let dst = s.status(U, "Trash").unwrap();
+    assert_eq!((dst.exists, dst.unseen, dst.deleted), (2, 2, 1));
+    assert!(
+        s.search(U, "INBOX", &Query::Header(Field::Subject, "m3".into()))
+            .unwrap()
+            .is_empty(),
+        "the source's index entries go with the messages"
+    );
+    // MOVE within the mailbox: new uids, old ones expunged
+    let c = s.copy(U, "Trash", &[1], "Trash", true).unwrap();
+    assert_eq!(c.uids, vec![(1, 3)]);
+    assert_eq!(s.uids(U, "Trash").unwrap(), vec![2, 3]);
+    assert_eq!(s.status(U, "Trash").unwrap().exists, 2);
+}
+
+/// Three messages for the search cases, appended with distinct flags,
+/// sizes and internal dates.
+fn search_fixture<S: Backend>(s: &S) -> [u64; 3] {
+    let m1 = "From: =?UTF-8?Q?Andr=C3=A9?= Dupont <andre@lyon.test>\r\n\
+              To: Pierre <pierre@paris.test>\r\n\
+              Cc: jacques@paris.test\r\n\
+              Subject: =?UTF-8?Q?caf=C3=A9?= demain\r\n\
+              Date: Mon, 2 Jan 2023 23:30:00 -0500\r\n\
+              X-Mailer: Facteur 1.0\r\n\
+              MIME-Version: 1.0\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\
+              Content-Transfer-Encoding: base64\r\n\
+              \r\n\
+              TGUgcmVuZGV6LXZvdXMgZXN0IMOgIEx5b24sIHByw6hzIGRlIGxhIGdhcmUuCg==\r\n";
+    let m2 = "From: Jacques <jacques@paris.test>\r\n\
+              To: andre@lyon.test\r\n\
+              Bcc: secret@lyon.test\r\n\
+              Subject: Budget 2024\r\n\
+              Date: Fri, 15 Mar 2024 08:00:00 +0100\r\n\
+              MIME-Version: 1.0\r\n\
+              Content-Type: multipart/alternative; boundary=\"b\"\r\n\
+              \r\n\
+              --b\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\
+              Content-Transfer-Encoding: quoted-printable\r\n\
+              \r\n\
+              R=C3=A9union budg=C3=A9taire jeudi\r\n\
+              --b\r\n\
+              Content-Type: text/html; charset=utf-8\r\n\
+              \r\n\
+              <p>Ordre du jour</p>\r\n\
+              --b--\r\n";
+    let m3 = "From: nobody@paris.test\r\n\r\nnothing special here, nothing at all\r\n";
+    assert_eq!(append(s, "INBOX", m1, &["\\Seen"], 1_600_000_000), 1);
+    assert_eq!(append(s, "INBOX", m2, &[], 1_700_000_000), 2);
+    assert_eq!(
+        append(s, "INBOX", m3, &["\\Flagged", "$Work"], 1_800_000_000),
+        3
+    );
+    [m1.len() as u64, m2.len() as u64, m3.len() as u64]
+}
+
+fn found<S: Backend>(s: &S, q: Query) -> Vec<u32> {
+    s.search(U, "INBOX", &q).unwrap()
+}
+
+fn hdr(f: Field, v: &str) -> Query {
+    Query::Header(f, v.to_owned())
+}
+
+pub fn search_record_keys_and_combinators<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let sizes = search_fixture(&s);
+    assert_eq!(found(&s, Query::All), vec![1, 2, 3]);
+    assert_eq!(found(&s, Query::And(vec![])), vec![1, 2, 3]);
+    assert_eq!(found(&s, Query::Uids(vec![(2, 2), (3, 9)])), vec![2, 3]);
+    assert!(found(&s, Query::Uids(vec![(4, 9)])).is_empty());
+    assert_eq!(found(&s, Query::Flag("\\seen".into())), vec![1]);
+    assert_eq!(found(&s, Query::Flag("$work".into())), vec![3]);
+    assert_eq!(
+        found(&s, Query::Not(Box::new(Query::Flag("\\Seen".into())))),
+        vec![2, 3]
+    );
+    assert_eq!(found(&s, Query::Larger(sizes[2])), vec![1, 2]);
+    assert_eq!(found(&s, Query::Smaller(sizes[2])), Vec::<u32>::new());
+    assert_eq!(found(&s, Query::Smaller(sizes[2] + 1)), vec![3]);
+    assert_eq!(found(&s, Query::Before(1_700_000_000)), vec![1]);
+    assert_eq!(found(&s, Query::Since(1_700_000_000)), vec![2, 3]);
+    let m2 = MailStore::get(&s, U, "INBOX", 2).unwrap().unwrap();
+    assert_eq!(found(&s, Query::ModSeq(m2.modseq)), vec![2, 3]);
+    s.store_flags(U, "INBOX", &[1], FlagOp::Add, &flags(&["\\Answered"]), None)
+        .unwrap();
+    let m1 = MailStore::get(&s, U, "INBOX", 1).unwrap().unwrap();
+    assert_eq!(found(&s, Query::ModSeq(m1.modseq)), vec![1]);
+    assert_eq!(
+        found(
+            &s,
+            Query::Or(
+                Box::new(Query::Flag("\\Answered".into())),
+                Box::new(Query::Larger(sizes[0].max(sizes[1])))
+            )
+        ),
+        vec![1]
+    );
+    // And/Or/Not nested, mixing record, index and content keys
+    assert_eq!(
+        found(
+            &s,
+            Query::And(vec![
+                Query::Not(Box::new(Query::Flag("\\Flagged".into()))),
+                Query::Or(
+                    Box::new(hdr(Field::Subject, "budget")),
+                    Box::new(Query::Text("rendez-vous".into()))
+                ),
+            ])
+        ),
+        vec![1, 2]
+    );
+    assert_eq!(
+        found(
+            &s,
+            Query::Not(Box::new(Query::Or(
+                Box::new(Query::Uids(vec![(1, 1)])),
+                Box::new(Query::And(vec![
+                    Query::Larger(0),
+                    Query::Body("nothing".into())
+                ]))
+            )))
+        ),
+        vec![2]
+    );
+    assert_eq!(
+        found(
+            &s,
+            Query::Or(
+                Box::new(Query::Body("réunion".into())),
+                Box::new(Query::Flag("$Work".into()))
+            )
+        ),
+        vec![2, 3]
+    );
+    assert!(matches!(
+        s.search(U, "Nope", &Query::All),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+    // an empty mailbox finds nothing
+    s.create_mailbox(U, "Empty").unwrap();
+    assert!(s.search(U, "Empty", &Query::All).unwrap().is_empty());
+}
+
+pub fn search_header_fields_and_sent_dates<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        search_fixture(&s);
+    }
+    // the index is durable: searched after a reopen
+    let s = open(dir.path());
+    assert_eq!(
+        found(&s, hdr(Field::Subject, "CAFÉ")),
+        vec![1],
+        "encoded word, any case"
+    );
+    assert_eq!(found(&s, hdr(Field::Subject, "budget 20")), vec![2]);
+    assert_eq!(
+        found(&s, hdr(Field::Subject, "")),
+        vec![1, 2],
+        "the field exists"
+    );
+    assert_eq!(found(&s, hdr(Field::From, "andré dupont")), vec![1]);
+    assert_eq!(found(&s, hdr(Field::From, "ANDRE@LYON.TEST")), vec![1]);
+    assert_eq!(found(&s, hdr(Field::To, "andre@lyon")), vec![2]);
+    assert_eq!(found(&s, hdr(Field::To, "pierre")), vec![1]);
+    assert_eq!(found(&s, hdr(Field::Cc, "")), vec![1]);
+    assert_eq!(found(&s, hdr(Field::Cc, "jacques")), vec![1]);
+    assert_eq!(found(&s, hdr(Field::Bcc, "secret")), vec![2]);
+    assert!(found(&s, hdr(Field::Subject, "absent")).is_empty());
+    // Date: day as written (2023-01-02 -0500, 2024-03-15 +0100); no Date: never
+    let jan2 = 1_672_617_600;
+    let jan3 = 1_672_704_000;
+    let mar15 = 1_710_460_800;
+    assert_eq!(found(&s, Query::SentBefore(jan3)), vec![1]);
+    assert!(found(&s, Query::SentBefore(jan2)).is_empty());
+    assert_eq!(found(&s, Query::SentSince(jan2)), vec![1, 2]);
+    assert_eq!(found(&s, Query::SentSince(jan3)), vec![2]);
+    assert_eq!(
+        found(
+            &s,
+            Query::And(vec![
+                Query::SentSince(mar15),
+                Query::SentBefore(mar15 + 86_400)
+            ])
+        ),
+        vec![2],
+        "SENTON"
+    );
+    assert_eq!(
+        found(&s, Query::Not(Box::new(Query::SentSince(0)))),
+        vec![3]
+    );
+}
+
+pub fn search_bodies_and_other_headers<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    search_fixture(&s);
+    assert_eq!(
+        found(&s, Query::Body("PRÈS DE LA GARE".into())),
+        vec![1],
+        "base64 part"
+    );
+    assert_eq!(
+        found(&s, Query::Body("réunion budgétaire".into())),
+        vec![2],
+        "quoted-printable"
+    );
+    assert_eq!(
+        found(&s, Query::Body("ordre du jour".into())),
+        vec![2],
+        "html part"
+    );
+    assert_eq!(found(&s, Query::Body("nothing".into())), vec![3]);
+    assert!(
+        found(&s, Query::Body("demain".into())).is_empty(),
+        "the subject is no body"
+    );
+    assert_eq!(
+        found(&s, Query::Text("demain".into())),
+        vec![1],
+        "TEXT sees headers"
+    );
+    assert_eq!(found(&s, Query::Text("café".into())), vec![1]);
+    assert_eq!(found(&s, Query::Text("JEUDI".into())), vec![2]);
+    assert_eq!(found(&s, Query::Text("paris.test".into())), vec![1, 2, 3]);
+    assert_eq!(
+        found(&s, hdr(Field::Other("X-Mailer".into()), "facteur 1")),
+        vec![1]
+    );
+    assert_eq!(found(&s, hdr(Field::Other("x-mailer".into()), "")), vec![1]);
+    assert_eq!(
+        found(
+            &s,
+            hdr(Field::Other("Content-Transfer-Encoding".into()), "quoted")
+        ),
+        Vec::<u32>::new(),
+        "only the message header, not a part's"
+    );
+    assert_eq!(
+        found(&s, hdr(Field::Other("Subject".into()), "café")),
+        vec![1]
+    );
+    assert!(found(&s, hdr(Field::Other("X-Absent".into()), "")).is_empty());
+    // a forwarded message (message/rfc822): its header and text are body
+    s.create_mailbox(U, "Fwd").unwrap();
+    let fwd = "Subject: Fwd\r\n\
+               MIME-Version: 1.0\r\n\
+               Content-Type: multipart/mixed; boundary=\"o\"\r\n\
+               \r\n\
+               --o\r\n\
+               Content-Type: text/plain\r\n\
+               \r\n\
+               see below\r\n\
+               --o\r\n\
+               Content-Type: message/rfc822\r\n\
+               \r\n\
+               Subject: =?UTF-8?B?w4l0w6k=?=\r\n\
+               Content-Type: text/plain; charset=utf-8\r\n\
+               Content-Transfer-Encoding: quoted-printable\r\n\
+               \r\n\
+               Vacances =C3=A0 Nice\r\n\
+               --o--\r\n";
+    append(&s, "Fwd", fwd, &[], 0);
+    let in_fwd = |q: Query| s.search(U, "Fwd", &q).unwrap();
+    assert_eq!(in_fwd(Query::Body("vacances à nice".into())), vec![1]);
+    assert_eq!(in_fwd(Query::Body("été".into())), vec![1], "nested subject");
+    assert!(
+        in_fwd(hdr(Field::Subject, "été")).is_empty(),
+        "not the outer subject"
+    );
+}
+
+pub fn rename_moves_children<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for name in ["Work", "Work/A", "Work/A/B", "Workshop"] {
+        s.create_mailbox(U, name).unwrap();
+    }
+    deliver(&s, "a1", U, "Work/A", "a");
+    let uv = s.status(U, "Work/A").unwrap().uidvalidity;
+    s.set_subscribed(U, "Work/A", true).unwrap();
+    s.rename_mailbox(U, "Work", "Projects").unwrap();
+    assert_eq!(
+        s.list_mailboxes(U).unwrap(),
+        vec![
+            "INBOX",
+            "Projects",
+            "Projects/A",
+            "Projects/A/B",
+            "Workshop"
+        ]
+    );
+    let st = s.status(U, "Projects/A").unwrap();
+    assert_eq!(
+        (st.exists, st.uidvalidity),
+        (1, uv),
+        "children keep their messages"
+    );
+    assert_eq!(
+        s.subscriptions(U).unwrap(),
+        vec!["INBOX", "Projects/A"],
+        "subscriptions follow the names"
+    );
+    // a child's new name taken: nothing moves
+    for name in ["X", "X/A", "Y/A"] {
+        s.create_mailbox(U, name).unwrap();
+    }
+    assert!(matches!(
+        s.rename_mailbox(U, "X", "Y"),
+        Err(StoreError::MailboxExists(_))
+    ));
+    assert!(s.status(U, "X/A").is_ok() && s.status(U, "Y").is_err());
+    assert!(matches!(
+        s.rename_mailbox(U, "Projects", "Projects/Sub"),
+        Err(StoreError::NotAllowed(_))
+    ));
+    // renaming a child alone, then deleting a parent: children stay
+    s.rename_mailbox(U, "Projects/A/B", "Projects/C").unwrap();
+    s.delete_mailbox(U, "Projects").unwrap();
+    assert_eq!(s.status(U, "Projects/A").unwrap().exists, 1);
+    assert!(s.status(U, "Projects/C").is_ok());
+    // INBOX: its messages move, its children stay
+    s.create_mailbox(U, "INBOX/Sub").unwrap();
+    deliver(&s, "i1", U, "INBOX", "i");
+    s.rename_mailbox(U, "INBOX", "Old").unwrap();
+    assert_eq!(s.status(U, "Old").unwrap().exists, 1);
+    assert_eq!(s.status(U, "INBOX").unwrap().exists, 0);
+    assert!(s.status(U, "INBOX/Sub").is_ok());
+    assert!(s.status(U, "Old/Sub").is_err());
+    assert!(s.subscriptions(U).unwrap().contains(&"INBOX".to_owned()));
+}
+
+pub fn keywords_are_every_keyword_ever_set<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert!(s.keywords(U, "INBOX").unwrap().is_empty());
+    deliver(&s, "k1", U, "INBOX", "m");
+    deliver(&s, "k2", U, "INBOX", "m");
+    s.store_flags(
+        U,
+        "INBOX",
+        &[1],
+        FlagOp::Add,
+        &flags(&["\\Seen", "Zeta", "$Work"]),
+        None,
+    )
+    .unwrap();
+    s.store_flags(
+        U,
+        "INBOX",
+        &[2],
+        FlagOp::Add,
+        &flags(&["$work", "Alpha"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.keywords(U, "INBOX").unwrap(),
+        vec!["$Work", "Alpha", "Zeta"]
+    );
+    s.store_flags(U, "INBOX", &[1, 2], FlagOp::Replace, &[], None)
+        .unwrap();
+    assert_eq!(
+        s.keywords(U, "INBOX").unwrap(),
+        vec!["$Work", "Alpha", "Zeta"],
+        "a keyword once set stays defined"
+    );
+    s.create_mailbox(U, "Other").unwrap();
+    assert!(s.keywords(U, "Other").unwrap().is_empty(), "per mailbox");
+    assert!(matches!(
+        s.keywords(U, "Nope"),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+}
+
+pub fn status_counts_size_and_deleted<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    deliver(&s, "k1", U, "INBOX", "a");
+    deliver(&s, "k2", U, "INBOX", "bb");
+    deliver(&s, "k3", U, "INBOX", "ccc");
+    let st = s.status(U, "INBOX").unwrap();
+    assert_eq!((st.size, st.deleted), (6, 0));
+    s.store_flags(
+        U,
+        "INBOX",
+        &[2, 3],
+        FlagOp::Add,
+        &flags(&["\\Deleted"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.status(U, "INBOX").unwrap().deleted, 2);
+    s.store_flags(
+        U,
+        "INBOX",
+        &[3],
+        FlagOp::Remove,
+        &flags(&["\\Deleted"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.status(U, "INBOX").unwrap().deleted, 1);
+    assert_eq!(s.expunge(U, "INBOX", None).unwrap(), vec![2]);
+    let st = s.status(U, "INBOX").unwrap();
+    assert_eq!((st.exists, st.size, st.deleted), (2, 4, 0));
+    assert_eq!(s.uids(U, "INBOX").unwrap(), vec![1, 3]);
+    drop(s);
+    let s = open(dir.path());
+    let st = s.status(U, "INBOX").unwrap();
+    assert_eq!((st.exists, st.size, st.deleted), (2, 4, 0), "durable");
+    assert!(matches!(
+        s.uids(U, "Nope"),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+    s.create_mailbox(U, "Empty").unwrap();
+    assert!(s.uids(U, "Empty").unwrap().is_empty());
+}
+
 /// Generates one `#[test]` per conformance case for a backend.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -756,6 +1480,17 @@ macro_rules! conformance_tests {
                 maildrop_lock,
                 change_feed_hints,
                 accounts_lifecycle,
+                prepare_user_creates_roles_once,
+                subscriptions_are_independent_of_mailboxes,
+                append_sets_flags_date_and_uid,
+                copy_shares_blobs_and_allocates_ascending_uids,
+                move_leaves_tombstones_and_wakes_both,
+                search_record_keys_and_combinators,
+                search_header_fields_and_sent_dates,
+                search_bodies_and_other_headers,
+                rename_moves_children,
+                keywords_are_every_keyword_ever_set,
+                status_counts_size_and_deleted,
             );
         }
     };

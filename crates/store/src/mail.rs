@@ -355,8 +355,15 @@ pub trait MailStore: Send + Sync + 'static {
         modseq: u64,
     ) -> Result<Vec<Change>, StoreError>;
     fn create_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError>;
-    /// Renames one mailbox (children are the caller's business).
+    /// Renames a mailbox and its children (`from/...` becomes `to/...`, the
+    /// hierarchy delimiter is `/`) in one atomic unit; roles and
+    /// subscriptions follow the names. `to` must not exist, nor any child's
+    /// new name, and must not lie under `from`. Renaming INBOX moves its
+    /// messages to `to` and leaves a new, empty INBOX; its children stay.
     fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Deletes a mailbox and its messages (the blobs stay: collecting them is
+    /// not this method's business). Children are kept: they are names of
+    /// their own. The subscription, if any, is kept (RFC 9051 §6.3.7).
     fn delete_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError>;
     /// Every mailbox of the user, INBOX included, sorted.
     fn list_mailboxes(&self, user: &str) -> Result<Vec<String>, StoreError>;
@@ -377,6 +384,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Adds or removes a name from the subscription list; the name need not
     /// exist (RFC 9051 §6.3.7), and deleting a mailbox keeps it.
     fn set_subscribed(&self, user: &str, name: &str, subscribed: bool) -> Result<(), StoreError>;
+    /// Every subscribed name, existing as a mailbox or not (LSUB, LIST
+    /// (SUBSCRIBED) with `\NonExistent`), sorted.
+    fn subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError>;
     /// IMAP APPEND: files a blob into a mailbox that must exist, with flags
     /// (normalised) and an internal date. Indexes its header like `file`.
     fn append(

@@ -14,18 +14,35 @@
 //!
 //! | key                                 | value                          |
 //! |-------------------------------------|--------------------------------|
-//! | `M` user `\0` mailbox name          | mailbox record                 |
+//! | `M` user `\0` mailbox name          | mailbox record (role, counters)|
 //! | `V` user                            | last UIDVALIDITY given (u32)   |
+//! | `S` user `\0` mailbox name          | (empty): subscribed            |
 //! | `m` mailbox id (u64) ++ uid (u32)   | message record                 |
+//! | `h` mailbox id (u64) ++ uid (u32)   | header index record            |
 //! | `c` mailbox id (u64) ++ modseq (u64)| uid (u32) ++ kind (u8)         |
+//! | `k` mailbox id (u64)                | every keyword ever set         |
 //! | `d` user `\0` message key           | uid (u32) ++ uidvalidity (u32) |
 //! | `a` user                            | PHC string of the password     |
 //!
 //! Messages are keyed by an internal mailbox id (never reused), not by name,
-//! so a rename rewrites one record. The `c` entries hold exactly one entry
+//! so a rename rewrites the mailbox records only (the mailbox's and its
+//! children's, [`folders`]). The `c` entries hold exactly one entry
 //! per uid ever filed: a live message's entry moves to its new modseq on each
 //! change, an expunged message leaves a tombstone forever, so
-//! `changes_since` is one range scan.
+//! `changes_since` is one range scan. Subscriptions (`S`) are names, not
+//! mailboxes: they outlive a deleted mailbox and may name none (RFC 9051
+//! §6.3.7). The mailbox record counts exists, unseen, size and `\Deleted`
+//! in the same batch as every change, so STATUS is one read.
+//!
+//! SEARCH ([`search`]) at 100k messages: the `m` and `h` records of a
+//! mailbox are walked together in one forward range scan each (both keyed
+//! by uid), so uid/flag/size/date/modseq keys and FROM/TO/CC/BCC/SUBJECT
+//! (decoded and lowercased at filing, [`index`]) never read a blob. Only
+//! messages the rest of the query leaves possible are read, one at a time:
+//! the header block (at most 64 KiB) for other header fields, the whole
+//! message for BODY/TEXT. A BODY/TEXT search over a large mailbox is thus a
+//! bounded sequential scan; a body index (e.g. a token index beside `h`)
+//! can come behind the same trait method later without changing callers.
 //!
 //! Durability, per batch, in this order: (1) the blob directory is fsynced
 //! if a blob was added (the blob files themselves were fsynced by the
@@ -38,7 +55,12 @@
 //! The POP3 maildrop locks are kept in memory: they belong to live sessions,
 //! and a restart ends every session, so a lock must not survive it.
 
+mod accounts;
+mod folders;
+mod index;
+mod messages;
 mod records;
+mod search;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -49,14 +71,14 @@ use std::time::{Duration, Instant};
 use ::sled::{Batch, IVec, Tree};
 use tokio::sync::watch;
 
+use self::messages::{add_in_tx, check_flags, expunge_in_tx, merge_keywords};
 use self::records::*;
-use crate::accounts::AccountStore;
 use crate::blobs::FileBlobs;
 use crate::durable::{self, SledDb};
 use crate::mail::{
-    BlobId, BlobStore, Change, ChangeFeed, DELETED, Filed, FlagOp, INBOX, MailStore, MailboxStatus,
-    MessageKey, MessageMeta, SEEN, StoreError, StoreFlagsResult, Uid, apply_flags, has_flag,
-    normalize_mailbox, normalize_user, same_flags,
+    Appended, BlobId, BlobStore, Change, ChangeFeed, Copied, DELETED, Filed, FlagOp, INBOX,
+    MailStore, MailboxInfo, MailboxStatus, MessageKey, MessageMeta, Query, Role, StoreError,
+    StoreFlagsResult, Uid, apply_flags, has_flag, normalize_mailbox, normalize_user, same_flags,
 };
 use crate::writer::{Owned, Writer, WriterOptions};
 
@@ -180,6 +202,7 @@ fn create_in_tx(
     db: &SledDb,
     user: &str,
     key: &[u8],
+    role: Option<Role>,
 ) -> Result<MailboxRec, StoreError> {
     let uv_key = plain_user_key(UIDVALIDITY, user);
     let last = match tx.get(&uv_key)? {
@@ -205,6 +228,9 @@ fn create_in_tx(
         highest_modseq: 1,
         exists: 0,
         unseen: 0,
+        size: 0,
+        deleted: 0,
+        role,
     };
     tx.insert(key, rec.encode());
     Ok(rec)
@@ -309,7 +335,7 @@ impl SledStore {
             .map_err(|e| StoreError::io(&e))
     }
 
-    /// Creates INBOX if the user has none yet.
+    /// Creates INBOX (subscribed) if the user has none yet.
     fn ensure_inbox(&self, user: &str) -> Result<(), StoreError> {
         let key = user_key(MAILBOX, user, INBOX);
         if self.tree().contains_key(&key).map_err(backend)? {
@@ -319,7 +345,8 @@ impl SledStore {
         self.write(move |st| {
             let mut tx = Tx::new(st.tree());
             if tx.get(&key)?.is_none() {
-                create_in_tx(&mut tx, &st.db, &user, &key)?;
+                create_in_tx(&mut tx, &st.db, &user, &key, None)?;
+                tx.insert(&user_key(SUBSCRIPTION, &user, INBOX), Vec::new());
             }
             tx.commit(st)
         })
@@ -344,6 +371,21 @@ impl SledStore {
             Some(v) => MailboxRec::decode(&v),
             None => Err(StoreError::NoSuchMailbox(mailbox.to_owned())),
         }
+    }
+
+    /// The canonical id of a blob that must exist with exactly `size` bytes,
+    /// and its header index record (read here, on the caller's thread, so
+    /// the writer never reads blobs).
+    fn checked_blob(&self, blob: &BlobId, size: u64) -> Result<(BlobId, Vec<u8>), StoreError> {
+        let blob = BlobId(hex::encode(blob_key(blob)?));
+        let actual = self.inner.blobs.len(&blob)?;
+        if actual != size {
+            return Err(StoreError::Corrupt(format!(
+                "size {size} given for a blob of {actual} bytes"
+            )));
+        }
+        let head = index::read_head(&self.inner.blobs, &blob)?;
+        Ok((blob, encode_index(&index::index_head(&head))))
     }
 
     fn notify(&self, mailbox_id: u64, modseq: u64) {
@@ -403,13 +445,7 @@ impl MailStore for SledStore {
         internal_date: i64,
     ) -> Result<Filed, StoreError> {
         let (user, mailbox) = self.names(user, mailbox)?;
-        let blob = BlobId(hex::encode(blob_key(blob)?));
-        let actual = self.inner.blobs.len(&blob)?;
-        if actual != size {
-            return Err(StoreError::Corrupt(format!(
-                "size {size} given for a blob of {actual} bytes"
-            )));
-        }
+        let (blob, index) = self.checked_blob(blob, size)?;
         let dkey = user_key(DELIVERED, &user, &key.0);
         let mkey = user_key(MAILBOX, &user, &mailbox);
         let (filed, notice) = self.write(move |st| {
@@ -426,35 +462,24 @@ impl MailStore for SledStore {
                 return Ok((filed, None));
             }
             let mut rec = read_mailbox(&tx, &mkey, &mailbox)?;
-            let uid = rec.uidnext;
-            rec.uidnext = uid
-                .checked_add(1)
-                .ok_or_else(|| StoreError::NotAllowed("UID space exhausted".into()))?;
-            let modseq = rec.bump_modseq();
-            rec.exists += 1;
-            rec.unseen += 1;
             let meta = MessageMeta {
-                uid,
+                uid: 0,
                 blob,
                 size,
                 flags: Vec::new(),
-                modseq,
+                modseq: 0,
                 internal_date,
             };
-            tx.insert(&message_key(rec.id, uid), encode_meta(&meta)?);
-            tx.insert(
-                &change_key(rec.id, modseq),
-                change_value(uid, CHANGE_LIVE).to_vec(),
-            );
+            let meta = add_in_tx(&mut tx, &mut rec, meta, Some(index))?;
             tx.insert(&mkey, rec.encode());
-            tx.insert(&dkey, delivered_value(uid, rec.uidvalidity).to_vec());
+            tx.insert(&dkey, delivered_value(meta.uid, rec.uidvalidity).to_vec());
             tx.commit(st)?;
             let filed = Filed {
-                uid,
+                uid: meta.uid,
                 uidvalidity: rec.uidvalidity,
                 duplicate: false,
             };
-            Ok((filed, Some((rec.id, modseq))))
+            Ok((filed, Some((rec.id, meta.modseq))))
         })?;
         if let Some((id, modseq)) = notice {
             self.notify(id, modseq);
@@ -512,11 +537,7 @@ impl MailStore for SledStore {
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult, StoreError> {
         let (user, mailbox) = self.names(user, mailbox)?;
-        if let Some(bad) = flags.iter().find(|f| {
-            f.len() > MAX_FLAG_LEN || f.chars().any(|c| c.is_control() || c.is_whitespace())
-        }) {
-            return Err(StoreError::NotAllowed(format!("invalid flag {bad:?}")));
-        }
+        check_flags(flags)?;
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         uids.dedup();
@@ -540,16 +561,12 @@ impl MailStore for SledStore {
                     result.updated.push(meta);
                     continue;
                 }
-                let was_seen = has_flag(&meta.flags, SEEN);
-                let now_seen = has_flag(&new_flags, SEEN);
-                if was_seen && !now_seen {
-                    rec.unseen += 1;
-                } else if !was_seen && now_seen {
-                    rec.unseen = rec.unseen.saturating_sub(1);
-                }
+                rec.count_out(&meta);
                 tx.remove(&change_key(rec.id, meta.modseq));
                 meta.modseq = rec.bump_modseq();
                 meta.flags = new_flags;
+                rec.count_in(&meta);
+                merge_keywords(&mut tx, rec.id, &meta.flags)?;
                 tx.insert(&k, encode_meta(&meta)?);
                 tx.insert(
                     &change_key(rec.id, meta.modseq),
@@ -614,17 +631,7 @@ impl MailStore for SledStore {
                 if only_deleted && !has_flag(&meta.flags, DELETED) {
                     continue;
                 }
-                tx.remove(&k);
-                tx.remove(&change_key(rec.id, meta.modseq));
-                let modseq = rec.bump_modseq();
-                tx.insert(
-                    &change_key(rec.id, modseq),
-                    change_value(uid, CHANGE_EXPUNGED).to_vec(),
-                );
-                rec.exists = rec.exists.saturating_sub(1);
-                if !has_flag(&meta.flags, SEEN) {
-                    rec.unseen = rec.unseen.saturating_sub(1);
-                }
+                expunge_in_tx(&mut tx, &mut rec, &meta);
                 expunged.push(uid);
             }
             let notice = if expunged.is_empty() {
@@ -684,85 +691,96 @@ impl MailStore for SledStore {
     }
 
     fn create_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError> {
-        let (user, name) = self.names(user, name)?;
-        let key = user_key(MAILBOX, &user, &name);
-        self.write(move |st| {
-            let mut tx = Tx::new(st.tree());
-            if tx.get(&key)?.is_some() {
-                return Err(StoreError::MailboxExists(name));
-            }
-            create_in_tx(&mut tx, &st.db, &user, &key)?;
-            tx.commit(st)
-        })
+        self.create_folder(user, name, None)
     }
 
     fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError> {
-        let user = normalize_user(user)?;
-        let from = normalize_mailbox(from)?;
-        let to = normalize_mailbox(to)?;
-        self.ensure_inbox(&user)?;
-        let from_key = user_key(MAILBOX, &user, &from);
-        let to_key = user_key(MAILBOX, &user, &to);
-        self.write(move |st| {
-            let mut tx = Tx::new(st.tree());
-            let Some(rec) = tx.get(&from_key)? else {
-                return Err(StoreError::NoSuchMailbox(from));
-            };
-            if tx.get(&to_key)?.is_some() {
-                return Err(StoreError::MailboxExists(to));
-            }
-            tx.remove(&from_key);
-            tx.insert(&to_key, rec);
-            if from == INBOX {
-                // RFC 3501 §6.3.5: the messages move, INBOX stays (empty).
-                create_in_tx(&mut tx, &st.db, &user, &from_key)?;
-            }
-            tx.commit(st)
-        })
+        self.rename_folder(user, from, to)
     }
 
     fn delete_mailbox(&self, user: &str, name: &str) -> Result<(), StoreError> {
-        let user = normalize_user(user)?;
-        let name = normalize_mailbox(name)?;
-        if name == INBOX {
-            return Err(StoreError::NotAllowed("INBOX cannot be deleted".into()));
-        }
-        let key = user_key(MAILBOX, &user, &name);
-        let id = self.write(move |st| {
-            let mut tx = Tx::new(st.tree());
-            let rec = MailboxRec::decode(
-                &tx.get(&key)?
-                    .ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?,
-            )?;
-            tx.remove(&key);
-            // The record, its messages and its changes go in one batch.
-            for prefix in [
-                mailbox_prefix(MESSAGE, rec.id),
-                mailbox_prefix(CHANGE, rec.id),
-            ] {
-                for k in st.tree().scan_prefix(prefix).keys() {
-                    tx.remove(&k.map_err(backend)?);
-                }
-            }
-            tx.commit(st)?;
-            Ok(rec.id)
-        })?;
-        lock_map(&self.inner.feeds).remove(&id);
-        Ok(())
+        self.delete_folder(user, name)
     }
 
     fn list_mailboxes(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        let user = normalize_user(user)?;
-        self.ensure_inbox(&user)?;
-        let prefix = user_key(MAILBOX, &user, "");
-        let mut out = Vec::new();
-        for k in self.tree().scan_prefix(&prefix).keys() {
-            let k = k.map_err(backend)?;
-            let name =
-                std::str::from_utf8(&k[prefix.len()..]).map_err(|_| corrupt("mailbox name"))?;
-            out.push(name.to_owned());
+        Ok(self.folders(user)?.into_iter().map(|m| m.name).collect())
+    }
+
+    fn mailboxes(&self, user: &str) -> Result<Vec<MailboxInfo>, StoreError> {
+        self.folders(user)
+    }
+
+    fn prepare_user(&self, user: &str) -> Result<(), StoreError> {
+        self.prepare_folders(user)
+    }
+
+    fn create_mailbox_with_role(
+        &self,
+        user: &str,
+        name: &str,
+        role: Option<Role>,
+    ) -> Result<(), StoreError> {
+        self.create_folder(user, name, role)
+    }
+
+    fn set_subscribed(&self, user: &str, name: &str, subscribed: bool) -> Result<(), StoreError> {
+        self.subscribe_folder(user, name, subscribed)
+    }
+
+    fn subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        self.subscribed_names(user)
+    }
+
+    fn append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        blob: &BlobId,
+        size: u64,
+        flags: &[String],
+        internal_date: i64,
+    ) -> Result<Appended, StoreError> {
+        self.append_message(user, mailbox, blob, size, flags, internal_date)
+    }
+
+    fn copy(
+        &self,
+        user: &str,
+        from: &str,
+        uids: &[Uid],
+        to: &str,
+        expunge: bool,
+    ) -> Result<Copied, StoreError> {
+        self.copy_messages(user, from, uids, to, expunge)
+    }
+
+    fn search(&self, user: &str, mailbox: &str, query: &Query) -> Result<Vec<Uid>, StoreError> {
+        let (user, mailbox) = self.names(user, mailbox)?;
+        let rec = self.mailbox(&user, &mailbox)?;
+        search::search(&self.tree(), &self.inner.blobs, rec.id, query)
+    }
+
+    fn uids(&self, user: &str, mailbox: &str) -> Result<Vec<Uid>, StoreError> {
+        let (user, mailbox) = self.names(user, mailbox)?;
+        let rec = self.mailbox(&user, &mailbox)?;
+        self.tree()
+            .scan_prefix(mailbox_prefix(MESSAGE, rec.id))
+            .keys()
+            .map(|k| uid_of_key(&k.map_err(backend)?))
+            .collect()
+    }
+
+    fn keywords(&self, user: &str, mailbox: &str) -> Result<Vec<String>, StoreError> {
+        let (user, mailbox) = self.names(user, mailbox)?;
+        let rec = self.mailbox(&user, &mailbox)?;
+        match self
+            .tree()
+            .get(mailbox_prefix(KEYWORDS, rec.id))
+            .map_err(backend)?
+        {
+            Some(v) => decode_keywords(&v),
+            None => Ok(Vec::new()),
         }
-        Ok(out)
     }
 
     fn lock_maildrop(&self, user: &str, owner: &str, ttl_secs: u64) -> Result<bool, StoreError> {
@@ -819,75 +837,5 @@ impl ChangeFeed for SledStore {
             newer
         });
         tx.subscribe()
-    }
-}
-
-impl AccountStore for SledStore {
-    fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError> {
-        let Ok(user) = normalize_user(user) else {
-            return Ok(None);
-        };
-        match self
-            .tree()
-            .get(plain_user_key(ACCOUNT, &user))
-            .map_err(backend)?
-        {
-            Some(v) => String::from_utf8(v.to_vec())
-                .map(Some)
-                .map_err(|_| corrupt("account record")),
-            None => Ok(None),
-        }
-    }
-
-    fn add_user(&self, user: &str, hash: &str) -> Result<(), StoreError> {
-        let user = normalize_user(user)?;
-        let hash = hash.as_bytes().to_vec();
-        self.write(move |st| {
-            let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree());
-            if tx.get(&key)?.is_some() {
-                return Err(StoreError::UserExists(user));
-            }
-            tx.insert(&key, hash);
-            tx.commit(st)
-        })
-    }
-
-    fn set_password_hash(&self, user: &str, hash: &str) -> Result<(), StoreError> {
-        let user = normalize_user(user)?;
-        let hash = hash.as_bytes().to_vec();
-        self.write(move |st| {
-            let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree());
-            if tx.get(&key)?.is_none() {
-                return Err(StoreError::NoSuchUser(user));
-            }
-            tx.insert(&key, hash);
-            tx.commit(st)
-        })
-    }
-
-    fn delete_user(&self, user: &str) -> Result<(), StoreError> {
-        let user = normalize_user(user)?;
-        self.write(move |st| {
-            let key = plain_user_key(ACCOUNT, &user);
-            let mut tx = Tx::new(st.tree());
-            if tx.get(&key)?.is_none() {
-                return Err(StoreError::NoSuchUser(user));
-            }
-            tx.remove(&key);
-            tx.commit(st)
-        })
-    }
-
-    fn list_users(&self) -> Result<Vec<String>, StoreError> {
-        self.tree()
-            .scan_prefix([ACCOUNT])
-            .keys()
-            .map(|k| {
-                let k = k.map_err(backend)?;
-                String::from_utf8(k[1..].to_vec()).map_err(|_| corrupt("account name"))
-            })
-            .collect()
     }
 }
