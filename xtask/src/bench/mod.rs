@@ -258,7 +258,7 @@ async fn workloads_for(mode: Mode, plan: &Plan, t: &[Target]) -> Report {
                 workloads::idle_latency(&mut r, t, 5).await;
             }
             if plan.wants("idle_memory") {
-                workloads::idle(&mut r, t, 20, true).await;
+                workloads::idle(&mut r, t, 20).await;
             }
             if boxes {
                 workloads::mailbox(&mut r, t, 200, 1, parts).await;
@@ -281,8 +281,7 @@ async fn workloads_for(mode: Mode, plan: &Plan, t: &[Target]) -> Report {
                 workloads::logins(&mut r, t, 200, 2).await;
             }
             if plan.wants("idle_memory") {
-                workloads::idle(&mut r, t, 1000, false).await;
-                workloads::idle(&mut r, t, 1000, true).await;
+                workloads::idle(&mut r, t, 1000).await;
             }
             if plan.wants("idle_latency") {
                 workloads::idle_latency(&mut r, t, 50).await;
@@ -315,10 +314,8 @@ async fn workloads_for(mode: Mode, plan: &Plan, t: &[Target]) -> Report {
                 workloads::logins(&mut r, t, 1000, 3).await;
             }
             if plan.wants("idle_memory") {
-                for n in [1000, 10_000] {
-                    workloads::idle(&mut r, t, n, false).await;
-                    workloads::idle(&mut r, t, n, true).await;
-                }
+                workloads::idle(&mut r, t, 1000).await;
+                workloads::idle(&mut r, t, 10_000).await;
             }
             if plan.wants("idle_latency") {
                 workloads::idle_latency(&mut r, t, 200).await;

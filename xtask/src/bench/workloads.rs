@@ -24,8 +24,9 @@
 //!   time is delivered over LMTP (into facteur's MDA / Dovecot's LMTP, the same
 //!   hop on both sides); latency from the 250 to the untagged `* n EXISTS`
 //!   under IDLE (0 if it came first), p50 and p99.
-//! - `idle_memory` also measures sessions that are SELECTed and in IDLE (what a
-//!   mail client keeps open), as `imap_session_in_idle_N`.
+//! - `idle` also measures the same N sessions once they are in IDLE too (what
+//!   a mail client keeps open), as `imap_session_in_idle_N`, from the same
+//!   baseline.
 //! - `search`: in the `mailbox` INBOX, where one subject in a hundred holds
 //!   [`client::RARE_WORD`], `UID SEARCH SUBJECT` for it, checked for the exact
 //!   UIDs count: the first search (before the server cached anything for it)
@@ -422,35 +423,53 @@ async fn capabilities(t: &Target, who: &str) -> anyhow::Result<Vec<String>> {
     Ok(caps)
 }
 
-async fn idle_once(t: &Target, sessions: usize, in_idle: bool) -> anyhow::Result<(f64, f64)> {
-    let caps = if in_idle {
-        // One probe first, so a server without IDLE says so once.
-        let caps = capabilities(t, &user("idle")).await?;
-        let (mut probe, _) = idling(t, None, &user("idle"), &caps).await?;
-        probe.done().await?;
-        probe.logout().await?;
-        Arc::new(caps)
-    } else {
-        Arc::new(Vec::new())
+/// Memory per session, (RSS, PSS) in KiB: logged in with INBOX selected, then
+/// the same sessions also in IDLE (both from the same baseline, so the
+/// allocator's reuse of one run's memory cannot flatter the other); the
+/// second is an error if the side does not offer IDLE.
+type PerSession = ((f64, f64), anyhow::Result<(f64, f64)>);
+
+async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<PerSession> {
+    // One probe first, so a server without IDLE says so once.
+    let caps = capabilities(t, &user("idle")).await?;
+    let probe = match idling(t, None, &user("idle"), &caps).await {
+        Ok((mut probe, _)) => {
+            probe.done().await?;
+            probe.logout().await?;
+            Ok(())
+        }
+        Err(e) if e.downcast_ref::<Unsupported>().is_some() => Err(e),
+        Err(e) => return Err(e),
     };
     let before = t.memory.kib();
     let tls = t.tls.clone();
     let (addr, pw) = (t.imaps, Arc::new(t.password.clone()));
-    let opened = bounded(sessions, 50, |i| {
-        let (tls, pw, caps) = (tls.clone(), Arc::clone(&pw), Arc::clone(&caps));
+    let mut opened = bounded(sessions, 50, |i| {
+        let (tls, pw) = (tls.clone(), Arc::clone(&pw));
         async move {
             let mut imap = Imap::login(addr, Some(source(i)), &tls, &user("idle"), &pw).await?;
             imap.ok("SELECT INBOX").await?;
-            if in_idle && let Err(refused) = imap.idle().await? {
-                return Err(idle_refused(&caps, refused));
-            }
             Ok(imap)
         }
     })
     .await?;
     // Let the servers settle (freed buffers, finished handshakes) before reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = t.memory.kib();
+    let selected = t.memory.kib();
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
+    let in_idle = match probe {
+        Ok(()) => {
+            for imap in &mut opened {
+                if let Err(refused) = imap.idle().await? {
+                    return Err(idle_refused(&caps, refused));
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let idling = t.memory.kib();
+            Ok((per(idling.0, before.0), per(idling.1, before.1)))
+        }
+        Err(e) => Err(e),
+    };
     drop(opened);
     if let Memory::Dovecot { master, .. } = &t.memory {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -458,32 +477,28 @@ async fn idle_once(t: &Target, sessions: usize, in_idle: bool) -> anyhow::Result
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
-    Ok((per(after.0, before.0), per(after.1, before.1)))
+    Ok((
+        (per(selected.0, before.0), per(selected.1, before.1)),
+        in_idle,
+    ))
 }
 
-/// Memory per logged-in session with INBOX selected; with `in_idle`, per
-/// session that is also in IDLE.
-pub(crate) async fn idle(report: &mut Report, targets: &[Target], sessions: usize, in_idle: bool) {
-    let (what, name) = if in_idle {
-        (
-            "SELECTed IMAP sessions in IDLE",
-            format!("imap_session_in_idle_{sessions}"),
-        )
-    } else {
-        (
-            "logged-in IMAP sessions",
-            format!("idle_imap_session_{sessions}"),
-        )
-    };
-    eprintln!("bench: idle: {sessions} {what} per side");
+/// Memory per logged-in session with INBOX selected (`idle_imap_session_N`),
+/// and per session that is also in IDLE (`imap_session_in_idle_N`).
+pub(crate) async fn idle(report: &mut Report, targets: &[Target], sessions: usize) {
+    eprintln!("bench: idle: {sessions} IMAP sessions per side, SELECTed, then in IDLE");
+    let selected = format!("idle_imap_session_{sessions}");
+    let in_idle = format!("imap_session_in_idle_{sessions}");
     for t in targets {
-        let (rss, pss) = match idle_once(t, sessions, in_idle).await {
-            Ok((rss, pss)) => (Ok(rss), Ok(pss)),
-            Err(e) => (copy_err(&e), Err(e)),
+        let (a, b) = match idle_once(t, sessions).await {
+            Ok(((rss, pss), Ok((irss, ipss)))) => ((Ok(rss), Ok(pss)), (Ok(irss), Ok(ipss))),
+            Ok(((rss, pss), Err(e))) => ((Ok(rss), Ok(pss)), (copy_err(&e), Err(e))),
+            Err(e) => ((copy_err(&e), copy_err(&e)), (copy_err(&e), Err(e))),
         };
-        report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
-        report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
+        for (name, (rss, pss)) in [(&selected, a), (&in_idle, b)] {
+            report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
+            report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
+        }
     }
 }
 

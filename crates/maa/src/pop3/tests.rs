@@ -71,7 +71,7 @@ impl Server {
     /// A session over TLS, logged in with USER/PASS.
     async fn logged_in(&self) -> Client {
         let mut c = self.session(true);
-        assert_eq!(c.say(&format!("USER {USER}")).await, "+OK \r\n");
+        assert_eq!(c.say(&format!("USER {USER}")).await, "+OK\r\n");
         let reply = c.say(&format!("PASS {PASSWORD}")).await;
         assert!(reply.starts_with("+OK Logged in"), "{reply}");
         c
@@ -137,7 +137,7 @@ async fn passwords_only_over_tls_and_stls_offered_in_the_clear() {
     assert!(capa.contains(&"SASL PLAIN".to_owned()), "{capa:?}");
     assert!(!capa.contains(&"STLS".to_owned()), "{capa:?}");
     assert_eq!(c.say("STLS").await, "-ERR Already in TLS\r\n");
-    assert_eq!(c.say(&format!("USER {USER}")).await, "+OK \r\n");
+    assert_eq!(c.say(&format!("USER {USER}")).await, "+OK\r\n");
     let ok = c.say(&format!("PASS {PASSWORD}")).await;
     assert_eq!(ok, "+OK Logged in, 0 messages (0 octets)\r\n");
 }
@@ -228,9 +228,9 @@ async fn retr_sends_the_message_dot_stuffed_and_top_the_header_and_k_lines() {
     );
     let top = c.say("TOP 1 1").await;
     let header = text.split("\r\n\r\n").next().unwrap();
-    assert_eq!(top, format!("+OK \r\n{header}\r\n\r\nline 1\r\n.\r\n"));
+    assert_eq!(top, format!("+OK\r\n{header}\r\n\r\nline 1\r\n.\r\n"));
     let top0 = c.say("TOP 1 0").await;
-    assert_eq!(top0, format!("+OK \r\n{header}\r\n\r\n.\r\n"));
+    assert_eq!(top0, format!("+OK\r\n{header}\r\n\r\n.\r\n"));
     assert_eq!(c.say("RETR 2").await, "-ERR No such message\r\n");
 }
 
@@ -252,7 +252,7 @@ async fn dele_hides_a_message_rset_brings_it_back_and_quit_expunges() {
         list[0].starts_with("1 ") && list[1].starts_with("3 "),
         "{list:?}"
     );
-    assert_eq!(c.say("RSET").await, "+OK \r\n");
+    assert_eq!(c.say("RSET").await, "+OK\r\n");
     assert_eq!(c.say("LIST 2").await, format!("+OK 2 {size}\r\n"));
     c.say("DELE 1").await;
     c.say("DELE 3").await;
@@ -337,8 +337,8 @@ async fn pipelined_commands_are_answered_in_order() {
     assert_eq!(
         out,
         format!(
-            "+OK \r\n+OK Logged in, 1 messages ({size} octets)\r\n+OK 1 {size}\r\n\
-             +OK 1 {size}\r\n+OK \r\n+OK Logging out\r\n"
+            "+OK\r\n+OK Logged in, 1 messages ({size} octets)\r\n+OK 1 {size}\r\n\
+             +OK 1 {size}\r\n+OK\r\n+OK Logging out\r\n"
         )
     );
     assert_eq!(c.step, Some(Step::Close));
