@@ -29,8 +29,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let pop3 = Arc::new(pop3::Pop3Shared {
         hostname: config.hostname.clone(),
-        mailbox: mailbox.clone(),
-        auth: auth.clone(),
+        mda: mda::GrpcMda::from_clients(mailbox.clone(), auth.clone()),
         tls_available: acceptor.is_some(),
         max_line: config.pop3.max_line,
         auth_failure_delay: delay,

@@ -236,6 +236,98 @@ impl Imap {
         self.command("LOGOUT").await?;
         Ok(())
     }
+
+    /// The server's capabilities (`CAPABILITY`), upper-cased.
+    pub(crate) async fn capabilities(&mut self) -> anyhow::Result<Vec<String>> {
+        let reply = self.ok("CAPABILITY").await?;
+        let line = reply
+            .untagged
+            .iter()
+            .find(|l| l.to_ascii_uppercase().starts_with("* CAPABILITY "))
+            .with_context(|| format!("no CAPABILITY line: {:?}", reply.untagged))?;
+        Ok(line
+            .split_whitespace()
+            .skip(2)
+            .map(str::to_ascii_uppercase)
+            .collect())
+    }
+
+    /// Start IDLE (RFC 2177): send the command and wait for the server's
+    /// continuation. `Ok(Err(status))` when the server refused it with a tagged
+    /// answer instead (the tagged line).
+    pub(crate) async fn idle(&mut self) -> anyhow::Result<Result<(), String>> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        self.s
+            .write_all(format!("{tag} IDLE\r\n").as_bytes())
+            .await?;
+        self.s.flush().await?;
+        let mut line = Vec::new();
+        loop {
+            read_line(&mut self.s, &mut line).await?;
+            if line.starts_with(b"+") {
+                return Ok(Ok(()));
+            }
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if text.starts_with(&tag) && text.as_bytes().get(tag.len()) == Some(&b' ') {
+                return Ok(Err(text));
+            }
+        }
+    }
+
+    /// The next line the server sends (under IDLE: untagged updates), without
+    /// its CRLF; an error after `timeout`.
+    pub(crate) async fn next_line(&mut self, timeout: Duration) -> anyhow::Result<String> {
+        let mut line = Vec::new();
+        tokio::time::timeout(timeout, read_line(&mut self.s, &mut line))
+            .await
+            .with_context(|| format!("nothing from the server in {timeout:?}"))??;
+        Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
+    }
+
+    /// End IDLE with `DONE` and read through the IDLE command's tagged OK.
+    pub(crate) async fn done(&mut self) -> anyhow::Result<()> {
+        let tag = format!("b{}", self.tag);
+        self.s.write_all(b"DONE\r\n").await?;
+        self.s.flush().await?;
+        loop {
+            let line = self.next_line(REPLY_TIMEOUT).await?;
+            if line.starts_with(&tag) && line.as_bytes().get(tag.len()) == Some(&b' ') {
+                let word = line.split_whitespace().nth(1).unwrap_or_default();
+                if !word.eq_ignore_ascii_case("OK") {
+                    bail!("IDLE ended with {line}");
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The number of an untagged `* n EXISTS` line.
+pub(crate) fn exists(line: &str) -> Option<u64> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("*") {
+        return None;
+    }
+    let n = words.next()?.parse().ok()?;
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("EXISTS"))
+        .then_some(n)
+}
+
+/// The numbers of the untagged `* SEARCH` lines of a reply.
+pub(crate) fn search_hits(reply: &ImapReply) -> Vec<u64> {
+    reply
+        .untagged
+        .iter()
+        .filter(|l| {
+            l.get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case("* SEARCH "))
+                || l.eq_ignore_ascii_case("* SEARCH")
+        })
+        .flat_map(|l| l.split_whitespace().skip(2).filter_map(|w| w.parse().ok()))
+        .collect()
 }
 
 fn literal_len(line: &[u8]) -> Option<usize> {
@@ -348,11 +440,21 @@ impl Smtp {
     }
 }
 
+/// The word one message in a hundred has in its subject (number `n` with
+/// `n % 100 == 7`), for SEARCH SUBJECT: no other subject holds it, even in part.
+pub(crate) const RARE_WORD: &str = "lighthouse";
+
+/// Does test message `n` have [`RARE_WORD`] in its subject?
+pub(crate) fn has_rare_word(n: u64) -> bool {
+    n % 100 == 7
+}
+
 /// A test message of about `size` bytes (CRLF lines, no line starting with a
 /// dot, so it needs no dot-stuffing).
 pub(crate) fn message(to: &str, n: u64, size: usize) -> Vec<u8> {
+    let rare = if has_rare_word(n) { RARE_WORD } else { "note" };
     let mut m = format!(
-        "From: Bench <sender@bench.client>\r\nTo: <{to}>\r\nSubject: bench message {n}\r\n\
+        "From: Bench <sender@bench.client>\r\nTo: <{to}>\r\nSubject: bench message {n} {rare}\r\n\
          Message-ID: <{n}.{}@bench.client>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
         std::process::id()
@@ -387,6 +489,37 @@ mod tests {
     fn literal_at_line_end() {
         assert_eq!(literal_len(b"* 1 FETCH (BODY[HEADER] {342}\r\n"), Some(342));
         assert_eq!(literal_len(b"* 1 FETCH (FLAGS ())\r\n"), None);
+    }
+
+    #[test]
+    fn exists_and_search_lines() {
+        assert_eq!(exists("* 12 EXISTS"), Some(12));
+        assert_eq!(exists("* 12 exists"), Some(12));
+        assert_eq!(exists("* 3 RECENT"), None);
+        assert_eq!(exists("* OK Still here"), None);
+        let reply = ImapReply {
+            untagged: vec!["* SEARCH 8 108 208".into(), "* 3 EXISTS".into()],
+            ..ImapReply::default()
+        };
+        assert_eq!(search_hits(&reply), vec![8, 108, 208]);
+        let empty = ImapReply {
+            untagged: vec!["* SEARCH".into()],
+            ..ImapReply::default()
+        };
+        assert!(search_hits(&empty).is_empty());
+    }
+
+    #[test]
+    fn rare_word_in_one_subject_in_a_hundred() {
+        let with: Vec<u64> = (0..1000).filter(|&n| has_rare_word(n)).collect();
+        assert_eq!(with.len(), 10);
+        let text = String::from_utf8(message("a@b.test", 107, 1024)).unwrap();
+        assert!(
+            text.contains("Subject: bench message 107 lighthouse\r\n"),
+            "{text}"
+        );
+        let text = String::from_utf8(message("a@b.test", 108, 1024)).unwrap();
+        assert!(!text.contains(RARE_WORD), "{text}");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! workloads against both in one run, interleaved rep by rep, progress on
 //! stderr, then a table and one `RATIO` line per figure on stdout.
 //!
-//! `--smoke` (run by `cargo xtask test`) starts both sides and measures one tiny
-//! workload; `--quick` a subset in about five minutes; no flag, everything.
+//! `--smoke` (run by `cargo xtask test`) starts both sides and measures tiny
+//! workloads; `--quick` a subset in about five minutes; no flag, everything;
+//! `--only a,b` just the named workloads ([`WORKLOADS`]) at the mode's sizes.
 //! Nothing is asserted on the numbers; a side that cannot start, or a workload
 //! that fails, fails the bench (exit status 1) rather than print a made-up
-//! figure.
+//! figure. A side that says it does not offer a feature (no IDLE yet) gets
+//! `n/a` for that figure, which is not a failure.
 
 pub(crate) mod client;
 pub(crate) mod facteur;
@@ -37,6 +39,55 @@ pub(crate) struct BenchArgs {
     /// Skip building the binaries.
     #[arg(long)]
     pub(crate) no_build: bool,
+    /// Run only these workloads (comma-separated): ingest, submission, lmtp,
+    /// logins, idle_memory, idle_latency, mailbox, search.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+}
+
+/// The workloads `--only` can name.
+pub(crate) const WORKLOADS: &[&str] = &[
+    "ingest",
+    "submission",
+    "lmtp",
+    "logins",
+    "idle_memory",
+    "idle_latency",
+    "mailbox",
+    "search",
+];
+
+/// Which workloads this run measures.
+#[derive(Debug, Clone, Default)]
+struct Plan {
+    only: Vec<String>,
+}
+
+impl Plan {
+    fn new(only: &[String]) -> anyhow::Result<Self> {
+        for name in only {
+            if !WORKLOADS.contains(&name.as_str()) {
+                bail!(
+                    "no workload {name:?} (--only takes: {})",
+                    WORKLOADS.join(", ")
+                );
+            }
+        }
+        Ok(Self {
+            only: only.to_vec(),
+        })
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
+    }
+
+    fn mailbox(&self) -> workloads::MailboxParts {
+        workloads::MailboxParts {
+            commands: self.wants("mailbox"),
+            search: self.wants("search"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +128,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         Mode::Full
     };
+    let plan = Plan::new(&args.only)?;
     if !super::is_root() {
         bail!(
             "the bench starts the reference Postfix, whose master must start as root: run it as root"
@@ -155,7 +207,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // Ctrl-C or SIGTERM stops the workloads; both sides are still stopped below.
     let report = rt.block_on(async {
         tokio::select! {
-            r = workloads_for(mode, &targets) => Ok(r),
+            r = workloads_for(mode, &plan, &targets) => Ok(r),
             () = facteur_daemon::shutdown::wait_for_signal() => Err(anyhow::anyhow!("interrupted")),
         }
     });
@@ -192,43 +244,86 @@ fn version(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-async fn workloads_for(mode: Mode, t: &[Target]) -> Report {
+async fn workloads_for(mode: Mode, plan: &Plan, t: &[Target]) -> Report {
     let mut r = Report::default();
     const KB: usize = 1024;
+    let parts = plan.mailbox();
+    let boxes = parts.commands || parts.search;
     match mode {
         Mode::Smoke => {
-            workloads::ingest(&mut r, t, KB, 1, 10, 1).await;
+            if plan.wants("ingest") {
+                workloads::ingest(&mut r, t, KB, 1, 10, 1).await;
+            }
+            if plan.wants("idle_latency") {
+                workloads::idle_latency(&mut r, t, 5).await;
+            }
+            if plan.wants("idle_memory") {
+                workloads::idle(&mut r, t, 20).await;
+            }
+            if boxes {
+                workloads::mailbox(&mut r, t, 200, 1, parts).await;
+            }
         }
         Mode::Quick => {
-            workloads::ingest(&mut r, t, KB, 1, 300, 1).await;
-            workloads::ingest(&mut r, t, KB, 10, 1000, 1).await;
-            workloads::ingest(&mut r, t, KB, 100, 2000, 1).await;
-            workloads::ingest(&mut r, t, 100 * KB, 10, 200, 1).await;
-            workloads::submission(&mut r, t, 40).await;
-            workloads::lmtp(&mut r, t, 1000, 10, 2).await;
-            workloads::logins(&mut r, t, 200, 2).await;
-            workloads::idle(&mut r, t, 1000).await;
-            workloads::mailbox(&mut r, t, 1000, 3).await;
-            workloads::mailbox(&mut r, t, 10_000, 3).await;
+            if plan.wants("ingest") {
+                workloads::ingest(&mut r, t, KB, 1, 300, 1).await;
+                workloads::ingest(&mut r, t, KB, 10, 1000, 1).await;
+                workloads::ingest(&mut r, t, KB, 100, 2000, 1).await;
+                workloads::ingest(&mut r, t, 100 * KB, 10, 200, 1).await;
+            }
+            if plan.wants("submission") {
+                workloads::submission(&mut r, t, 40).await;
+            }
+            if plan.wants("lmtp") {
+                workloads::lmtp(&mut r, t, 1000, 10, 2).await;
+            }
+            if plan.wants("logins") {
+                workloads::logins(&mut r, t, 200, 2).await;
+            }
+            if plan.wants("idle_memory") {
+                workloads::idle(&mut r, t, 1000).await;
+            }
+            if plan.wants("idle_latency") {
+                workloads::idle_latency(&mut r, t, 50).await;
+            }
+            if boxes {
+                workloads::mailbox(&mut r, t, 1000, 3, parts).await;
+                workloads::mailbox(&mut r, t, 10_000, 3, parts).await;
+            }
         }
         Mode::Full => {
-            for (size, sessions, messages) in [
-                (KB, 1, 1000),
-                (KB, 10, 3000),
-                (KB, 100, 5000),
-                (100 * KB, 1, 200),
-                (100 * KB, 10, 500),
-                (100 * KB, 100, 1000),
-            ] {
-                workloads::ingest(&mut r, t, size, sessions, messages, 3).await;
+            if plan.wants("ingest") {
+                for (size, sessions, messages) in [
+                    (KB, 1, 1000),
+                    (KB, 10, 3000),
+                    (KB, 100, 5000),
+                    (100 * KB, 1, 200),
+                    (100 * KB, 10, 500),
+                    (100 * KB, 100, 1000),
+                ] {
+                    workloads::ingest(&mut r, t, size, sessions, messages, 3).await;
+                }
             }
-            workloads::submission(&mut r, t, 300).await;
-            workloads::lmtp(&mut r, t, 5000, 10, 3).await;
-            workloads::logins(&mut r, t, 1000, 3).await;
-            workloads::idle(&mut r, t, 1000).await;
-            workloads::idle(&mut r, t, 10_000).await;
-            for n in [1000, 10_000, 100_000] {
-                workloads::mailbox(&mut r, t, n, 5).await;
+            if plan.wants("submission") {
+                workloads::submission(&mut r, t, 300).await;
+            }
+            if plan.wants("lmtp") {
+                workloads::lmtp(&mut r, t, 5000, 10, 3).await;
+            }
+            if plan.wants("logins") {
+                workloads::logins(&mut r, t, 1000, 3).await;
+            }
+            if plan.wants("idle_memory") {
+                workloads::idle(&mut r, t, 1000).await;
+                workloads::idle(&mut r, t, 10_000).await;
+            }
+            if plan.wants("idle_latency") {
+                workloads::idle_latency(&mut r, t, 200).await;
+            }
+            if boxes {
+                for n in [1000, 10_000, 100_000] {
+                    workloads::mailbox(&mut r, t, n, 5, parts).await;
+                }
             }
         }
     }

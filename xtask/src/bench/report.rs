@@ -3,6 +3,22 @@
 
 use std::fmt::Write as _;
 
+/// A side that does not offer what a workload measures (no IDLE in its
+/// CAPABILITY, SEARCH SUBJECT refused as not implemented): its figure is shown
+/// as `n/a` with what the server said, and is not a failure of the bench. A
+/// workload returns it only when the server says so plainly; anything else
+/// going wrong is a failure.
+#[derive(Debug)]
+pub(crate) struct Unsupported(pub(crate) String);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server said: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     Facteur,
@@ -34,6 +50,8 @@ pub(crate) struct Figure {
     pub(crate) facteur: Vec<f64>,
     pub(crate) reference: Vec<f64>,
     pub(crate) errors: Vec<String>,
+    /// Sides that do not offer the feature, with what the server said.
+    pub(crate) unsupported: Vec<(Side, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +105,7 @@ impl Report {
             facteur: Vec::new(),
             reference: Vec::new(),
             errors: Vec::new(),
+            unsupported: Vec::new(),
         });
         let last = self.figures.len() - 1;
         &mut self.figures[last]
@@ -109,6 +128,12 @@ impl Report {
                 match side {
                     Side::Facteur => f.facteur.push(v),
                     Side::Reference => f.reference.push(v),
+                }
+            }
+            Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
+                eprintln!("bench:   {name} {}: n/a ({e:#})", side.name());
+                if !f.unsupported.iter().any(|(s, _)| *s == side) {
+                    f.unsupported.push((side, format!("{e:#}")));
                 }
             }
             Err(e) => {
@@ -142,15 +167,27 @@ impl Report {
                 Better::Higher => "higher",
                 Better::Lower => "lower",
             };
+            let n_a = |side: Side| f.unsupported.iter().any(|(s, _)| *s == side);
+            let cell = |side: Side, v: Option<f64>| {
+                if v.is_none() && n_a(side) {
+                    "n/a".to_owned()
+                } else {
+                    show(v)
+                }
+            };
+            let (fa, fb) = (cell(Side::Facteur, a), cell(Side::Reference, b));
             let _ = writeln!(
                 out,
                 "{:<44} {:>8} {:>12} {:>12} {:>8}  {better}",
                 f.name,
                 f.unit,
-                show(a),
-                show(b),
+                fa,
+                fb,
                 ratio.map_or_else(|| "nan".into(), |r| format!("{r:.3}")),
             );
+            for (side, said) in &f.unsupported {
+                let _ = writeln!(out, "    n/a on {} ({said})", side.name());
+            }
             for e in &f.errors {
                 let _ = writeln!(out, "    failed: {e}");
             }
@@ -158,8 +195,8 @@ impl Report {
                 lines,
                 "RATIO {} facteur={} reference={} ratio={} better={better}",
                 f.name,
-                show(a),
-                show(b),
+                fa,
+                fb,
                 ratio.map_or_else(|| "nan".into(), |r| format!("{r:.3}")),
             );
         }
@@ -206,5 +243,23 @@ mod tests {
             "{text}"
         );
         assert!(r.failed());
+    }
+
+    #[test]
+    fn unsupported_is_shown_and_not_a_failure() {
+        let mut r = Report::default();
+        let said = Unsupported("b3 BAD IDLE is not supported.".into());
+        r.record("z", "ms", Better::Lower, Side::Facteur, Err(said.into()));
+        r.record("z", "ms", Better::Lower, Side::Reference, Ok(500.0));
+        let text = r.render();
+        assert!(
+            text.contains("RATIO z facteur=n/a reference=500.0 ratio=nan better=lower"),
+            "{text}"
+        );
+        assert!(
+            text.contains("n/a on facteur (server said: b3 BAD IDLE is not supported.)"),
+            "{text}"
+        );
+        assert!(!r.failed());
     }
 }

@@ -20,6 +20,22 @@
 //!   50 (BODY.PEEK[HEADER]) and SEARCH UNSEEN, each checked for its answer size.
 //! - `lmtp`: N 1 KB messages over S LMTP sessions into the MDA / Dovecot's LMTP;
 //!   messages/s until the last per-recipient 250.
+//! - `idle_latency`: a session SELECTs INBOX and IDLEs; one 1 KB message at a
+//!   time is delivered over LMTP (into facteur's MDA / Dovecot's LMTP, the same
+//!   hop on both sides); latency from the 250 to the untagged `* n EXISTS`
+//!   under IDLE (0 if it came first), p50 and p99.
+//! - `idle` also measures the same N sessions once they are in IDLE too (what
+//!   a mail client keeps open), as `imap_session_in_idle_N`, from the same
+//!   baseline.
+//! - `search`: in the `mailbox` INBOX, where one subject in a hundred holds
+//!   [`client::RARE_WORD`], `UID SEARCH SUBJECT` for it, checked for the exact
+//!   UIDs count: the first search (before the server cached anything for it)
+//!   and the median of the reps after it.
+//!
+//! A side that plainly does not offer what a workload measures (IDLE refused
+//! and not in CAPABILITY; SEARCH SUBJECT refused with `BAD` or `NO [CANNOT]`
+//! by a server advertising neither IMAP4rev2 nor ESEARCH) gets `n/a` with what
+//! it said ([`Unsupported`]); anything else going wrong is a failure.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -31,7 +47,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
 use super::client::{self, Imap, Smtp};
-use super::report::{Better, Report, Side, quantile};
+use super::report::{Better, Report, Side, Unsupported, quantile};
 
 /// How to reach one side and what counts as its IMAP memory.
 pub(crate) struct Target {
@@ -61,7 +77,7 @@ pub(crate) fn user(local: &str) -> String {
 
 /// The accounts every workload uses, the same on both sides.
 pub(crate) const USERS: &[&str] = &[
-    "ingest", "sub", "lat", "idle", "lmtp", "box1k", "box10k", "box100k",
+    "ingest", "sub", "lat", "idle", "lmtp", "box200", "box1k", "box10k", "box100k", "idlelat",
 ];
 
 /// Both sides in the order of this rep (alternating, so neither always goes first).
@@ -373,11 +389,62 @@ where
     Ok(out)
 }
 
-async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<(f64, f64)> {
+/// Is IDLE refused by a server that does not offer it? `refused` is the tagged
+/// answer to IDLE: [`Unsupported`] if IDLE is not in the CAPABILITY, else a
+/// failure.
+fn idle_refused(caps: &[String], refused: String) -> anyhow::Error {
+    if caps.iter().any(|c| c == "IDLE") {
+        anyhow::anyhow!("IDLE refused although advertised: {refused}")
+    } else {
+        Unsupported(refused).into()
+    }
+}
+
+/// Log in as `who`, SELECT INBOX and IDLE; the session and the EXISTS count.
+async fn idling(
+    t: &Target,
+    source: Option<IpAddr>,
+    who: &str,
+    caps: &[String],
+) -> anyhow::Result<(Imap, u64)> {
+    let mut imap = Imap::login(t.imaps, source, &t.tls, who, &t.password).await?;
+    let exists = imap.ok("SELECT INBOX").await?.number("EXISTS").unwrap_or(0);
+    if let Err(refused) = imap.idle().await? {
+        return Err(idle_refused(caps, refused));
+    }
+    Ok((imap, exists))
+}
+
+/// One session's CAPABILITY after LOGIN (what the workloads check features by).
+async fn capabilities(t: &Target, who: &str) -> anyhow::Result<Vec<String>> {
+    let mut imap = Imap::login(t.imaps, None, &t.tls, who, &t.password).await?;
+    let caps = imap.capabilities().await?;
+    imap.logout().await?;
+    Ok(caps)
+}
+
+/// Memory per session, (RSS, PSS) in KiB: logged in with INBOX selected, then
+/// the same sessions also in IDLE (both from the same baseline, so the
+/// allocator's reuse of one run's memory cannot flatter the other); the
+/// second is an error if the side does not offer IDLE.
+type PerSession = ((f64, f64), anyhow::Result<(f64, f64)>);
+
+async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<PerSession> {
+    // One probe first, so a server without IDLE says so once.
+    let caps = capabilities(t, &user("idle")).await?;
+    let probe = match idling(t, None, &user("idle"), &caps).await {
+        Ok((mut probe, _)) => {
+            probe.done().await?;
+            probe.logout().await?;
+            Ok(())
+        }
+        Err(e) if e.downcast_ref::<Unsupported>().is_some() => Err(e),
+        Err(e) => return Err(e),
+    };
     let before = t.memory.kib();
     let tls = t.tls.clone();
     let (addr, pw) = (t.imaps, Arc::new(t.password.clone()));
-    let opened = bounded(sessions, 50, |i| {
+    let mut opened = bounded(sessions, 50, |i| {
         let (tls, pw) = (tls.clone(), Arc::clone(&pw));
         async move {
             let mut imap = Imap::login(addr, Some(source(i)), &tls, &user("idle"), &pw).await?;
@@ -388,7 +455,21 @@ async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<(f64, f64)> {
     .await?;
     // Let the servers settle (freed buffers, finished handshakes) before reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = t.memory.kib();
+    let selected = t.memory.kib();
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
+    let in_idle = match probe {
+        Ok(()) => {
+            for imap in &mut opened {
+                if let Err(refused) = imap.idle().await? {
+                    return Err(idle_refused(&caps, refused));
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let idling = t.memory.kib();
+            Ok((per(idling.0, before.0), per(idling.1, before.1)))
+        }
+        Err(e) => Err(e),
+    };
     drop(opened);
     if let Memory::Dovecot { master, .. } = &t.memory {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -396,20 +477,124 @@ async fn idle_once(t: &Target, sessions: usize) -> anyhow::Result<(f64, f64)> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / sessions as f64;
-    Ok((per(after.0, before.0), per(after.1, before.1)))
+    Ok((
+        (per(selected.0, before.0), per(selected.1, before.1)),
+        in_idle,
+    ))
 }
 
+/// Memory per logged-in session with INBOX selected (`idle_imap_session_N`),
+/// and per session that is also in IDLE (`imap_session_in_idle_N`).
 pub(crate) async fn idle(report: &mut Report, targets: &[Target], sessions: usize) {
-    eprintln!("bench: idle: {sessions} logged-in IMAP sessions per side");
+    eprintln!("bench: idle: {sessions} IMAP sessions per side, SELECTed, then in IDLE");
+    let selected = format!("idle_imap_session_{sessions}");
+    let in_idle = format!("imap_session_in_idle_{sessions}");
     for t in targets {
-        let (rss, pss) = match idle_once(t, sessions).await {
-            Ok((rss, pss)) => (Ok(rss), Ok(pss)),
-            Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+        let (a, b) = match idle_once(t, sessions).await {
+            Ok(((rss, pss), Ok((irss, ipss)))) => ((Ok(rss), Ok(pss)), (Ok(irss), Ok(ipss))),
+            Ok(((rss, pss), Err(e))) => ((Ok(rss), Ok(pss)), (copy_err(&e), Err(e))),
+            Err(e) => ((copy_err(&e), copy_err(&e)), (copy_err(&e), Err(e))),
         };
-        let name = format!("idle_imap_session_{sessions}");
-        report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
-        report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
+        for (name, (rss, pss)) in [(&selected, a), (&in_idle, b)] {
+            report.record(&format!("{name}_rss"), "KiB", Better::Lower, t.side, rss);
+            report.record(&format!("{name}_pss"), "KiB", Better::Lower, t.side, pss);
+        }
+    }
+}
+
+/// One delivery while `s` IDLEs: ms from the LMTP 250 to the new EXISTS.
+async fn idle_sample(s: &mut IdleLatency, n: u64) -> anyhow::Result<f64> {
+    let to = user("idlelat");
+    let data = client::message(&to, n, 1024);
+    let IdleLatency { lmtp, imap, exists } = s;
+    let want = *exists + 1;
+    let deliver = async {
+        lmtp.send_message("bench@bench.client", &to, &data).await?;
+        anyhow::Ok(Instant::now())
+    };
+    let notified = async {
+        let deadline = Instant::now() + IDLE_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = imap
+                .next_line(left)
+                .await
+                .context("waiting for EXISTS under IDLE")?;
+            if let Some(e) = client::exists(&line)
+                && e >= want
+            {
+                return anyhow::Ok((Instant::now(), e));
+            }
+        }
+    };
+    let (acked, (seen, now)) = tokio::try_join!(deliver, notified)?;
+    *exists = now;
+    Ok(ms(seen.saturating_duration_since(acked)))
+}
+
+/// How long a delivered message may take to show under IDLE.
+const IDLE_WAIT: Duration = Duration::from_secs(30);
+
+struct IdleLatency {
+    lmtp: Smtp,
+    imap: Imap,
+    exists: u64,
+}
+
+async fn idle_latency_session(t: &Target) -> anyhow::Result<IdleLatency> {
+    let who = user("idlelat");
+    let caps = capabilities(t, &who).await?;
+    let (imap, exists) = idling(t, None, &who, &caps).await?;
+    let lmtp = Smtp::connect(t.lmtp, true).await?;
+    Ok(IdleLatency { lmtp, imap, exists })
+}
+
+pub(crate) async fn idle_latency(report: &mut Report, targets: &[Target], samples: u64) {
+    eprintln!("bench: idle_latency: {samples} deliveries over LMTP to a session in IDLE");
+    let mut results = Vec::new();
+    for t in targets {
+        let s = idle_latency_session(t).await;
+        results.push((t.side, s.map(|s| (s, Vec::new()))));
+    }
+    for i in 0..samples {
+        for k in order_idx(results.len(), i as usize) {
+            let (_, r) = &mut results[k];
+            if let Ok((s, lat)) = r {
+                match idle_sample(s, i).await {
+                    Ok(v) => lat.push(v),
+                    Err(e) => *r = Err(e),
+                }
+            }
+        }
+    }
+    for (side, r) in results {
+        let (p50, p99) = match r {
+            Ok((mut s, lat)) => {
+                let end = async {
+                    s.imap.done().await?;
+                    s.imap.logout().await?;
+                    s.lmtp.quit().await
+                };
+                if let Err(e) = end.await {
+                    eprintln!("bench:   ending the IDLE session on {}: {e:#}", side.name());
+                }
+                (
+                    quantile(&lat, 0.5).context("no samples"),
+                    quantile(&lat, 0.99).context("no samples"),
+                )
+            }
+            Err(e) => (copy_err(&e), Err(e)),
+        };
+        report.record("imap_idle_new_mail_p50", "ms", Better::Lower, side, p50);
+        report.record("imap_idle_new_mail_p99", "ms", Better::Lower, side, p99);
+    }
+}
+
+/// The same error again for a second figure, [`Unsupported`] kept as such.
+fn copy_err(e: &anyhow::Error) -> anyhow::Result<f64> {
+    match e.downcast_ref::<Unsupported>() {
+        Some(u) => Err(Unsupported(u.0.clone()).into()),
+        None => Err(anyhow::anyhow!("{e:#}")),
     }
 }
 
@@ -564,58 +749,138 @@ async fn mailbox_pass(imap: &mut Imap, n: u64) -> anyhow::Result<[f64; 4]> {
     Ok([select, fetch_flags, fetch_headers, search])
 }
 
-pub(crate) async fn mailbox(report: &mut Report, targets: &[Target], n: u64, reps: usize) {
+/// Which parts of the mailbox workload to run on the filled INBOX.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MailboxParts {
+    /// SELECT, FETCH, UID FETCH, SEARCH UNSEEN.
+    pub(crate) commands: bool,
+    /// UID SEARCH SUBJECT.
+    pub(crate) search: bool,
+}
+
+/// The UIDs `UID SEARCH SUBJECT` for [`client::RARE_WORD`] should find in an
+/// INBOX filled with messages 0..n: how many.
+fn rare_hits(n: u64) -> usize {
+    (0..n).filter(|&i| client::has_rare_word(i)).count()
+}
+
+/// One `UID SEARCH SUBJECT`, checked for its hit count; its time in ms.
+async fn search_subject(imap: &mut Imap, caps: &[String], n: u64) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let reply = imap
+        .command(&format!("UID SEARCH SUBJECT \"{}\"", client::RARE_WORD))
+        .await?;
+    let took = ms(t.elapsed());
+    let mut words = reply.status.split_whitespace().skip(1);
+    let word = words.next().unwrap_or_default().to_ascii_uppercase();
+    if word != "OK" {
+        let cannot = word == "BAD"
+            || (word == "NO"
+                && words
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case("[CANNOT]")));
+        let modern = caps.iter().any(|c| c == "IMAP4REV2" || c == "ESEARCH");
+        if cannot && !modern {
+            return Err(Unsupported(reply.status).into());
+        }
+        bail!("UID SEARCH SUBJECT: {}", reply.status);
+    }
+    let hits = client::search_hits(&reply).len();
+    let want = rare_hits(n);
+    if hits != want {
+        bail!("UID SEARCH SUBJECT found {hits} messages, not {want}");
+    }
+    Ok(took)
+}
+
+pub(crate) async fn mailbox(
+    report: &mut Report,
+    targets: &[Target],
+    n: u64,
+    reps: usize,
+    parts: MailboxParts,
+) {
     let l = label(n);
     let who = user(&format!("box{l}"));
     eprintln!("bench: mailbox: {n} messages, {reps} reps");
-    let names = [
-        format!("imap_select_{l}"),
-        format!("imap_fetch_flags_all_{l}"),
-        format!("imap_uid_fetch_last50_headers_{l}"),
-        format!("imap_search_unseen_{l}"),
-    ];
+    let mut names = Vec::new();
+    if parts.commands {
+        names.extend([
+            format!("imap_select_{l}"),
+            format!("imap_fetch_flags_all_{l}"),
+            format!("imap_uid_fetch_last50_headers_{l}"),
+            format!("imap_search_unseen_{l}"),
+        ]);
+    }
+    let first = format!("imap_search_subject_{l}_first");
+    let warm = format!("imap_search_subject_{l}");
     let mut sessions = Vec::new();
     for t in targets {
         let session = async {
             fill(t, &who, n).await?;
             let mut imap = Imap::login(t.imaps, None, &t.tls, &who, &t.password).await?;
+            let caps = imap.capabilities().await?;
             mailbox_pass(&mut imap, n).await.context("warm-up pass")?;
-            anyhow::Ok(imap)
+            anyhow::Ok((imap, caps))
         }
         .await;
         sessions.push(session);
     }
-    for rep in 0..reps {
-        for k in order_idx(targets.len(), rep) {
-            let t = &targets[k];
-            let Ok(imap) = &mut sessions[k] else {
-                continue;
-            };
-            match mailbox_pass(imap, n).await {
-                Ok(times) => {
-                    for (name, v) in names.iter().zip(times) {
-                        report.record(name, "ms", Better::Lower, t.side, Ok(v));
+    if parts.commands {
+        for rep in 0..reps {
+            for k in order_idx(targets.len(), rep) {
+                let t = &targets[k];
+                let Ok((imap, _)) = &mut sessions[k] else {
+                    continue;
+                };
+                match mailbox_pass(imap, n).await {
+                    Ok(times) => {
+                        for (name, v) in names.iter().zip(times) {
+                            report.record(name, "ms", Better::Lower, t.side, Ok(v));
+                        }
                     }
+                    Err(e) => sessions[k] = Err(e),
                 }
-                Err(e) => sessions[k] = Err(e),
             }
         }
     }
-    for (t, s) in targets.iter().zip(sessions) {
-        match s {
-            Ok(imap) => {
-                let _ = imap.logout().await;
-            }
-            Err(e) => {
-                for name in &names {
-                    report.record(
-                        name,
-                        "ms",
-                        Better::Lower,
-                        t.side,
-                        Err(anyhow::anyhow!("{e:#}")),
-                    );
+    // SEARCH SUBJECT on each side: its first time, then `reps` more.
+    let mut searches: Vec<anyhow::Result<()>> = targets.iter().map(|_| Ok(())).collect();
+    if parts.search {
+        for rep in 0..=reps {
+            for k in order_idx(targets.len(), rep) {
+                let t = &targets[k];
+                let (Ok((imap, caps)), Ok(())) = (&mut sessions[k], &searches[k]) else {
+                    continue;
+                };
+                match search_subject(imap, caps, n).await {
+                    Ok(v) => {
+                        let name = if rep == 0 { &first } else { &warm };
+                        report.record(name, "ms", Better::Lower, t.side, Ok(v));
+                    }
+                    Err(e) => searches[k] = Err(e),
                 }
+            }
+        }
+    }
+    for ((t, s), searched) in targets.iter().zip(sessions).zip(searches) {
+        let err = match s {
+            Ok((imap, _)) => {
+                let _ = imap.logout().await;
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = &err {
+            for name in &names {
+                report.record(name, "ms", Better::Lower, t.side, copy_err(e));
+            }
+        }
+        if parts.search
+            && let Some(e) = err.as_ref().or(searched.as_ref().err())
+        {
+            for name in [&first, &warm] {
+                report.record(name, "ms", Better::Lower, t.side, copy_err(e));
             }
         }
     }

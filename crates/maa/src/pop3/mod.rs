@@ -1,8 +1,11 @@
 //! POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the
-//! MDA's `Mailbox` service: one session per connection on the shared loop.
+//! [`Mda`] trait (gRPC to the MDA in production, the store in process in unit
+//! tests): a sans-IO session, bytes in and bytes out, one per connection on the
+//! shared loop.
 //!
 //! Passwords only over TLS (as Dovecot's `disable_plaintext_auth`); the maildrop
 //! is locked for the session (RFC 1939 §8); DELE takes effect only at QUIT.
+//! POP3 sees the INBOX only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,18 +16,16 @@ use facteur_protocol::deadline::{Phase, Progress};
 use facteur_protocol::line::{LineError, LineFramer};
 use facteur_protocol::pop3::{Command, MultilineEncoder, Response};
 use facteur_protocol::sasl::{self, SaslError};
-use facteur_rpc::mailbox::auth_client::AuthClient;
-use facteur_rpc::mailbox::mailbox_client::MailboxClient;
-use facteur_rpc::mailbox::{
-    ExpungeRequest, FetchRequest, ListRequest, LockRequest, MailboxRef, VerifyRequest,
-};
-use tonic::transport::Channel;
+
+use crate::mda::{MailboxRef, Mda, MdaError, Verdict};
+
+#[cfg(test)]
+mod tests;
 
 /// What every POP3 session shares.
-pub struct Pop3Shared {
+pub struct Pop3Shared<M> {
     pub hostname: String,
-    pub mailbox: MailboxClient<Channel>,
-    pub auth: AuthClient<Channel>,
+    pub mda: M,
     pub tls_available: bool,
     pub max_line: usize,
     pub auth_failure_delay: Duration,
@@ -59,8 +60,11 @@ enum State {
     },
 }
 
-pub struct Pop3Session {
-    shared: Arc<Pop3Shared>,
+/// Metadata asked of the MDA per call (the trait's bound).
+const METAS_PER_CALL: usize = 1024;
+
+pub struct Pop3Session<M> {
+    shared: Arc<Pop3Shared<M>>,
     peer: std::net::SocketAddr,
     framer: LineFramer,
     out: Vec<u8>,
@@ -81,8 +85,12 @@ fn temp_failure() -> Response {
     Response::err("[SYS/TEMP] Temporary failure, try again later")
 }
 
-impl Pop3Session {
-    pub fn new(shared: Arc<Pop3Shared>, peer: std::net::SocketAddr, tls: bool) -> Self {
+fn inbox(user: &str) -> MailboxRef {
+    MailboxRef::new(user, "INBOX")
+}
+
+impl<M: Mda> Pop3Session<M> {
+    pub fn new(shared: Arc<Pop3Shared<M>>, peer: std::net::SocketAddr, tls: bool) -> Self {
         let mut me = Self {
             framer: LineFramer::new(shared.max_line),
             shared,
@@ -120,21 +128,21 @@ impl Pop3Session {
     }
 
     async fn login(&mut self, user: &str, password: &Secret<String>) -> Step {
-        let req = VerifyRequest {
-            user: user.to_owned(),
-            password: password.expose().clone(),
-            service: "pop3".into(),
-            remote_addr: self.peer.ip().to_string(),
-        };
-        let ok = match self.shared.auth.clone().verify(req).await {
-            Ok(r) => r.into_inner().ok,
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = %status.message(), "Auth.Verify failed");
+        let verdict = self
+            .shared
+            .mda
+            .verify(user, password.expose(), "pop3", &self.peer.ip().to_string())
+            .await;
+        let account = match verdict {
+            Ok(Verdict::Ok(account)) => Some(account),
+            Ok(Verdict::Failed) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "password check failed");
                 self.send(temp_failure());
                 return Step::Continue;
             }
         };
-        if !ok {
+        let Some(user) = account else {
             self.failures += 1;
             tracing::info!(user, "authentication failed");
             tokio::time::sleep(self.shared.auth_failure_delay).await;
@@ -144,8 +152,7 @@ impl Pop3Session {
                 return Step::Close;
             }
             return Step::Continue;
-        }
-        let user = user.to_lowercase();
+        };
         match self.lock(&user).await {
             Ok(true) => {}
             Ok(_) => {
@@ -155,8 +162,8 @@ impl Pop3Session {
                 self.state = State::Authorization { user: None };
                 return Step::Continue;
             }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = %status.message(), "Mailbox.Lock failed");
+            Err(e) => {
+                tracing::warn!(error = %e, "maildrop lock failed");
                 self.send(temp_failure());
                 return Step::Continue;
             }
@@ -175,8 +182,8 @@ impl Pop3Session {
                     msgs,
                 };
             }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = %status.message(), "listing failed");
+            Err(e) => {
+                tracing::warn!(error = %e, "listing failed");
                 self.unlock(&user).await;
                 self.send(temp_failure());
                 self.state = State::Authorization { user: None };
@@ -185,23 +192,16 @@ impl Pop3Session {
         Step::Continue
     }
 
-    async fn load(&self, user: &str) -> Result<(u32, Vec<Msg>), tonic::Status> {
-        let mut client = self.shared.mailbox.clone();
-        let mailbox = MailboxRef {
-            user: user.to_owned(),
-            mailbox: "INBOX".into(),
-        };
-        let status = client.status(mailbox.clone()).await?.into_inner();
-        let mut stream = client
-            .list(ListRequest {
-                mailbox: Some(mailbox),
-                from_uid: 1,
-            })
-            .await?
-            .into_inner();
-        let mut msgs = Vec::new();
-        while let Some(page) = stream.message().await? {
-            msgs.extend(page.metas.into_iter().map(|m| Msg {
+    /// The INBOX's UIDVALIDITY and its messages (uid and size), in uid order.
+    async fn load(&self, user: &str) -> Result<(u32, Vec<Msg>), MdaError> {
+        let mda = &self.shared.mda;
+        let mailbox = inbox(user);
+        let (status, _) = mda.status(&mailbox).await?;
+        let uids = mda.uids(&mailbox).await?;
+        let mut msgs = Vec::with_capacity(uids.len());
+        for chunk in uids.chunks(METAS_PER_CALL) {
+            let metas = mda.metas(&mailbox, chunk).await?;
+            msgs.extend(metas.into_iter().map(|m| Msg {
                 uid: m.uid,
                 size: m.size,
                 deleted: false,
@@ -211,20 +211,9 @@ impl Pop3Session {
     }
 
     /// Take (or refresh) the maildrop lock for this session.
-    async fn lock(&mut self, user: &str) -> Result<bool, tonic::Status> {
-        let req = LockRequest {
-            user: user.to_owned(),
-            owner: self.owner.clone(),
-            ttl_secs: self.shared.lock_ttl.as_secs().max(1),
-        };
-        let acquired = self
-            .shared
-            .mailbox
-            .clone()
-            .lock(req)
-            .await?
-            .into_inner()
-            .acquired;
+    async fn lock(&mut self, user: &str) -> Result<bool, MdaError> {
+        let ttl = self.shared.lock_ttl.as_secs().max(1);
+        let acquired = self.shared.mda.lock(user, &self.owner, ttl).await?;
         if acquired {
             self.locked_at = Some(std::time::Instant::now());
         }
@@ -232,33 +221,9 @@ impl Pop3Session {
     }
 
     async fn unlock(&self, user: &str) {
-        let req = LockRequest {
-            user: user.to_owned(),
-            owner: self.owner.clone(),
-            ttl_secs: 0,
-        };
-        if let Err(status) = self.shared.mailbox.clone().unlock(req).await {
-            tracing::warn!(message = %status.message(), "Mailbox.Unlock failed");
+        if let Err(e) = self.shared.mda.unlock(user, &self.owner).await {
+            tracing::warn!(error = %e, "maildrop unlock failed");
         }
-    }
-
-    /// The message's bytes (the whole message: POP3 sends it in one response).
-    async fn fetch(&self, user: &str, uid: u32) -> Result<Vec<u8>, tonic::Status> {
-        let req = FetchRequest {
-            mailbox: Some(MailboxRef {
-                user: user.to_owned(),
-                mailbox: "INBOX".into(),
-            }),
-            uid,
-            offset: 0,
-            length: 0,
-        };
-        let mut stream = self.shared.mailbox.clone().fetch(req).await?.into_inner();
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            out.extend_from_slice(&chunk.data);
-        }
-        Ok(out)
     }
 
     async fn command(&mut self, line: &[u8]) -> Step {
@@ -388,7 +353,7 @@ impl Pop3Session {
                     self.state = State::Authorization { user: None };
                     return Step::Close;
                 }
-                Err(status) => tracing::warn!(message = %status.message(), "lock refresh failed"),
+                Err(e) => tracing::warn!(error = %e, "lock refresh failed"),
             }
         }
         let State::Transaction {
@@ -461,8 +426,8 @@ impl Pop3Session {
                     None
                 };
                 let user = user.clone();
-                match self.fetch(&user, uid).await {
-                    Ok(bytes) => {
+                match self.shared.mda.read(&inbox(&user), uid).await {
+                    Ok(Some(bytes)) => {
                         let bytes = match top {
                             Some(k) => top_lines(&bytes, k),
                             None => bytes,
@@ -479,8 +444,12 @@ impl Pop3Session {
                         self.out.extend_from_slice(&enc.finish());
                         return Step::Continue;
                     }
-                    Err(status) => {
-                        tracing::warn!(code = ?status.code(), message = %status.message(), "fetch failed");
+                    Ok(None) => {
+                        // Expunged meanwhile through IMAP (the lock is POP3's only).
+                        Response::err("[SYS/PERM] Message was removed by another client")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a message failed");
                         temp_failure()
                     }
                 }
@@ -507,19 +476,11 @@ impl Pop3Session {
                 ));
                 return Step::Close;
             }
-            if !uids.is_empty() {
-                let req = ExpungeRequest {
-                    mailbox: Some(MailboxRef {
-                        user: user.clone(),
-                        mailbox: "INBOX".into(),
-                    }),
-                    uids,
-                    only_uids: true,
-                };
-                if let Err(status) = self.shared.mailbox.clone().expunge(req).await {
-                    tracing::warn!(message = %status.message(), "expunge failed");
-                    ok = false;
-                }
+            if !uids.is_empty()
+                && let Err(e) = self.shared.mda.expunge(&inbox(&user), Some(&uids)).await
+            {
+                tracing::warn!(error = %e, "expunge failed");
+                ok = false;
             }
             self.unlock(&user).await;
             if !ok {
@@ -569,7 +530,7 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-impl Session for Pop3Session {
+impl<M: Mda> Session for Pop3Session<M> {
     async fn input(&mut self, bytes: &[u8]) -> Step {
         self.framer.push(bytes);
         self.more = false;
@@ -634,18 +595,5 @@ impl Session for Pop3Session {
             let user = user.clone();
             self.unlock(&user).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::top_lines;
-
-    #[test]
-    fn top_keeps_the_header_and_k_body_lines() {
-        let m = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
-        assert_eq!(top_lines(m, 0), b"A: 1\r\nB: 2\r\n\r\n");
-        assert_eq!(top_lines(m, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
-        assert_eq!(top_lines(m, 9), m);
     }
 }
