@@ -136,5 +136,6 @@ pub(super) async fn copy<M: Mda>(
     }
     let gone: Vec<Uid> = copied.uids.iter().map(|p| p.0).collect();
     notify::expunged(ctx, conn, sel, &gone);
-    ok(tag, None, "Move completed.")
+    let code = notify::highest_after_expunge(ctx, conn, sel, &gone).await;
+    ok(tag, code, "Move completed.")
 }

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
-use imap_next::imap_types::response::{CommandContinuationRequest, Data};
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data};
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::server::Event;
 
@@ -61,6 +61,22 @@ pub(super) async fn sync<M: Mda>(
         Ok(changes) => apply(ctx, conn, sel, changes),
         Err(e) => tracing::warn!(error = %e, "Changes failed: nothing announced"),
     }
+}
+
+/// `[HIGHESTMODSEQ n]` for the tagged OK of EXPUNGE, UID EXPUNGE or MOVE that
+/// removed messages (RFC 7162 §3.2.10), under CONDSTORE. Every change up to the
+/// mailbox's modseq is announced first, so the client may resync from the value.
+pub(super) async fn highest_after_expunge<M: Mda>(
+    ctx: &Ctx<'_, M>,
+    conn: &mut Connection,
+    sel: &mut Selected,
+    expunged: &[Uid],
+) -> Option<Code<'static>> {
+    if !ctx.enabled.condstore || expunged.is_empty() {
+        return None;
+    }
+    sync(ctx, conn, sel, true, true).await;
+    NonZeroU64::new(sel.modseq).map(Code::HighestModSeq)
 }
 
 /// One `FETCH (UID n FLAGS (...) [MODSEQ (m)])`.

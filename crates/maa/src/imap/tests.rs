@@ -626,3 +626,4 @@ async fn sequence_sets_are_checked_on_ranges_not_expanded() {
 
 mod commands;
 mod down;
+mod rfc;

@@ -1,0 +1,72 @@
+//! Session tests of protocol details: the CONDSTORE/QRESYNC answers of
+//! EXPUNGE, MOVE and STORE, literals over the limit, LIST-EXTENDED's
+//! CHILDINFO and implied parents, and the review list of issue 16.
+
+use super::*;
+
+/// The number in `[HIGHESTMODSEQ n]` of the tagged reply for `tag`.
+fn tagged_highest(r: &str, tag: &str) -> Option<u64> {
+    let line = r.lines().find(|l| l.starts_with(&format!("{tag} ")))?;
+    let at = line.find("[HIGHESTMODSEQ ")? + 15;
+    line[at..].split(']').next()?.parse().ok()
+}
+
+#[tokio::test]
+async fn expunge_and_move_answer_highestmodseq_under_condstore() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("h1", "SELECT INBOX (CONDSTORE)").await;
+    // Nothing expunged: no code.
+    let r = c.cmd("h2", "EXPUNGE").await;
+    assert!(
+        r.contains("h2 OK") && tagged_highest(&r, "h2").is_none(),
+        "{r}"
+    );
+    c.cmd("h3", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.cmd("h4", "EXPUNGE").await;
+    assert!(r.contains("* 1 EXPUNGE"), "{r}");
+    let after = tagged_highest(&r, "h4").expect("HIGHESTMODSEQ after EXPUNGE");
+    let r = c.cmd("h5", "STATUS INBOX (HIGHESTMODSEQ)").await;
+    assert!(r.contains(&format!("HIGHESTMODSEQ {after})")), "{r}");
+
+    let r = c.cmd("h6", "UID MOVE 2 Trash").await;
+    let moved = tagged_highest(&r, "h6").expect("HIGHESTMODSEQ after MOVE");
+    assert!(moved > after, "{r}");
+
+    // UID EXPUNGE under QRESYNC too.
+    let mut q = h.session().await;
+    q.cmd("q1", "ENABLE QRESYNC").await;
+    q.cmd("q2", "SELECT Trash").await;
+    q.cmd("q3", "STORE 1 +FLAGS (\\Deleted)").await;
+    let r = q.cmd("q4", "UID EXPUNGE 1:*").await;
+    assert!(r.contains("* VANISHED "), "{r}");
+    assert!(tagged_highest(&r, "q4").is_some(), "{r}");
+
+    // Without CONDSTORE, no code.
+    let mut p = h.session().await;
+    p.cmd("p1", "SELECT Trash").await;
+    p.append("p2", "Trash (\\Deleted)", MSG2).await;
+    let r = p.cmd("p3", "EXPUNGE").await;
+    assert!(r.contains("p3 OK Expunge"), "{r}");
+}
+
+#[tokio::test]
+async fn store_silent_under_condstore_still_sends_modseq() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("s1", "SELECT INBOX").await;
+    // Without CONDSTORE, .SILENT is silent.
+    let r = c.cmd("s2", "STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(!r.contains("FETCH"), "{r}");
+    c.cmd("s3", "ENABLE CONDSTORE").await;
+    let r = c.cmd("s4", "STORE 1 +FLAGS.SILENT (\\Answered)").await;
+    assert!(r.contains("* 1 FETCH (MODSEQ ("), "{r}");
+    assert!(!r.contains("FLAGS ("), "no FLAGS under .SILENT: {r}");
+    let r = c.cmd("s5", "UID STORE 2 -FLAGS.SILENT (\\Seen)").await;
+    assert!(r.contains("* 2 FETCH (UID 2 MODSEQ ("), "{r}");
+    let r = c.cmd("s6", "STORE 2 +FLAGS (\\Seen)").await;
+    assert!(r.contains("* 2 FETCH (FLAGS (\\Seen) MODSEQ ("), "{r}");
+    // A FETCH that sets \Seen reports the new MODSEQ with the flags.
+    let r = c.cmd("s7", "FETCH 1 (BODY[TEXT])").await;
+    assert!(r.contains("MODSEQ ("), "{r}");
+}
