@@ -263,6 +263,10 @@ impl<M: Mda> Session<M> {
                 Woken::Input(input) => match input? {
                     Input::Event(Event::IdleDoneReceived) => break,
                     Input::Closed => return Ok(Step::Close),
+                    Input::TooBig => {
+                        conn.status(bye("Literal too big."));
+                        return Ok(Step::Close);
+                    }
                     Input::Invalid(e) => {
                         tracing::debug!(error = %e, "not DONE under IDLE");
                         conn.status(untagged_bad("Expected DONE."));

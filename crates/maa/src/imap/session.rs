@@ -189,6 +189,11 @@ impl<M: Mda> Session<M> {
                     tracing::debug!("client closed the connection");
                     return Ok(());
                 }
+                Input::TooBig => {
+                    tracing::info!("non-synchronizing literal over the limit");
+                    conn.status(bye("Literal too big."));
+                    Ok(Step::Close)
+                }
                 Input::Invalid(ServerError::MalformedMessage { discarded_bytes })
                     if let Ok(cmd) = ext::parse(discarded_bytes.declassify()) =>
                 {

@@ -70,3 +70,44 @@ async fn store_silent_under_condstore_still_sends_modseq() {
     let r = c.cmd("s7", "FETCH 1 (BODY[TEXT])").await;
     assert!(r.contains("MODSEQ ("), "{r}");
 }
+
+#[tokio::test]
+async fn a_non_synchronizing_literal_over_the_limit_is_toobig_and_closes() {
+    // RFC 7888 §4: the client sends the bytes at once, so the server answers
+    // BAD [TOOBIG] and closes rather than read them.
+    let h = start(false).await;
+    let mut c = h.plain();
+    c.line().await;
+    c.send("n1 LOGIN {100000+}").await;
+    let r = c.until("n1").await;
+    assert!(r.starts_with("n1 BAD [TOOBIG]"), "{r}");
+    let rest = String::from_utf8(c.line().await).unwrap();
+    assert!(rest.starts_with("* BYE"), "{rest}");
+    assert!(c.is_closed().await);
+
+    // The second literal of a command counts too; its tag is the command's.
+    let mut c = h.plain();
+    c.line().await;
+    c.send("n2 LOGIN {4+}\r\nuser {9000+}").await;
+    let r = c.until("n2").await;
+    assert!(r.starts_with("n2 BAD [TOOBIG]"), "{r}");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn literal_data_that_looks_like_a_literal_is_only_data() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    // A message line ending like a literal announcement, over the limit.
+    let msg = b"Subject: x\r\n\r\nsee {999999999+}\r\nand {999999999}\r\n";
+    c.send(&format!("a1 APPEND INBOX {{{}+}}", msg.len())).await;
+    c.send_bytes(msg).await;
+    c.send("").await;
+    let r = c.until("a1").await;
+    assert!(r.contains("a1 OK [APPENDUID "), "{r}");
+    let r = c.cmd("a2", "NOOP").await;
+    assert!(r.contains("a2 OK"), "{r}");
+    // Within the limit, a non-synchronizing literal is read as usual.
+    let r = c.cmd("a3", "SELECT {5+}\r\nINBOX").await;
+    assert!(r.contains("a3 OK [READ-WRITE]"), "{r}");
+}
