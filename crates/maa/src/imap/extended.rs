@@ -61,9 +61,10 @@ impl<M: Mda> Session<M> {
                 let mut opts = folders::ListOpts::plain(&l.reference, patterns, utf8);
                 opts.select_subscribed = l.selection.subscribed;
                 opts.select_special_use = l.selection.special_use;
+                opts.recursive_match = l.selection.recursive_match;
                 opts.return_subscribed = l.returns.subscribed;
                 opts.status = l.returns.status;
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             ExtCommand::Create(c) => {
                 let mut role = None;

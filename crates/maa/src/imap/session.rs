@@ -397,7 +397,7 @@ impl<M: Mda> Session<M> {
             } => {
                 let pattern = names::pattern_bytes(&mailbox_wildcard).to_vec();
                 let opts = folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             CommandBody::Lsub {
                 reference,
@@ -407,7 +407,7 @@ impl<M: Mda> Session<M> {
                 let mut opts =
                     folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
                 opts.lsub = true;
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             CommandBody::Status {
                 mailbox,

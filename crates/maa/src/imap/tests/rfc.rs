@@ -111,3 +111,94 @@ async fn literal_data_that_looks_like_a_literal_is_only_data() {
     let r = c.cmd("a3", "SELECT {5+}\r\nINBOX").await;
     assert!(r.contains("a3 OK [READ-WRITE]"), "{r}");
 }
+
+#[tokio::test]
+async fn list_recursivematch_gives_childinfo_for_subscribed_descendants() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("r1", "CREATE Foo/Bar").await;
+    c.cmd("r2", "SUBSCRIBE Foo/Bar").await;
+    c.cmd("r3", "CREATE Moo").await;
+    c.cmd("r4", "SUBSCRIBE Moo").await;
+    let r = c
+        .cmd("r5", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
+        .await;
+    // RFC 5258 §4: Foo is not subscribed, but a child it hides from `%` is.
+    assert!(
+        r.contains("* LIST (\\HasChildren) \"/\" Foo (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* LIST (\\Subscribed \\HasNoChildren) \"/\" Moo\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("Foo/Bar") && r.contains("r5 OK"), "{r}");
+    // With `*` the child itself is listed: no redundant parent.
+    let r = c
+        .cmd("r6", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\"")
+        .await;
+    assert!(
+        r.contains("* LIST (\\Subscribed \\HasNoChildren) \"/\" Foo/Bar\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("\" Foo\r\n") && !r.contains("CHILDINFO"), "{r}");
+    // Without RECURSIVEMATCH, no CHILDINFO and no Foo.
+    let r = c.cmd("r7", "LIST (SUBSCRIBED) \"\" \"%\"").await;
+    assert!(!r.contains("CHILDINFO") && !r.contains("\" Foo"), "{r}");
+    // A subscribed parent that no longer exists, with a subscribed child.
+    c.cmd("r8", "CREATE Old/Kid").await;
+    c.cmd("r9", "SUBSCRIBE Old").await;
+    c.cmd("r10", "SUBSCRIBE Old/Kid").await;
+    c.cmd("r11", "DELETE Old").await;
+    let r = c
+        .cmd("r12", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
+        .await;
+    assert!(
+        r.contains(
+            "* LIST (\\NonExistent \\Subscribed \\HasChildren) \"/\" Old (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        ),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_parent_only_implied_by_children_is_noselect_under_percent() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("p1", "CREATE a/b").await;
+    let r = c.cmd("p2", "DELETE a").await;
+    assert!(
+        r.contains("p2 OK"),
+        "a mailbox with children can be deleted: {r}"
+    );
+    let r = c.cmd("p3", "LIST \"\" \"*\"").await;
+    assert!(r.contains("* LIST (\\HasNoChildren) \"/\" a/b\r\n"), "{r}");
+    assert!(!r.contains("\"/\" a\r\n"), "`*` lists only mailboxes: {r}");
+    let r = c.cmd("p4", "LIST \"\" \"%\"").await;
+    assert!(
+        r.contains("* LIST (\\Noselect \\HasChildren) \"/\" a\r\n"),
+        "{r}"
+    );
+    let r = c.cmd("p5", "SELECT a").await;
+    assert!(r.contains("p5 NO [NONEXISTENT]"), "{r}");
+    let r = c.cmd("p6", "SELECT a/b").await;
+    assert!(r.contains("p6 OK"), "the child survives: {r}");
+}
+
+#[tokio::test]
+async fn lsub_percent_gives_the_unsubscribed_parent_as_noselect() {
+    let h = start(false).await;
+    let mut c = h.session().await;
+    c.cmd("l1", "CREATE foo/bar").await;
+    c.cmd("l2", "SUBSCRIBE foo/bar").await;
+    // RFC 3501 §6.3.9: `%` must return foo, not foo/bar, flagged \Noselect.
+    let r = c.cmd("l3", "LSUB \"\" \"%\"").await;
+    assert!(r.contains("* LSUB (\\Noselect) \"/\" foo\r\n"), "{r}");
+    assert!(
+        !r.contains("foo/bar") && r.contains("* LSUB () \"/\" INBOX"),
+        "{r}"
+    );
+    let r = c.cmd("l4", "LSUB \"\" \"*\"").await;
+    assert!(r.contains("* LSUB () \"/\" foo/bar\r\n"), "{r}");
+    assert!(!r.contains("\" foo\r\n"), "{r}");
+}
