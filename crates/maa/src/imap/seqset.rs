@@ -408,6 +408,11 @@ mod tests {
         assert_eq!(search_ranges(&set("7"), &uids, false), vec![]);
         assert_eq!(search_ranges(&set("4:*"), &uids, true), vec![(4, 9)]);
         assert_eq!(set_text(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(set_text(&[]), "");
+        assert_eq!(
+            set_text(&[1, u32::MAX - 1, u32::MAX]),
+            "1,4294967294:4294967295"
+        );
         assert!(to_set(&[1, 2]).is_some());
         assert_eq!(to_set(&[]), None);
     }
