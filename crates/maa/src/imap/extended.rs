@@ -8,7 +8,7 @@ use imap_next::imap_types::response::Status;
 
 use super::conn::Connection;
 use super::ext::ExtCommand;
-use super::reply::{bad, cannot, clientbug, no, useattr};
+use super::reply::{bad, cannot, clientbug, login_first, no, useattr};
 use super::session::{Ctx, Session, Step};
 use super::{ImapError, folders, names, search};
 use crate::mda::{Mda, Role};
@@ -27,15 +27,11 @@ impl<M: Mda> Session<M> {
             ExtCommand::MultiAppend { tag, .. } => tag.clone(),
         };
         let Some(user) = self.user.clone() else {
-            conn.status(bad(tag, "Command not valid in this state (log in first)."));
+            conn.status(login_first(tag));
             return Ok(Step::Continue);
         };
         let (status, sync) = self.run_extended(conn, &user, tag, cmd).await?;
-        if sync {
-            self.announce(conn, true).await;
-        }
-        conn.status(status);
-        Ok(Step::Continue)
+        Ok(self.reply(conn, status, sync).await)
     }
 
     async fn run_extended(

@@ -22,7 +22,7 @@ use super::fetch::{self, Need};
 use super::mailbox::{Selected, seq};
 use super::reply::{bad, mda_error, no, noperm, ok};
 use super::session::Ctx;
-use super::{ImapError, seqset};
+use super::{ImapError, notify, seqset};
 use crate::mda::{Fetched, FlagOp, Mda, MessageMeta, Part, Query, Uid};
 
 /// Flush the output every this many metadata-only FETCH responses.
@@ -78,19 +78,7 @@ pub(super) async fn fetch<M: Mda>(
     if vanished && let Some(since) = changed_since {
         let wanted = seqset::search_ranges(set, &sel.uids, true);
         match ctx.mda.changes(&sel.mref, since).await {
-            Ok(changes) => {
-                let gone: Vec<Uid> = changes
-                    .expunged
-                    .into_iter()
-                    .filter(|u| wanted.iter().any(|&(a, b)| a <= *u && *u <= b))
-                    .collect();
-                if let Some(set) = seqset::to_set(&gone) {
-                    conn.data(Data::Vanished {
-                        earlier: true,
-                        known_uids: set,
-                    });
-                }
-            }
+            Ok(changes) => notify::vanished_earlier(conn, &changes.expunged, Some(&wanted)),
             Err(e) => return Ok(mda_error(tag, "Changes", &e, false)),
         }
     }

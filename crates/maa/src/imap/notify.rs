@@ -18,7 +18,7 @@ use super::ImapError;
 use super::conn::{Connection, Input};
 use super::fetch::flags_item;
 use super::mailbox::{Selected, seq};
-use super::reply::{bad, bye, ok, text, untagged_bad};
+use super::reply::{bye, login_first, ok, text, untagged_bad};
 use super::seqset;
 use super::session::{Ctx, Session, Step};
 use crate::mda::{Changes, Mda, MdaError, MessageMeta, Uid};
@@ -171,22 +171,7 @@ pub(super) async fn resync<M: Mda>(
 ) -> Result<(), MdaError> {
     let changes = ctx.mda.changes(&sel.mref, since).await?;
     let known = known.map(seqset::literal_ranges);
-    let vanished: Vec<Uid> = changes
-        .expunged
-        .iter()
-        .copied()
-        .filter(|u| {
-            known
-                .as_ref()
-                .is_none_or(|ranges| ranges.iter().any(|&(a, b)| a <= *u && *u <= b))
-        })
-        .collect();
-    if let Some(set) = seqset::to_set(&vanished) {
-        conn.data(Data::Vanished {
-            earlier: true,
-            known_uids: set,
-        });
-    }
+    vanished_earlier(conn, &changes.expunged, known.as_deref());
     for meta in &changes.updated {
         if let Some(idx) = sel.uids.position(meta.uid) {
             flags_fetch(conn, idx, meta, true);
@@ -194,6 +179,23 @@ pub(super) async fn resync<M: Mda>(
         }
     }
     Ok(())
+}
+
+/// `* VANISHED (EARLIER)` of the expunged uids within `ranges` (inclusive; all
+/// when `None`): QRESYNC's SELECT and `UID FETCH ... (VANISHED)` (RFC 7162 §3.2.5, §3.2.6).
+pub(super) fn vanished_earlier(
+    conn: &mut Connection,
+    expunged: &[Uid],
+    ranges: Option<&[(Uid, Uid)]>,
+) {
+    let within = |u: Uid| ranges.is_none_or(|r| r.iter().any(|&(a, b)| a <= u && u <= b));
+    let gone: Vec<Uid> = expunged.iter().copied().filter(|&u| within(u)).collect();
+    if let Some(set) = seqset::to_set(&gone) {
+        conn.data(Data::Vanished {
+            earlier: true,
+            known_uids: set,
+        });
+    }
 }
 
 /// What ended a wait under IDLE.
@@ -212,7 +214,7 @@ impl<M: Mda> Session<M> {
         tag: Tag<'static>,
     ) -> Result<Step, ImapError> {
         if self.user.is_none() {
-            let refusal = bad(tag, "Command not valid in this state (log in first).");
+            let refusal = login_first(tag);
             if let Err(status) = conn.server.idle_reject(refusal) {
                 conn.status(status);
             }

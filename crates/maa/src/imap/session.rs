@@ -19,7 +19,7 @@ use imap_next::server::{Error as ServerError, Event, Options, Server};
 
 use super::conn::{Connection, Input};
 use super::mailbox::Selected;
-use super::reply::{bad, bye, clientbug, no, ok, text, untagged_bad};
+use super::reply::{bad, bye, clientbug, login_first, no, ok, text, untagged_bad};
 use super::{
     ImapContext, ImapError, append, ext, folders, mailbox, messages, names, notify, search,
 };
@@ -306,20 +306,30 @@ impl<M: Mda> Session<M> {
             body => {
                 // ----- authenticated and selected -----
                 let Some(user) = self.user.clone() else {
-                    conn.status(bad(tag, "Command not valid in this state (log in first)."));
+                    conn.status(login_first(tag));
                     return Ok(Step::Continue);
                 };
                 let (status, sync) = self.authenticated(conn, &user, tag, body).await?;
-                if sync {
-                    self.announce(conn, true).await;
-                }
-                conn.status(status);
-                return Ok(Step::Continue);
+                return Ok(self.reply(conn, status, sync).await);
             }
         };
-        self.announce(conn, true).await;
+        Ok(self.reply(conn, status, true).await)
+    }
+
+    /// The end of a command: what other sessions changed, unless the command
+    /// ran by message number (`announce = false`; RFC 9051 §7.5.1: then the
+    /// changes wait for the next command), then the tagged reply.
+    pub(super) async fn reply(
+        &mut self,
+        conn: &mut Connection,
+        status: Status<'static>,
+        announce: bool,
+    ) -> Step {
+        if announce {
+            self.announce(conn, true).await;
+        }
         conn.status(status);
-        Ok(Step::Continue)
+        Step::Continue
     }
 
     /// Announce what other sessions changed in the selected mailbox.
@@ -346,6 +356,7 @@ impl<M: Mda> Session<M> {
             user,
             enabled: &mut self.enabled,
         };
+        let examine = matches!(body, CommandBody::Examine { .. });
         let status = match body {
             CommandBody::Enable { capabilities } => enable(&mut ctx, conn, tag, &capabilities),
             CommandBody::Namespace => {
@@ -364,19 +375,8 @@ impl<M: Mda> Session<M> {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => {
-                mailbox::select(
-                    &mut ctx,
-                    conn,
-                    &mut self.selected,
-                    tag,
-                    &mailbox,
-                    false,
-                    &parameters,
-                )
-                .await
             }
-            CommandBody::Examine {
+            | CommandBody::Examine {
                 mailbox,
                 parameters,
             } => {
@@ -386,7 +386,7 @@ impl<M: Mda> Session<M> {
                     &mut self.selected,
                     tag,
                     &mailbox,
-                    true,
+                    examine,
                     &parameters,
                 )
                 .await

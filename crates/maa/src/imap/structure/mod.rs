@@ -36,7 +36,7 @@ mod tree;
 use imap_next::imap_types::core::{IString, NString};
 
 pub(crate) use binary::BinaryError;
-pub(crate) use tree::parse;
+pub(crate) use tree::{parse, split_header};
 
 /// Deepest nesting of multiparts and message/rfc822 parts that is parsed;
 /// deeper composites are shown as opaque leaves (Dovecot stops at 100).

@@ -92,16 +92,12 @@ pub(super) fn is_blank_line(line: &[u8]) -> bool {
 
 /// Where the header ends: after the first empty line, or at the end when there
 /// is none (then the body is empty).
-pub(crate) fn header_end(data: &[u8]) -> usize {
-    for (start, line) in lines(data) {
-        if is_blank_line(line) {
-            return start + line.len();
-        }
-    }
-    data.len()
+fn header_end(data: &[u8]) -> usize {
+    facteur_store::header::header_end(data).unwrap_or(data.len())
 }
 
-fn split_header(data: &[u8]) -> (&[u8], &[u8]) {
+/// The header (with its empty line) and the body.
+pub(crate) fn split_header(data: &[u8]) -> (&[u8], &[u8]) {
     data.split_at(header_end(data))
 }
 
