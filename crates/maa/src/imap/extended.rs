@@ -8,7 +8,7 @@ use imap_next::imap_types::response::Status;
 
 use super::conn::Connection;
 use super::ext::ExtCommand;
-use super::reply::{bad, cannot, clientbug, login_first, no, useattr};
+use super::reply::{bad, cannot, login_first, no, not_selected, useattr};
 use super::session::{Ctx, Session, Step};
 use super::{ImapError, folders, names, search};
 use crate::mda::{Mda, Role};
@@ -88,7 +88,7 @@ impl<M: Mda> Session<M> {
                     return Ok((bad(tag, "SEARCHRES is not supported."), true));
                 }
                 let Some(sel) = self.selected.as_mut() else {
-                    return Ok((no(tag, Some(clientbug()), "No mailbox selected."), true));
+                    return Ok((not_selected(tag), true));
                 };
                 let CommandBody::Search {
                     charset,

@@ -19,7 +19,7 @@ use imap_next::server::{Error as ServerError, Event, Options, Server};
 
 use super::conn::{Connection, Input};
 use super::mailbox::Selected;
-use super::reply::{bad, bye, clientbug, login_first, no, ok, text, untagged_bad};
+use super::reply::{bad, bye, login_first, not_selected, ok, text, untagged_bad};
 use super::{
     ImapContext, ImapError, append, ext, folders, mailbox, messages, names, notify, search,
 };
@@ -412,7 +412,16 @@ impl<M: Mda> Session<M> {
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => folders::status(&ctx, conn, tag, &mailbox, &item_names).await,
+            } => {
+                // On the selected mailbox, what changed is announced first, so
+                // that STATUS never counts messages the session has no number for.
+                if let Some(sel) = self.selected.as_mut()
+                    && ctx.name(&mailbox).is_some_and(|n| ctx.mref(&n) == sel.mref)
+                {
+                    notify::sync(&ctx, conn, sel, true, false).await;
+                }
+                folders::status(&ctx, conn, tag, &mailbox, &item_names).await
+            }
             CommandBody::Create { mailbox } => folders::create(&ctx, tag, &mailbox, None).await,
             CommandBody::Delete { mailbox } => {
                 folders::delete(&ctx, conn, &mut self.selected, tag, &mailbox).await
@@ -432,7 +441,7 @@ impl<M: Mda> Session<M> {
             } => append::append(&ctx, tag, &mailbox, &flags, date.as_ref(), message).await,
             body => {
                 let Some(sel) = self.selected.as_mut() else {
-                    return Ok((no(tag, Some(clientbug()), "No mailbox selected."), true));
+                    return Ok((not_selected(tag), true));
                 };
                 let uid_command = match &body {
                     CommandBody::Fetch { uid, .. }
