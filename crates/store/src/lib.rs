@@ -1,7 +1,8 @@
 //! facteur's storage seam: the traits every mail and account backend
 //! implements, the one-writer commit loop (`writer`), durable file writes
-//! (`durable`), the embedded sled backend (`sled`) and the conformance suite
-//! every backend passes (`conformance`, behind the feature of that name).
+//! (`durable`), where a message's header ends (`header`), the embedded sled
+//! backend (`sled`) and the conformance suite every backend passes
+//! (`conformance`, behind the feature of that name).
 //!
 //! No sled type appears in the traits: a PostgreSQL backend can sit beside
 //! the sled one later and run the same conformance suite.
@@ -9,6 +10,7 @@
 pub mod accounts;
 pub mod blobs;
 pub mod durable;
+pub mod header;
 pub mod mail;
 pub mod sled;
 pub mod writer;

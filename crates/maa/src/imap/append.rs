@@ -60,13 +60,7 @@ pub(super) async fn append<M: Mda>(
 /// A UIDPLUS uid set of ascending uids.
 fn uid_set(uids: &[Uid]) -> Option<UidSet> {
     let mut out = Vec::new();
-    let mut iter = uids.iter().copied().peekable();
-    while let Some(first) = iter.next() {
-        let mut last = first;
-        while iter.peek() == Some(&last.wrapping_add(1)) {
-            last += 1;
-            iter.next();
-        }
+    for (first, last) in seqset::runs(uids) {
         let (a, b) = (NonZeroU32::new(first)?, NonZeroU32::new(last)?);
         out.push(if a == b {
             UidElement::Single(a)
@@ -136,5 +130,6 @@ pub(super) async fn copy<M: Mda>(
     }
     let gone: Vec<Uid> = copied.uids.iter().map(|p| p.0).collect();
     notify::expunged(ctx, conn, sel, &gone);
-    ok(tag, None, "Move completed.")
+    let code = notify::highest_after_expunge(ctx, conn, sel, &gone).await;
+    ok(tag, code, "Move completed.")
 }

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use facteur_daemon::stream::Stream;
 use facteur_protocol::deadline::{Deadlines, Phase, Progress, RequestClock};
+use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::response::{Data, Greeting, Status};
 use imap_next::server::{Error as ServerError, Event, Options, Server};
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
+use super::reply::{bad_code, toobig};
 use super::{ImapContext, ImapError};
 
 /// Size of one socket read.
@@ -34,6 +36,19 @@ pub(super) enum Input {
     Invalid(ServerError),
     /// The client closed the connection.
     Closed,
+    /// A non-synchronizing literal over the limit: `BAD [TOOBIG]` is queued,
+    /// the connection must close (RFC 7888 §4), as its bytes are on the way.
+    TooBig,
+}
+
+/// What `feed` did.
+enum Fed {
+    /// Nothing was pending.
+    Nothing,
+    /// A piece went to the parser (or a command was refused before its literal).
+    Piece,
+    /// A non-synchronizing literal over the limit.
+    TooBig,
 }
 
 /// Encoded responses gathered before one write.
@@ -59,8 +74,13 @@ pub(super) struct Connection {
     has_literal: bool,
     /// Logged in: a command with a literal (APPEND) gets the body deadline.
     authenticated: bool,
-    /// The parser's literal limit, checked here first (see `refuse_literal`).
+    /// The parser's literal limit, checked here first (see `announced`).
     max_literal: u32,
+    /// Bytes of an accepted literal not yet fed: they go to the parser as they
+    /// come, never read as a line (a literal's data may end in `{n}`).
+    literal_left: u64,
+    /// The tag of the command under way, from its first line.
+    tag: Option<Tag<'static>>,
 }
 
 impl Connection {
@@ -83,6 +103,8 @@ impl Connection {
             has_literal: false,
             authenticated: false,
             max_literal,
+            literal_left: 0,
+            tag: None,
         }
     }
 
@@ -141,11 +163,15 @@ impl Connection {
                     return Ok(Input::Event(event));
                 }
                 Err(Interrupt::Io(Io::Output(bytes))) => self.write(&bytes).await?,
-                Err(Interrupt::Io(Io::NeedMoreInput)) => {
-                    if !self.feed() && !self.read().await? {
-                        return Ok(Input::Closed);
+                Err(Interrupt::Io(Io::NeedMoreInput)) => match self.feed() {
+                    Fed::Piece => {}
+                    Fed::TooBig => return Ok(Input::TooBig),
+                    Fed::Nothing => {
+                        if !self.read().await? {
+                            return Ok(Input::Closed);
+                        }
                     }
-                }
+                },
                 Err(Interrupt::Error(e)) => {
                     self.message_done();
                     return Ok(Input::Invalid(e));
@@ -216,38 +242,67 @@ impl Connection {
         let _ = self.stream.shutdown().await;
     }
 
-    /// Give the parser the next piece of pending input (up to and including the
-    /// first LF, or everything if there is no LF). False if nothing was pending.
-    fn feed(&mut self) -> bool {
+    /// Give the parser the next piece of pending input: the rest of an
+    /// accepted literal, else up to and including the first LF (or everything
+    /// if there is no LF). A line announcing a literal over the limit is
+    /// refused here (see `announced`).
+    fn feed(&mut self) -> Fed {
         if self.pending.is_empty() {
-            return false;
+            return Fed::Nothing;
+        }
+        if self.literal_left > 0 {
+            let n = self
+                .pending
+                .len()
+                .min(usize::try_from(self.literal_left).unwrap_or(usize::MAX));
+            self.server.enqueue_input(&self.pending[..n]);
+            self.pending.drain(..n);
+            self.literal_left -= n as u64;
+            return Fed::Piece;
         }
         let end = match self.pending.iter().position(|&b| b == b'\n') {
             Some(lf) => lf + 1,
             None => self.pending.len(),
         };
         let piece = &self.pending[..end];
+        if !self.in_command {
+            self.tag = super::session::tag_of(piece);
+        }
         // `{n}` or `{n+}` at the end of a line announces a literal (RFC 9051 §4.3).
         let line = piece
             .strip_suffix(b"\n")
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        if line.is_some_and(|l| l.ends_with(b"}")) {
-            if !self.in_command
-                && let Some(l) = line
-                && let Some(status) = refuse_literal(l, self.max_literal)
-            {
-                // The first line of a command announces a literal over the
-                // limit: answer now, before any byte of it, with the reason.
-                self.server.enqueue_status(status);
-                self.pending.drain(..end);
-                return true;
+        if let Some(literal) = line.and_then(announced) {
+            if literal.size > u64::from(self.max_literal) {
+                if !literal.sync {
+                    let status = match self.tag.clone() {
+                        Some(tag) => bad_code(tag, toobig(), "Literal too big."),
+                        None => super::reply::untagged_bad("Literal too big."),
+                    };
+                    self.server.enqueue_status(status);
+                    self.pending.clear();
+                    return Fed::TooBig;
+                }
+                if !self.in_command
+                    && let Some(tag) = self.tag.clone()
+                {
+                    // The first line of a command announces a literal over the
+                    // limit: answer now, before any byte of it, with the reason.
+                    self.server
+                        .enqueue_status(bad_code(tag, toobig(), "Literal too big."));
+                    self.pending.drain(..end);
+                    return Fed::Piece;
+                }
+                // Further in a command, imap-next refuses it (with a plain BAD).
+            } else {
+                self.literal_left = literal.size;
             }
             self.has_literal = true;
         }
         self.server.enqueue_input(piece);
         self.pending.drain(..end);
         self.in_command = true;
-        true
+        Fed::Piece
     }
 
     /// The parser finished (or refused) one message: the next one gets a new deadline.
@@ -255,6 +310,8 @@ impl Connection {
         self.completed += 1;
         self.in_command = false;
         self.has_literal = false;
+        self.literal_left = 0;
+        self.tag = None;
     }
 
     /// Where the input stands, for the request deadline.
@@ -306,30 +363,36 @@ impl Connection {
     }
 }
 
-/// `tag BAD [TOOBIG]` for a command line announcing a synchronizing literal
-/// over `max` (RFC 9051 §7.1: TOOBIG). imap-next would refuse it too, but
-/// with a plain `BAD` it cannot give a code to. A non-synchronizing literal
-/// (`{n+}`, which the client sends at once) is left to imap-next, which reads
-/// and discards it within the command size limit; so is a line without a tag.
-fn refuse_literal(line: &[u8], max: u32) -> Option<Status<'static>> {
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    let digits = line.get(open + 1..line.len() - 1)?;
+/// A literal announced at the end of a line: `{n}`, `{n+}` (LITERAL+,
+/// RFC 7888), or their `~{n}` BINARY forms.
+struct Announced {
+    size: u64,
+    /// Synchronizing: the client waits for `+` before sending the bytes.
+    sync: bool,
+}
+
+/// The literal a line (without its CRLF) announces, if any. A literal over the
+/// limit is refused with `BAD [TOOBIG]` (RFC 9051 §7.1) before any of its bytes
+/// is read: imap-next would refuse it too, but with a plain `BAD`. A
+/// synchronizing one is not sent then; a non-synchronizing one is on its way,
+/// so the connection closes (RFC 7888 §4). LITERAL+ is advertised in every
+/// state, so LITERAL-'s 4096-byte bound (RFC 7888 §3) does not apply here.
+fn announced(line: &[u8]) -> Option<Announced> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let digits = &inner[open + 1..];
+    let (digits, sync) = match digits.strip_suffix(b"+") {
+        Some(d) => (d, false),
+        None => (digits, true),
+    };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n: u64 = std::str::from_utf8(digits)
+    let size = std::str::from_utf8(digits)
         .ok()?
         .parse()
         .unwrap_or(u64::MAX);
-    if n <= u64::from(max) {
-        return None;
-    }
-    let tag = super::session::tag_of(line)?;
-    Some(super::reply::bad_code(
-        tag,
-        super::reply::toobig(),
-        "Literal too big.",
-    ))
+    Some(Announced { size, sync })
 }
 
 /// The greeting a fresh parser is built with; never sent (see `logged_in`).

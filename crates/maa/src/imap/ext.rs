@@ -2,7 +2,7 @@
 //! LIST-EXTENDED with LIST-STATUS and SPECIAL-USE (RFC 5258, 5819, 6154),
 //! ESEARCH return options (RFC 4731), CREATE with USE (RFC 6154 §3) and
 //! MULTIAPPEND (RFC 3502); and the responses imap-types cannot express
-//! (`* ESEARCH`, LIST with `CHILDINFO`). No IO here.
+//! (LIST with `CHILDINFO`; `* ESEARCH` is written by `search`). No IO here.
 //!
 //! When imap-next reports a command as malformed, the session hands its bytes
 //! (tag to CRLF, literals inline) to [`parse`]. The parser only finds the
@@ -16,9 +16,6 @@
 //! with CONDSTORE or QRESYNC, FETCH with CHANGEDSINCE and VANISHED, STORE with
 //! UNCHANGEDSINCE, UID EXPUNGE, MOVE, ID, NAMESPACE, APPEND with flags, date and
 //! a LITERAL+ literal all parse already; only the forms below need this module.
-
-// The session wires these in next; until then only the tests call them.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
@@ -608,78 +605,6 @@ fn multiappend(
 
 // ---------------------------------------------------------------------------
 // Responses imap-types cannot express
-
-/// What a `* ESEARCH` response carries (RFC 4731 §3.1, RFC 7162 §3.1.10).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct EsearchResult {
-    pub(crate) min: Option<u32>,
-    pub(crate) max: Option<u32>,
-    pub(crate) count: Option<u32>,
-    /// The matches (sequence numbers or UIDs); written compacted. Omitted when
-    /// `None` or empty (RFC 4731: ALL is not returned when nothing matches).
-    pub(crate) all: Option<Vec<u32>>,
-    /// Highest mod-sequence of the matches (CONDSTORE, when MODSEQ was searched).
-    pub(crate) modseq: Option<u64>,
-}
-
-/// The full `* ESEARCH` line, CRLF included. `tag` is the command's tag
-/// (`(TAG "...")` is written whenever there is one, as RFC 4731 asks).
-pub(crate) fn encode_esearch(tag: Option<&Tag<'_>>, uid: bool, r: &EsearchResult) -> Vec<u8> {
-    let mut out = b"* ESEARCH".to_vec();
-    if let Some(tag) = tag {
-        // A tag is 1*<any ASTRING-CHAR except "+">: nothing to escape in a quoted string.
-        out.extend_from_slice(format!(" (TAG \"{}\")", tag.as_ref()).as_bytes());
-    }
-    if uid {
-        out.extend_from_slice(b" UID");
-    }
-    if let Some(v) = r.min {
-        out.extend_from_slice(format!(" MIN {v}").as_bytes());
-    }
-    if let Some(v) = r.max {
-        out.extend_from_slice(format!(" MAX {v}").as_bytes());
-    }
-    if let Some(v) = r.count {
-        out.extend_from_slice(format!(" COUNT {v}").as_bytes());
-    }
-    if let Some(all) = r.all.as_deref().filter(|a| !a.is_empty()) {
-        out.extend_from_slice(b" ALL ");
-        out.extend_from_slice(compact(all).as_bytes());
-    }
-    if let Some(m) = r.modseq {
-        out.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// Numbers as a compact sequence set: `[2, 3, 4, 9]` → `2:4,9` (sorted and
-/// deduplicated first; empty input gives an empty string).
-pub(crate) fn compact(numbers: &[u32]) -> String {
-    let mut v = numbers.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < v.len() {
-        let start = v[i];
-        let mut end = start;
-        while i + 1 < v.len() && v[i + 1] == end + 1 {
-            i += 1;
-            end = v[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
 
 /// A `* LIST` line with the `CHILDINFO` extended item (RFC 5258 §4), CRLF
 /// included: what `Data::List` writes, then ` ("CHILDINFO" ("SUBSCRIBED"))`.

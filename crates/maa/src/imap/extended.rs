@@ -8,7 +8,7 @@ use imap_next::imap_types::response::Status;
 
 use super::conn::Connection;
 use super::ext::ExtCommand;
-use super::reply::{bad, cannot, clientbug, no, useattr};
+use super::reply::{bad, cannot, login_first, no, not_selected, useattr};
 use super::session::{Ctx, Session, Step};
 use super::{ImapError, folders, names, search};
 use crate::mda::{Mda, Role};
@@ -27,15 +27,11 @@ impl<M: Mda> Session<M> {
             ExtCommand::MultiAppend { tag, .. } => tag.clone(),
         };
         let Some(user) = self.user.clone() else {
-            conn.status(bad(tag, "Command not valid in this state (log in first)."));
+            conn.status(login_first(tag));
             return Ok(Step::Continue);
         };
         let (status, sync) = self.run_extended(conn, &user, tag, cmd).await?;
-        if sync {
-            self.announce(conn, true).await;
-        }
-        conn.status(status);
-        Ok(Step::Continue)
+        Ok(self.reply(conn, status, sync).await)
     }
 
     async fn run_extended(
@@ -61,9 +57,10 @@ impl<M: Mda> Session<M> {
                 let mut opts = folders::ListOpts::plain(&l.reference, patterns, utf8);
                 opts.select_subscribed = l.selection.subscribed;
                 opts.select_special_use = l.selection.special_use;
+                opts.recursive_match = l.selection.recursive_match;
                 opts.return_subscribed = l.returns.subscribed;
                 opts.status = l.returns.status;
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             ExtCommand::Create(c) => {
                 let mut role = None;
@@ -91,7 +88,7 @@ impl<M: Mda> Session<M> {
                     return Ok((bad(tag, "SEARCHRES is not supported."), true));
                 }
                 let Some(sel) = self.selected.as_mut() else {
-                    return Ok((no(tag, Some(clientbug()), "No mailbox selected."), true));
+                    return Ok((not_selected(tag), true));
                 };
                 let CommandBody::Search {
                     charset,

@@ -96,31 +96,6 @@ pub(super) fn plan(names: MacroOrMessageDataItemNames<'static>, uid: bool) -> Pl
     }
 }
 
-/// Where the header ends (after its empty line), in a message or a header prefix.
-pub(super) fn header_end(msg: &[u8]) -> Option<usize> {
-    if msg.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    if msg.starts_with(b"\n") {
-        return Some(1);
-    }
-    let crlf = find(msg, b"\r\n\r\n").map(|i| i + 4);
-    let lf = find(msg, b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn split(msg: &[u8]) -> (&[u8], &[u8]) {
-    let end = header_end(msg).unwrap_or(msg.len());
-    msg.split_at(end)
-}
-
 /// `<origin.length>` of a section's bytes.
 fn partial(data: &[u8], partial: Option<(u32, NonZeroU32)>) -> &[u8] {
     match partial {
@@ -168,7 +143,7 @@ pub(super) fn build(
     bytes: &[u8],
 ) -> Result<Vec<MessageDataItem<'static>>, BinaryError> {
     let mut out = Vec::with_capacity(plan.items.len());
-    let (header, text) = split(bytes);
+    let (header, text) = structure::split_header(bytes);
     // The MIME tree, parsed once and only if an item needs it.
     let tree = std::cell::OnceCell::new();
     let entity = || tree.get_or_init(|| structure::parse(bytes));
@@ -252,10 +227,11 @@ mod tests {
 
     #[test]
     fn header_and_text_split_at_the_empty_line() {
-        let (h, t) = split(MSG);
+        let (h, t) = structure::split_header(MSG);
         assert_eq!(h, b"From: a@b\r\nSubject: hi\r\n there\r\nTo: c@d\r\n\r\n");
         assert_eq!(t, b"body\r\n");
-        assert_eq!(split(b"no body"), (&b"no body"[..], &b""[..]));
+        let nobody = structure::split_header(b"no body");
+        assert_eq!(nobody, (&b"no body"[..], &b""[..]));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::mailbox::Selected;
 use super::names::{self, DELIMITER};
 use super::reply::{mda_error, no, ok};
 use super::session::Ctx;
+use super::{ImapError, ext};
 use crate::mda::{MailboxStatus, Mda, Role};
 
 /// A LIST or LSUB command, with the LIST-EXTENDED options.
@@ -30,6 +31,9 @@ pub(super) struct ListOpts {
     pub(super) lsub: bool,
     /// Selection option SUBSCRIBED.
     pub(super) select_subscribed: bool,
+    /// Selection option RECURSIVEMATCH (with SUBSCRIBED): parents of matches
+    /// the pattern hides are listed with `CHILDINFO` (RFC 5258 §4).
+    pub(super) recursive_match: bool,
     /// Selection option SPECIAL-USE (RFC 6154).
     pub(super) select_special_use: bool,
     /// Return option SUBSCRIBED.
@@ -75,13 +79,13 @@ struct Entry {
     subscribed: bool,
 }
 
-/// LIST and LSUB.
+/// LIST and LSUB. Errs only when writing a `CHILDINFO` line fails.
 pub(super) async fn list<M: Mda>(
     ctx: &Ctx<'_, M>,
     conn: &mut Connection,
     tag: Tag<'static>,
     opts: ListOpts,
-) -> Status<'static> {
+) -> Result<Status<'static>, ImapError> {
     let done = if opts.lsub {
         "Lsub completed."
     } else {
@@ -97,11 +101,11 @@ pub(super) async fn list<M: Mda>(
                 mailbox: root,
             });
         }
-        return ok(tag, None, done);
+        return Ok(ok(tag, None, done));
     }
     let (infos, subscribed_only) = match ctx.mda.mailboxes(ctx.user).await {
         Ok(m) => m,
-        Err(e) => return mda_error(tag, "Mailboxes", &e, false),
+        Err(e) => return Ok(mda_error(tag, "Mailboxes", &e, false)),
     };
     let mut entries: Vec<Entry> = infos
         .into_iter()
@@ -152,11 +156,26 @@ pub(super) async fn list<M: Mda>(
         .map(|p| format!("{}{p}", opts.reference))
         .collect();
     let only_subscribed = opts.lsub || opts.select_subscribed;
+    let matching = |name: &str| patterns.iter().any(|p| names::matches(p, name));
+    // The parents of subscribed names the patterns leave out: listed under
+    // RECURSIVEMATCH with `CHILDINFO` (RFC 5258 §4), and by LSUB as
+    // `\Noselect` when `%` stops at them (RFC 3501 §6.3.9).
+    let mut hiding: HashSet<&str> = HashSet::new();
+    if (opts.recursive_match && opts.select_subscribed) || opts.lsub {
+        for e in entries
+            .iter()
+            .filter(|e| e.subscribed && !matching(&e.name))
+        {
+            hiding.extend(names::parents(&e.name));
+        }
+    }
     for e in &entries {
-        if !patterns.iter().any(|p| names::matches(p, &e.name)) {
+        if !matching(&e.name) {
             continue;
         }
-        if only_subscribed && !e.subscribed {
+        let hides = hiding.contains(e.name.as_str());
+        let childinfo = hides && !opts.lsub;
+        if only_subscribed && !e.subscribed && !hides {
             continue;
         }
         if opts.select_special_use && e.role.is_none() {
@@ -165,6 +184,7 @@ pub(super) async fn list<M: Mda>(
         // A name that is no mailbox: a subscription only under SUBSCRIBED
         // selection (or LSUB), a parent of mailboxes only where `%` stops at it.
         let shown = e.exists
+            || hides
             || if e.subscribed {
                 only_subscribed
             } else {
@@ -177,7 +197,7 @@ pub(super) async fn list<M: Mda>(
             continue;
         };
         let mut items = Vec::new();
-        if !e.exists {
+        if !e.exists || (opts.lsub && !e.subscribed) {
             if opts.select_subscribed || opts.return_subscribed {
                 items.extend(attr("NonExistent"));
             } else {
@@ -198,19 +218,24 @@ pub(super) async fn list<M: Mda>(
             }
         }
         let status_of = (e.exists && opts.status.is_some()).then(|| wire.clone());
-        conn.data(if opts.lsub {
-            Data::Lsub {
-                items,
-                delimiter,
-                mailbox: wire,
-            }
+        if childinfo {
+            conn.raw(ext::encode_list_childinfo(items, delimiter, wire))
+                .await?;
         } else {
-            Data::List {
-                items,
-                delimiter,
-                mailbox: wire,
-            }
-        });
+            conn.data(if opts.lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox: wire,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox: wire,
+                }
+            });
+        }
         if let (Some(wire), Some(wanted)) = (status_of, opts.status.as_deref()) {
             match ctx.mda.status(&ctx.mref(&e.name)).await {
                 Ok((st, _)) => conn.data(Data::Status {
@@ -221,7 +246,7 @@ pub(super) async fn list<M: Mda>(
             }
         }
     }
-    ok(tag, None, done)
+    Ok(ok(tag, None, done))
 }
 
 /// The STATUS items asked for.

@@ -254,7 +254,8 @@ pub(super) async fn expunge<M: Mda>(
     match result {
         Ok(gone) => {
             notify::expunged(ctx, conn, sel, &gone);
-            ok(tag, None, "Expunge completed.")
+            let code = notify::highest_after_expunge(ctx, conn, sel, &gone).await;
+            ok(tag, code, "Expunge completed.")
         }
         Err(e) => mda_error(tag, "Expunge", &e, false),
     }

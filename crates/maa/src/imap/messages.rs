@@ -22,7 +22,7 @@ use super::fetch::{self, Need};
 use super::mailbox::{Selected, seq};
 use super::reply::{bad, mda_error, no, noperm, ok};
 use super::session::Ctx;
-use super::{ImapError, seqset};
+use super::{ImapError, notify, seqset};
 use crate::mda::{Fetched, FlagOp, Mda, MessageMeta, Part, Query, Uid};
 
 /// Flush the output every this many metadata-only FETCH responses.
@@ -61,7 +61,11 @@ pub(super) async fn fetch<M: Mda>(
             "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE.",
         ));
     }
-    if changed_since.is_some() && !plan.items.contains(&MessageDataItemName::ModSeq) {
+    let set_seen = plan.sets_seen && !sel.read_only;
+    // CHANGEDSINCE answers with MODSEQ (RFC 7162 §3.1.4); so does a FETCH
+    // that sets \Seen under CONDSTORE, as every flag change does (§3.1).
+    let with_modseq = changed_since.is_some() || (set_seen && ctx.enabled.condstore);
+    if with_modseq && !plan.items.contains(&MessageDataItemName::ModSeq) {
         plan.items.push(MessageDataItemName::ModSeq);
     }
     if plan.items.contains(&MessageDataItemName::ModSeq) {
@@ -74,19 +78,7 @@ pub(super) async fn fetch<M: Mda>(
     if vanished && let Some(since) = changed_since {
         let wanted = seqset::search_ranges(set, &sel.uids, true);
         match ctx.mda.changes(&sel.mref, since).await {
-            Ok(changes) => {
-                let gone: Vec<Uid> = changes
-                    .expunged
-                    .into_iter()
-                    .filter(|u| wanted.iter().any(|&(a, b)| a <= *u && *u <= b))
-                    .collect();
-                if let Some(set) = seqset::to_set(&gone) {
-                    conn.data(Data::Vanished {
-                        earlier: true,
-                        known_uids: set,
-                    });
-                }
-            }
+            Ok(changes) => notify::vanished_earlier(conn, &changes.expunged, Some(&wanted)),
             Err(e) => return Ok(mda_error(tag, "Changes", &e, false)),
         }
     }
@@ -109,7 +101,6 @@ pub(super) async fn fetch<M: Mda>(
         Need::Header => Part::Header,
         Need::Whole => Part::Whole,
     };
-    let set_seen = plan.sets_seen && !sel.read_only;
     let mut missing = false;
     let mut n = 0usize;
     for window in uids.chunks(FETCH_WINDOW) {
@@ -242,15 +233,20 @@ pub(super) async fn store<M: Mda>(
             Err(e) => return mda_error(tag, "StoreFlags", &e, false),
         };
         failed.extend(result.failed_modified);
+        // RFC 7162 §3.1.3: under CONDSTORE even .SILENT answers, with the MODSEQ.
+        let silent = req.response == StoreResponse::Silent;
         for meta in result.updated {
             sel.reported.insert(meta.uid, meta.modseq);
-            if req.response == StoreResponse::Silent {
+            if silent && !ctx.enabled.condstore {
                 continue;
             }
             let Some(idx) = sel.uids.position(meta.uid) else {
                 continue;
             };
-            let mut items = vec![fetch::flags_item(&meta.flags)];
+            let mut items = Vec::with_capacity(3);
+            if !silent {
+                items.push(fetch::flags_item(&meta.flags));
+            }
             if let (true, Some(u)) = (req.uid, NonZeroU32::new(meta.uid)) {
                 items.push(MessageDataItem::Uid(u));
             }

@@ -15,6 +15,8 @@
 //! - `mailbox`: SELECT/EXAMINE (CONDSTORE, QRESYNC), CLOSE, UNSELECT, EXPUNGE;
 //! - `messages`: FETCH and STORE over the MDA, window by window;
 //! - `fetch`: FETCH items to data items on one message's bytes (no IO);
+//! - `structure/`: the MIME tree of a message: ENVELOPE, BODY/BODYSTRUCTURE,
+//!   `BODY[section]` bytes and BINARY decoding (no IO; one file per concern);
 //! - `append`: APPEND, COPY, MOVE;
 //! - `search`: SEARCH keys to a store query, and the SEARCH/ESEARCH answers;
 //! - `notify`: what other sessions changed (EXISTS/FETCH/EXPUNGE/VANISHED), IDLE;

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
-use imap_next::imap_types::response::{CommandContinuationRequest, Data};
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data};
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::server::Event;
 
@@ -18,7 +18,7 @@ use super::ImapError;
 use super::conn::{Connection, Input};
 use super::fetch::flags_item;
 use super::mailbox::{Selected, seq};
-use super::reply::{bad, bye, ok, text, untagged_bad};
+use super::reply::{bye, login_first, ok, text, untagged_bad};
 use super::seqset;
 use super::session::{Ctx, Session, Step};
 use crate::mda::{Changes, Mda, MdaError, MessageMeta, Uid};
@@ -61,6 +61,22 @@ pub(super) async fn sync<M: Mda>(
         Ok(changes) => apply(ctx, conn, sel, changes),
         Err(e) => tracing::warn!(error = %e, "Changes failed: nothing announced"),
     }
+}
+
+/// `[HIGHESTMODSEQ n]` for the tagged OK of EXPUNGE, UID EXPUNGE or MOVE that
+/// removed messages (RFC 7162 §3.2.10), under CONDSTORE. Every change up to the
+/// mailbox's modseq is announced first, so the client may resync from the value.
+pub(super) async fn highest_after_expunge<M: Mda>(
+    ctx: &Ctx<'_, M>,
+    conn: &mut Connection,
+    sel: &mut Selected,
+    expunged: &[Uid],
+) -> Option<Code<'static>> {
+    if !ctx.enabled.condstore || expunged.is_empty() {
+        return None;
+    }
+    sync(ctx, conn, sel, true, true).await;
+    NonZeroU64::new(sel.modseq).map(Code::HighestModSeq)
 }
 
 /// One `FETCH (UID n FLAGS (...) [MODSEQ (m)])`.
@@ -155,22 +171,7 @@ pub(super) async fn resync<M: Mda>(
 ) -> Result<(), MdaError> {
     let changes = ctx.mda.changes(&sel.mref, since).await?;
     let known = known.map(seqset::literal_ranges);
-    let vanished: Vec<Uid> = changes
-        .expunged
-        .iter()
-        .copied()
-        .filter(|u| {
-            known
-                .as_ref()
-                .is_none_or(|ranges| ranges.iter().any(|&(a, b)| a <= *u && *u <= b))
-        })
-        .collect();
-    if let Some(set) = seqset::to_set(&vanished) {
-        conn.data(Data::Vanished {
-            earlier: true,
-            known_uids: set,
-        });
-    }
+    vanished_earlier(conn, &changes.expunged, known.as_deref());
     for meta in &changes.updated {
         if let Some(idx) = sel.uids.position(meta.uid) {
             flags_fetch(conn, idx, meta, true);
@@ -178,6 +179,23 @@ pub(super) async fn resync<M: Mda>(
         }
     }
     Ok(())
+}
+
+/// `* VANISHED (EARLIER)` of the expunged uids within `ranges` (inclusive; all
+/// when `None`): QRESYNC's SELECT and `UID FETCH ... (VANISHED)` (RFC 7162 §3.2.5, §3.2.6).
+pub(super) fn vanished_earlier(
+    conn: &mut Connection,
+    expunged: &[Uid],
+    ranges: Option<&[(Uid, Uid)]>,
+) {
+    let within = |u: Uid| ranges.is_none_or(|r| r.iter().any(|&(a, b)| a <= u && u <= b));
+    let gone: Vec<Uid> = expunged.iter().copied().filter(|&u| within(u)).collect();
+    if let Some(set) = seqset::to_set(&gone) {
+        conn.data(Data::Vanished {
+            earlier: true,
+            known_uids: set,
+        });
+    }
 }
 
 /// What ended a wait under IDLE.
@@ -196,7 +214,7 @@ impl<M: Mda> Session<M> {
         tag: Tag<'static>,
     ) -> Result<Step, ImapError> {
         if self.user.is_none() {
-            let refusal = bad(tag, "Command not valid in this state (log in first).");
+            let refusal = login_first(tag);
             if let Err(status) = conn.server.idle_reject(refusal) {
                 conn.status(status);
             }
@@ -247,6 +265,10 @@ impl<M: Mda> Session<M> {
                 Woken::Input(input) => match input? {
                     Input::Event(Event::IdleDoneReceived) => break,
                     Input::Closed => return Ok(Step::Close),
+                    Input::TooBig => {
+                        conn.status(bye("Literal too big."));
+                        return Ok(Step::Close);
+                    }
                     Input::Invalid(e) => {
                         tracing::debug!(error = %e, "not DONE under IDLE");
                         conn.status(untagged_bad("Expected DONE."));

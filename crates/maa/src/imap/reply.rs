@@ -62,6 +62,17 @@ pub(super) fn bad(tag: Tag<'static>, t: &'static str) -> Status<'static> {
     tagged(tag, StatusKind::Bad, None, t)
 }
 
+/// `BAD` to a command that needs a login, before it (RFC 9051 §6).
+pub(super) fn login_first(tag: Tag<'static>) -> Status<'static> {
+    bad(tag, "Command not valid in this state (log in first).")
+}
+
+/// `BAD [CLIENTBUG]` to a selected-state command with no mailbox selected
+/// (RFC 9051 §6.4: a command in the wrong state is a protocol error).
+pub(super) fn not_selected(tag: Tag<'static>) -> Status<'static> {
+    bad_code(tag, clientbug(), "No mailbox selected.")
+}
+
 /// `* OK [code] text`
 pub(super) fn untagged_ok(code: Option<Code<'static>>, t: &'static str) -> Status<'static> {
     Status::Untagged(body(StatusKind::Ok, code, t))

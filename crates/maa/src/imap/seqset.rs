@@ -275,17 +275,26 @@ pub(super) fn search_ranges(set: &SequenceSet, uids: &UidList, uid: bool) -> Vec
         .collect()
 }
 
+/// Ascending numbers as inclusive runs of consecutive ones (`1 2 3 7` →
+/// `(1, 3) (7, 7)`); zeros, which no uid or message number is, are skipped.
+pub(super) fn runs(values: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let mut iter = values.iter().copied().filter(|&v| v != 0).peekable();
+    std::iter::from_fn(move || {
+        let first = iter.next()?;
+        let mut last = first;
+        while last < u32::MAX && iter.peek() == Some(&(last + 1)) {
+            last += 1;
+            iter.next();
+        }
+        Some((first, last))
+    })
+}
+
 /// Inclusive ranges of ascending uids, compressed (`1:3,7`), as a sequence set.
 /// `None` for no uids.
 pub(super) fn to_set(uids: &[Uid]) -> Option<SequenceSet> {
     let mut seqs = Vec::new();
-    let mut iter = uids.iter().copied().filter(|&u| u != 0).peekable();
-    while let Some(first) = iter.next() {
-        let mut last = first;
-        while iter.peek() == Some(&last.wrapping_add(1)) {
-            last += 1;
-            iter.next();
-        }
+    for (first, last) in runs(uids) {
         let a = std::num::NonZeroU32::new(first)?;
         let b = std::num::NonZeroU32::new(last)?;
         seqs.push(if a == b {
@@ -302,13 +311,7 @@ pub(super) fn to_set(uids: &[Uid]) -> Option<SequenceSet> {
 /// Ascending numbers as sequence-set text (`1:3,7`), for responses written by hand.
 pub(super) fn set_text(values: &[Uid]) -> String {
     let mut out = String::new();
-    let mut iter = values.iter().copied().peekable();
-    while let Some(first) = iter.next() {
-        let mut last = first;
-        while iter.peek() == Some(&last.wrapping_add(1)) {
-            last += 1;
-            iter.next();
-        }
+    for (first, last) in runs(values) {
         if !out.is_empty() {
             out.push(',');
         }
@@ -408,6 +411,11 @@ mod tests {
         assert_eq!(search_ranges(&set("7"), &uids, false), vec![]);
         assert_eq!(search_ranges(&set("4:*"), &uids, true), vec![(4, 9)]);
         assert_eq!(set_text(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(set_text(&[]), "");
+        assert_eq!(
+            set_text(&[1, u32::MAX - 1, u32::MAX]),
+            "1,4294967294:4294967295"
+        );
         assert!(to_set(&[1, 2]).is_some());
         assert_eq!(to_set(&[]), None);
     }

@@ -19,7 +19,7 @@ use imap_next::server::{Error as ServerError, Event, Options, Server};
 
 use super::conn::{Connection, Input};
 use super::mailbox::Selected;
-use super::reply::{bad, bye, clientbug, no, ok, text, untagged_bad};
+use super::reply::{bad, bye, login_first, not_selected, ok, text, untagged_bad};
 use super::{
     ImapContext, ImapError, append, ext, folders, mailbox, messages, names, notify, search,
 };
@@ -189,6 +189,11 @@ impl<M: Mda> Session<M> {
                     tracing::debug!("client closed the connection");
                     return Ok(());
                 }
+                Input::TooBig => {
+                    tracing::info!("non-synchronizing literal over the limit");
+                    conn.status(bye("Literal too big."));
+                    Ok(Step::Close)
+                }
                 Input::Invalid(ServerError::MalformedMessage { discarded_bytes })
                     if let Ok(cmd) = ext::parse(discarded_bytes.declassify()) =>
                 {
@@ -301,20 +306,30 @@ impl<M: Mda> Session<M> {
             body => {
                 // ----- authenticated and selected -----
                 let Some(user) = self.user.clone() else {
-                    conn.status(bad(tag, "Command not valid in this state (log in first)."));
+                    conn.status(login_first(tag));
                     return Ok(Step::Continue);
                 };
                 let (status, sync) = self.authenticated(conn, &user, tag, body).await?;
-                if sync {
-                    self.announce(conn, true).await;
-                }
-                conn.status(status);
-                return Ok(Step::Continue);
+                return Ok(self.reply(conn, status, sync).await);
             }
         };
-        self.announce(conn, true).await;
+        Ok(self.reply(conn, status, true).await)
+    }
+
+    /// The end of a command: what other sessions changed, unless the command
+    /// ran by message number (`announce = false`; RFC 9051 §7.5.1: then the
+    /// changes wait for the next command), then the tagged reply.
+    pub(super) async fn reply(
+        &mut self,
+        conn: &mut Connection,
+        status: Status<'static>,
+        announce: bool,
+    ) -> Step {
+        if announce {
+            self.announce(conn, true).await;
+        }
         conn.status(status);
-        Ok(Step::Continue)
+        Step::Continue
     }
 
     /// Announce what other sessions changed in the selected mailbox.
@@ -341,6 +356,7 @@ impl<M: Mda> Session<M> {
             user,
             enabled: &mut self.enabled,
         };
+        let examine = matches!(body, CommandBody::Examine { .. });
         let status = match body {
             CommandBody::Enable { capabilities } => enable(&mut ctx, conn, tag, &capabilities),
             CommandBody::Namespace => {
@@ -359,19 +375,8 @@ impl<M: Mda> Session<M> {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => {
-                mailbox::select(
-                    &mut ctx,
-                    conn,
-                    &mut self.selected,
-                    tag,
-                    &mailbox,
-                    false,
-                    &parameters,
-                )
-                .await
             }
-            CommandBody::Examine {
+            | CommandBody::Examine {
                 mailbox,
                 parameters,
             } => {
@@ -381,7 +386,7 @@ impl<M: Mda> Session<M> {
                     &mut self.selected,
                     tag,
                     &mailbox,
-                    true,
+                    examine,
                     &parameters,
                 )
                 .await
@@ -392,7 +397,7 @@ impl<M: Mda> Session<M> {
             } => {
                 let pattern = names::pattern_bytes(&mailbox_wildcard).to_vec();
                 let opts = folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             CommandBody::Lsub {
                 reference,
@@ -402,12 +407,21 @@ impl<M: Mda> Session<M> {
                 let mut opts =
                     folders::ListOpts::plain(&reference, vec![pattern], ctx.enabled.utf8);
                 opts.lsub = true;
-                folders::list(&ctx, conn, tag, opts).await
+                folders::list(&ctx, conn, tag, opts).await?
             }
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => folders::status(&ctx, conn, tag, &mailbox, &item_names).await,
+            } => {
+                // On the selected mailbox, what changed is announced first, so
+                // that STATUS never counts messages the session has no number for.
+                if let Some(sel) = self.selected.as_mut()
+                    && ctx.name(&mailbox).is_some_and(|n| ctx.mref(&n) == sel.mref)
+                {
+                    notify::sync(&ctx, conn, sel, true, false).await;
+                }
+                folders::status(&ctx, conn, tag, &mailbox, &item_names).await
+            }
             CommandBody::Create { mailbox } => folders::create(&ctx, tag, &mailbox, None).await,
             CommandBody::Delete { mailbox } => {
                 folders::delete(&ctx, conn, &mut self.selected, tag, &mailbox).await
@@ -427,7 +441,7 @@ impl<M: Mda> Session<M> {
             } => append::append(&ctx, tag, &mailbox, &flags, date.as_ref(), message).await,
             body => {
                 let Some(sel) = self.selected.as_mut() else {
-                    return Ok((no(tag, Some(clientbug()), "No mailbox selected."), true));
+                    return Ok((not_selected(tag), true));
                 };
                 let uid_command = match &body {
                     CommandBody::Fetch { uid, .. }

@@ -80,18 +80,6 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Where the header ends (after its empty line) in the first bytes of a
-/// message; `None` if not within them.
-fn header_end(bytes: &[u8]) -> Option<usize> {
-    if bytes.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
 /// Sends one message of a fetch from a blocking thread: meta, data, end.
 /// False when the receiver is gone.
 fn send_message(
@@ -109,22 +97,16 @@ fn send_message(
     if !send(Fetched::Meta(m)) {
         return Ok(false);
     }
-    let end = match part {
-        Part::None => 0,
-        Part::Whole => size,
-        Part::Header => {
-            let mut probe = 0;
-            let mut found = None;
-            let mut seen = 0;
-            while found.is_none() && probe < size {
-                probe = (probe + 16 * 1024).min(size);
-                let head = BlobStore::get(store, &blob, Some(0..probe))?;
-                seen = head.len();
-                found = header_end(&head);
+    if part == Part::Header {
+        let head = facteur_store::header::read_header(store, &blob, size)?;
+        for piece in head.chunks(CHUNK as usize) {
+            if !send(Fetched::Data(bytes::Bytes::copy_from_slice(piece))) {
+                return Ok(false);
             }
-            found.unwrap_or(seen) as u64
         }
-    };
+        return Ok(send(Fetched::End));
+    }
+    let end = if part == Part::Whole { size } else { 0 };
     let mut at = 0;
     while at < end {
         let to = (at + CHUNK).min(end);

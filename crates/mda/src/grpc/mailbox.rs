@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, Services, blocking, check_mailbox, mailbox_ref, status};
 use crate::filing::account_of;
+use crate::store::header::read_header;
 use crate::store::{self, BlobStore, ChangeFeed, MailStore, StoreError};
 
 /// Page size of `Mailbox.List` reads from the store.
@@ -492,18 +493,6 @@ impl<S: MailStore + BlobStore + ChangeFeed> Mailbox for Services<S> {
     }
 }
 
-/// Where the header ends (after its empty line) in the first `bytes` of a
-/// message; `None` if not within them.
-fn header_end(bytes: &[u8]) -> Option<usize> {
-    if bytes.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
 /// Streams one message of a `FetchMany` from a blocking thread, its metadata
 /// in the first chunk; false when the receiver is gone.
 fn send_message<S: MailStore + BlobStore>(
@@ -534,23 +523,18 @@ fn send_message<S: MailStore + BlobStore>(
         Want::Nothing => return Ok(send(Vec::new(), true, false, meta)),
         Want::Whole => size,
         Want::Header => {
-            // Read the start of the message until the header ends: a header
-            // fetch reads the header, not the message.
-            let mut probe = 0u64;
-            let mut found = None;
-            let mut head = Vec::new();
-            while found.is_none() && probe < size {
-                probe = (probe + 16 * 1024).min(size);
-                head = BlobStore::get(store, &blob, Some(0..probe))?;
-                found = header_end(&head);
+            // A header fetch reads the header, not the message; usually one chunk.
+            let head = read_header(store, &blob, size)?;
+            let pieces = head.chunks(chunk as usize).collect::<Vec<_>>();
+            if pieces.is_empty() {
+                return Ok(send(Vec::new(), true, false, meta));
             }
-            let end = found.unwrap_or(head.len());
-            if end as u64 <= chunk {
-                // The usual case: the header is in hand already, one chunk.
-                head.truncate(end);
-                return Ok(send(head, true, false, meta));
+            for (i, piece) in pieces.iter().enumerate() {
+                if !send(piece.to_vec(), i + 1 == pieces.len(), false, meta.take()) {
+                    return Ok(false);
+                }
             }
-            end as u64
+            return Ok(true);
         }
     };
     let mut at = 0u64;

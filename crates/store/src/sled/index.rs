@@ -7,6 +7,7 @@ use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser};
 
 use super::records::HeaderIndex;
 use crate::blobs::FileBlobs;
+use crate::header::header_end;
 use crate::mail::{BlobId, StoreError};
 
 /// How much of a blob is read for its header (the header ends at the first
@@ -40,23 +41,6 @@ pub(super) fn read_head(blobs: &FileBlobs, blob: &BlobId) -> Result<Vec<u8>, Sto
         head.truncate(end);
     }
     Ok(head)
-}
-
-/// The offset just after the empty line ending the header, if any.
-fn header_end(bytes: &[u8]) -> Option<usize> {
-    if bytes.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    if bytes.starts_with(b"\n") {
-        return Some(1);
-    }
-    bytes
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|p| p + 2)
-        .into_iter()
-        .chain(bytes.windows(3).position(|w| w == b"\n\r\n").map(|p| p + 3))
-        .min()
 }
 
 /// Builds the index record of a message header.
@@ -173,14 +157,6 @@ mod tests {
         assert_eq!(day_start(2000, 3, 1), Some(951_868_800));
         assert_eq!(day_start(2024, 2, 29), Some(1_709_164_800));
         assert_eq!(day_start(2024, 13, 1), None);
-    }
-
-    #[test]
-    fn head_is_cut_at_the_empty_line() {
-        assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
-        assert_eq!(header_end(b"A: b\n\nbody"), Some(6));
-        assert_eq!(header_end(b"\r\nbody"), Some(2));
-        assert_eq!(header_end(b"A: b\r\n"), None);
     }
 
     #[test]

@@ -357,52 +357,6 @@ fn other_commands_are_not_ours() {
 }
 
 #[test]
-fn esearch_response_lines() {
-    let r = EsearchResult {
-        min: Some(2),
-        max: Some(9),
-        count: Some(5),
-        all: Some(vec![9, 2, 3, 4, 4]),
-        modseq: None,
-    };
-    assert_eq!(
-        encode_esearch(Some(&tag("a1")), true, &r),
-        b"* ESEARCH (TAG \"a1\") UID MIN 2 MAX 9 COUNT 5 ALL 2:4,9\r\n"
-    );
-    // Nothing matched: only COUNT 0 (RFC 4731 §3.1).
-    let r = EsearchResult {
-        count: Some(0),
-        all: Some(Vec::new()),
-        ..EsearchResult::default()
-    };
-    assert_eq!(
-        encode_esearch(Some(&tag("b")), false, &r),
-        b"* ESEARCH (TAG \"b\") COUNT 0\r\n"
-    );
-    let r = EsearchResult {
-        all: Some(vec![1]),
-        modseq: Some(917162500),
-        ..EsearchResult::default()
-    };
-    assert_eq!(
-        encode_esearch(None, false, &r),
-        b"* ESEARCH ALL 1 MODSEQ 917162500\r\n"
-    );
-}
-
-#[test]
-fn compact_sequence_sets() {
-    assert_eq!(compact(&[2, 3, 4, 9]), "2:4,9");
-    assert_eq!(compact(&[1]), "1");
-    assert_eq!(compact(&[]), "");
-    assert_eq!(compact(&[5, 1, 2, 7, 6, 6]), "1:2,5:7");
-    assert_eq!(
-        compact(&[u32::MAX - 1, u32::MAX, 1]),
-        "1,4294967294:4294967295"
-    );
-}
-
-#[test]
 fn list_responses() {
     let attr = |a: &str| FlagNameAttribute::from(Atom::try_from(a.to_owned()).unwrap());
     let line = encode_list_childinfo(

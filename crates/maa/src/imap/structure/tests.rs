@@ -10,6 +10,7 @@ use imap_next::imap_types::core::{AString, Vec1};
 use imap_next::imap_types::fetch::{MessageDataItem, Part, Section};
 use imap_next::imap_types::response::{Data, Response};
 
+use super::mime::parse_content_type;
 use super::*;
 
 /// A data item as imap-codec writes it in `* 1 FETCH (...)`; a client's parser

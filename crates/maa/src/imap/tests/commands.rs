@@ -358,7 +358,7 @@ async fn bad_input_and_wrong_state() {
     let h = start(false).await;
     let mut c = h.session().await;
     let r = c.cmd("w1", "EXPUNGE").await;
-    assert!(r.starts_with("w1 NO [CLIENTBUG]"), "{r}");
+    assert!(r.starts_with("w1 BAD [CLIENTBUG]"), "{r}");
     let r = c.cmd("w2", "LOGIN a b").await;
     assert!(r.starts_with("w2 BAD"), "{r}");
     c.cmd("w3", "EXAMINE INBOX").await;
