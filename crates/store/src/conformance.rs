@@ -1205,6 +1205,42 @@ pub fn search_header_fields_and_sent_dates<S: Backend>(open: &dyn Fn(&Path) -> S
     assert_eq!(found(&s, hdr(Field::Cc, "jacques")), vec![1]);
     assert_eq!(found(&s, hdr(Field::Bcc, "secret")), vec![2]);
     assert!(found(&s, hdr(Field::Subject, "absent")).is_empty());
+    // indexed keys alone, negated, and mixed with message-record keys
+    assert_eq!(
+        found(&s, Query::Not(Box::new(hdr(Field::Subject, "café")))),
+        vec![2, 3],
+        "no Subject: does not contain it"
+    );
+    assert_eq!(
+        found(
+            &s,
+            Query::And(vec![
+                Query::Uids(vec![(2, 3)]),
+                Query::Not(Box::new(hdr(Field::Subject, "")))
+            ])
+        ),
+        vec![3]
+    );
+    assert_eq!(
+        found(
+            &s,
+            Query::Or(
+                Box::new(hdr(Field::Subject, "budget")),
+                Box::new(Query::Flag("\\flagged".into()))
+            )
+        ),
+        vec![2, 3]
+    );
+    assert_eq!(
+        found(
+            &s,
+            Query::And(vec![
+                hdr(Field::From, "andre"),
+                Query::Not(Box::new(Query::Flag("\\Seen".into())))
+            ])
+        ),
+        Vec::<u32>::new()
+    );
     // Date: day as written (2023-01-02 -0500, 2024-03-15 +0100); no Date: never
     let jan2 = 1_672_617_600;
     let jan3 = 1_672_704_000;

@@ -37,7 +37,7 @@ impl SledStore {
                 modseq: 0,
                 internal_date,
             };
-            let meta = add_in_tx(&mut tx, &mut rec, meta, Some(index))?;
+            let meta = add_in_tx(&mut tx, &mut rec, meta, index)?;
             tx.insert(&mkey, rec.encode());
             tx.commit(st)?;
             let appended = Appended {
@@ -86,7 +86,11 @@ impl SledStore {
                 let target = dst.as_mut().unwrap_or(&mut src);
                 copied.uidvalidity = target.uidvalidity;
                 for meta in &sources {
-                    let index = tx.get(&index_key(src_id, meta.uid))?;
+                    // Every message has an index record; an empty one
+                    // stands in should the source's be missing.
+                    let index = tx
+                        .get(&index_key(src_id, meta.uid))?
+                        .unwrap_or_else(|| encode_index(&HeaderIndex::default()));
                     let new = add_in_tx(&mut tx, target, meta.clone(), index)?;
                     copied.uids.push((meta.uid, new.uid));
                 }
@@ -169,13 +173,14 @@ pub(super) fn expunge_in_tx(tx: &mut Tx, rec: &mut MailboxRec, meta: &MessageMet
 }
 
 /// Adds a message to a mailbox in a transaction: a new uid and modseq, the
-/// message, change and index records, counters and keywords. `meta.uid` and
-/// `meta.modseq` are replaced; the stored metadata is returned.
+/// message, change and index records (every message has both: SEARCH by
+/// indexed fields scans the index records alone), counters and keywords.
+/// `meta.uid` and `meta.modseq` are replaced; the stored metadata is returned.
 pub(super) fn add_in_tx(
     tx: &mut Tx,
     rec: &mut MailboxRec,
     mut meta: MessageMeta,
-    index: Option<Vec<u8>>,
+    index: Vec<u8>,
 ) -> Result<MessageMeta, StoreError> {
     let uid = rec.uidnext;
     rec.uidnext = uid
@@ -188,9 +193,7 @@ pub(super) fn add_in_tx(
         &change_key(rec.id, meta.modseq),
         change_value(uid, CHANGE_LIVE).to_vec(),
     );
-    if let Some(index) = index {
-        tx.insert(&index_key(rec.id, uid), index);
-    }
+    tx.insert(&index_key(rec.id, uid), index);
     rec.count_in(&meta);
     merge_keywords(tx, rec.id, &meta.flags)?;
     Ok(meta)

@@ -18,7 +18,7 @@
 //! | `V` user                            | last UIDVALIDITY given (u32)   |
 //! | `S` user `\0` mailbox name          | (empty): subscribed            |
 //! | `m` mailbox id (u64) ++ uid (u32)   | message record                 |
-//! | `h` mailbox id (u64) ++ uid (u32)   | header index record            |
+//! | `h` mailbox id (u64) ++ uid (u32)   | header index record (v2, below)|
 //! | `c` mailbox id (u64) ++ modseq (u64)| uid (u32) ++ kind (u8)         |
 //! | `k` mailbox id (u64)                | every keyword ever set         |
 //! | `d` user `\0` message key           | uid (u32) ++ uidvalidity (u32) |
@@ -34,15 +34,24 @@
 //! §6.3.7). The mailbox record counts exists, unseen, size and `\Deleted`
 //! in the same batch as every change, so STATUS is one read.
 //!
-//! SEARCH ([`search`]) at 100k messages: the `m` and `h` records of a
-//! mailbox are walked together in one forward range scan each (both keyed
-//! by uid), so uid/flag/size/date/modseq keys and FROM/TO/CC/BCC/SUBJECT
-//! (decoded and lowercased at filing, [`index`]) never read a blob. Only
-//! messages the rest of the query leaves possible are read, one at a time:
-//! the header block (at most 64 KiB) for other header fields, the whole
-//! message for BODY/TEXT. A BODY/TEXT search over a large mailbox is thus a
-//! bounded sequential scan; a body index (e.g. a token index beside `h`)
-//! can come behind the same trait method later without changing callers.
+//! Every message has both its `m` and its `h` record (written, copied and
+//! removed together). The `h` record (v2, [`records::encode_index`]) starts
+//! with the five field lengths, so a field is found without reading the
+//! others: version u8 | has date u8 | day i64 | from, to, cc, bcc, subject
+//! lengths u32 each (`u32::MAX`: no such field) | their bytes in that order.
+//!
+//! SEARCH ([`search`]) at 100k messages: a query of indexed keys only
+//! (FROM/TO/CC/BCC/SUBJECT, decoded and lowercased at filing, [`index`];
+//! SENTBEFORE/SENTSINCE; uids) is one forward range scan of the `h`
+//! records, matched in place with a prepared `memmem` finder, nothing
+//! allocated per message. Other queries walk the `m` and `h` records
+//! together (both keyed by uid), so uid/flag/size/date/modseq keys never
+//! read a blob either. Only messages the rest of the query leaves possible
+//! are read, one at a time: the header block (at most 64 KiB) for other
+//! header fields, the whole message for BODY/TEXT. A BODY/TEXT search over
+//! a large mailbox is thus a bounded sequential scan; a body index (e.g. a
+//! token index beside `h`) can come behind the same trait method later
+//! without changing callers.
 //!
 //! Durability, per batch, in this order: (1) the blob directory is fsynced
 //! if a blob was added (the blob files themselves were fsynced by the
@@ -470,7 +479,7 @@ impl MailStore for SledStore {
                 modseq: 0,
                 internal_date,
             };
-            let meta = add_in_tx(&mut tx, &mut rec, meta, Some(index))?;
+            let meta = add_in_tx(&mut tx, &mut rec, meta, index)?;
             tx.insert(&mkey, rec.encode());
             tx.insert(&dkey, delivered_value(meta.uid, rec.uidvalidity).to_vec());
             tx.commit(st)?;

@@ -188,32 +188,85 @@ pub(super) fn encode_meta(m: &MessageMeta) -> Result<Vec<u8>, StoreError> {
 }
 
 pub(super) fn decode_meta(bytes: &[u8]) -> Result<MessageMeta, StoreError> {
-    let parse = |r: &mut Reader<'_>| -> Option<MessageMeta> {
-        if r.u8()? != RECORD_V1 {
-            return None;
-        }
-        let uid = r.u32()?;
-        let size = r.u64()?;
-        let modseq = r.u64()?;
-        let internal_date = r.i64()?;
-        let blob = BlobId(hex::encode(r.take(32)?));
-        let count = r.u16()?;
-        let mut flags = Vec::with_capacity(usize::from(count));
-        for _ in 0..count {
+    MetaView::parse(bytes)?.to_meta()
+}
+
+/// A message record read in place, without allocating: what SEARCH needs of
+/// most messages (the blob id and the flags as strings only when asked).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MetaView<'a> {
+    pub(super) uid: Uid,
+    pub(super) size: u64,
+    pub(super) modseq: u64,
+    pub(super) internal_date: i64,
+    blob: &'a [u8],
+    /// The flag entries (length u16 | bytes, each), checked by `parse`.
+    flags: &'a [u8],
+}
+
+impl<'a> MetaView<'a> {
+    pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let parse = |r: &mut Reader<'a>| -> Option<Self> {
+            if r.u8()? != RECORD_V1 {
+                return None;
+            }
+            let uid = r.u32()?;
+            let size = r.u64()?;
+            let modseq = r.u64()?;
+            let internal_date = r.i64()?;
+            let blob = r.take(32)?;
+            let count = r.u16()?;
+            let flags = r.0;
+            for _ in 0..count {
+                let len = r.u16()?;
+                r.take(usize::from(len))?;
+            }
+            r.is_empty().then_some(MetaView {
+                uid,
+                size,
+                modseq,
+                internal_date,
+                blob,
+                flags,
+            })
+        };
+        parse(&mut Reader(bytes)).ok_or_else(|| corrupt("message record"))
+    }
+
+    /// The flags, as stored (lengths checked by `parse`).
+    fn flag_bytes(&self) -> impl Iterator<Item = &'a [u8]> {
+        let mut r = Reader(self.flags);
+        std::iter::from_fn(move || {
             let len = r.u16()?;
-            let f = std::str::from_utf8(r.take(usize::from(len))?).ok()?;
-            flags.push(f.to_owned());
-        }
-        r.is_empty().then_some(MessageMeta {
-            uid,
-            blob,
-            size,
-            flags,
-            modseq,
-            internal_date,
+            r.take(usize::from(len))
         })
-    };
-    parse(&mut Reader(bytes)).ok_or_else(|| corrupt("message record"))
+    }
+
+    /// Same as [`has_flag`] on the decoded flags.
+    pub(super) fn has_flag(&self, flag: &str) -> bool {
+        self.flag_bytes()
+            .any(|f| f.eq_ignore_ascii_case(flag.as_bytes()))
+    }
+
+    pub(super) fn blob(&self) -> BlobId {
+        BlobId(hex::encode(self.blob))
+    }
+
+    pub(super) fn to_meta(self) -> Result<MessageMeta, StoreError> {
+        let flags = self
+            .flag_bytes()
+            .map(|f| std::str::from_utf8(f).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| corrupt("message record"))?;
+        Ok(MessageMeta {
+            uid: self.uid,
+            blob: self.blob(),
+            size: self.size,
+            flags,
+            modseq: self.modseq,
+            internal_date: self.internal_date,
+        })
+    }
 }
 
 pub(super) fn change_value(uid: Uid, kind: u8) -> [u8; 5] {
@@ -324,51 +377,91 @@ pub(super) struct HeaderIndex {
     pub(super) sent_day: Option<i64>,
 }
 
-/// Header index record: version u8 | has date u8 | day i64 | per field
-/// (from, to, cc, bcc, subject): present u8 | length u32 | UTF-8 bytes.
+/// Header index records since SEARCH was made to scan them alone: the
+/// lengths come first, so any field is found without reading the others.
+/// Version 1 records are not read (no store of that layout was deployed).
+pub(super) const INDEX_V2: u8 = 2;
+/// The indexed fields, in record order ([`IndexView::field`] takes these).
+pub(super) const FROM: usize = 0;
+pub(super) const TO: usize = 1;
+pub(super) const CC: usize = 2;
+pub(super) const BCC: usize = 3;
+pub(super) const SUBJECT: usize = 4;
+const FIELDS: usize = 5;
+/// The length of a field the message does not have.
+const ABSENT: u32 = u32::MAX;
+/// Bytes before the field texts: version, has date, day, five lengths.
+const INDEX_HEAD: usize = 1 + 1 + 8 + 4 * FIELDS;
+
+/// Header index record (v2): version u8 (2) | has date u8 | day i64 |
+/// per field (from, to, cc, bcc, subject) length u32 (`u32::MAX`: absent) |
+/// the present fields' UTF-8 bytes, one after the other, in that order.
 pub(super) fn encode_index(ix: &HeaderIndex) -> Vec<u8> {
-    let mut v = vec![RECORD_V1, u8::from(ix.sent_day.is_some())];
+    let fields = [&ix.from, &ix.to, &ix.cc, &ix.bcc, &ix.subject];
+    // Bounded when built (see `index`), so the lengths fit.
+    fn bytes(f: &Option<String>) -> Option<&[u8]> {
+        f.as_deref().map(|s| {
+            let b = s.as_bytes();
+            &b[..b.len().min(ABSENT as usize - 1)]
+        })
+    }
+    let total: usize = fields
+        .iter()
+        .filter_map(|f| bytes(f))
+        .map(<[u8]>::len)
+        .sum();
+    let mut v = Vec::with_capacity(INDEX_HEAD + total);
+    v.push(INDEX_V2);
+    v.push(u8::from(ix.sent_day.is_some()));
     v.extend_from_slice(&ix.sent_day.unwrap_or(0).to_be_bytes());
-    for f in [&ix.from, &ix.to, &ix.cc, &ix.bcc, &ix.subject] {
-        match f {
-            None => v.push(0),
-            Some(s) => {
-                // Bounded when built (see `index`), so the length fits.
-                let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-                v.push(1);
-                v.extend_from_slice(&len.to_be_bytes());
-                v.extend_from_slice(&s.as_bytes()[..len as usize]);
-            }
-        }
+    for f in fields {
+        let len = bytes(f).map_or(ABSENT, |b| b.len() as u32);
+        v.extend_from_slice(&len.to_be_bytes());
+    }
+    for b in fields.into_iter().filter_map(bytes) {
+        v.extend_from_slice(b);
     }
     v
 }
 
-pub(super) fn decode_index(bytes: &[u8]) -> Result<HeaderIndex, StoreError> {
-    let parse = |r: &mut Reader<'_>| -> Option<HeaderIndex> {
-        if r.u8()? != RECORD_V1 {
-            return None;
-        }
-        let has_date = r.u8()? == 1;
-        let day = r.i64()?;
-        let mut field = || -> Option<Option<String>> {
-            if r.u8()? == 0 {
-                return Some(None);
+/// A header index record read in place, without allocating or decoding
+/// UTF-8: the field texts as the bytes written.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct IndexView<'a> {
+    fields: [Option<&'a [u8]>; FIELDS],
+    pub(super) sent_day: Option<i64>,
+}
+
+impl<'a> IndexView<'a> {
+    pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let parse = |r: &mut Reader<'a>| -> Option<Self> {
+            if r.u8()? != INDEX_V2 {
+                return None;
             }
-            let len = usize::try_from(r.u32()?).ok()?;
-            Some(Some(std::str::from_utf8(r.take(len)?).ok()?.to_owned()))
+            let has_date = r.u8()? == 1;
+            let day = r.i64()?;
+            let mut lens = [ABSENT; FIELDS];
+            for len in &mut lens {
+                *len = r.u32()?;
+            }
+            let mut fields = [None; FIELDS];
+            for (field, len) in fields.iter_mut().zip(lens) {
+                if len != ABSENT {
+                    *field = Some(r.take(usize::try_from(len).ok()?)?);
+                }
+            }
+            r.is_empty().then_some(IndexView {
+                fields,
+                sent_day: has_date.then_some(day),
+            })
         };
-        let ix = HeaderIndex {
-            from: field()?,
-            to: field()?,
-            cc: field()?,
-            bcc: field()?,
-            subject: field()?,
-            sent_day: has_date.then_some(day),
-        };
-        r.is_empty().then_some(ix)
-    };
-    parse(&mut Reader(bytes)).ok_or_else(|| corrupt("header index record"))
+        parse(&mut Reader(bytes)).ok_or_else(|| corrupt("header index record"))
+    }
+
+    /// The text of field `k` ([`FROM`] ... [`SUBJECT`]); `None`: absent.
+    pub(super) fn field(&self, k: usize) -> Option<&'a [u8]> {
+        self.fields.get(k).copied().flatten()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -456,4 +549,55 @@ pub(super) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_records_are_read_in_place() {
+        let ix = HeaderIndex {
+            from: Some("andré <a@b.test>".into()),
+            to: None,
+            cc: Some(String::new()),
+            bcc: None,
+            subject: Some("café au lait".into()),
+            sent_day: Some(86_400),
+        };
+        let bytes = encode_index(&ix);
+        let view = IndexView::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(view.field(FROM), Some("andré <a@b.test>".as_bytes()));
+        assert_eq!(view.field(TO), None);
+        assert_eq!(view.field(CC), Some(&b""[..]));
+        assert_eq!(view.field(BCC), None);
+        assert_eq!(view.field(SUBJECT), Some("café au lait".as_bytes()));
+        assert_eq!(view.sent_day, Some(86_400));
+        let none = encode_index(&HeaderIndex::default());
+        let view = IndexView::parse(&none).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((view.field(SUBJECT), view.sent_day), (None, None));
+        // Cut short, or one byte too many: refused, not misread.
+        assert!(IndexView::parse(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(b'x');
+        assert!(IndexView::parse(&longer).is_err());
+    }
+
+    #[test]
+    fn message_records_are_read_in_place() {
+        let meta = MessageMeta {
+            uid: 7,
+            blob: BlobId("ab".repeat(32)),
+            size: 1234,
+            flags: vec!["\\Seen".into(), "$Label1".into()],
+            modseq: 9,
+            internal_date: 1_700_000_000,
+        };
+        let bytes = encode_meta(&meta).unwrap_or_else(|e| panic!("{e}"));
+        let view = MetaView::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(view.has_flag("\\seen") && view.has_flag("$label1"));
+        assert!(!view.has_flag("\\Deleted"));
+        assert_eq!(view.to_meta().unwrap_or_else(|e| panic!("{e}")), meta);
+        assert!(MetaView::parse(&bytes[..bytes.len() - 1]).is_err());
+    }
 }
