@@ -80,8 +80,12 @@ pub struct StackSpec {
     /// The MTAs' free-space reserve (`queue.min_free_bytes`); `None`: the default.
     pub mta_min_free_bytes: Option<u64>,
     /// Extra settings per agent, passed as `--set KEY=VALUE` to every domain's
-    /// instance of it: `("mda", "auth.throttle.window_secs=5")`.
+    /// instance of it: `("mda", "auth.throttle.window_secs=5")`, or to one
+    /// domain's only: `("lyon.test/mta", "transport.…=…")`.
     pub sets: Vec<(String, String)>,
+    /// Agents not started, `(domain, agent)`: the interop tests put Postfix or
+    /// Dovecot in their place, on the same address and ports.
+    pub swapped: Vec<(String, String)>,
     /// More accounts (full addresses) beside the dev users, added to the MDA of
     /// their domain with the dev password (the bench's users).
     pub extra_users: Vec<String>,
@@ -112,6 +116,7 @@ impl StackSpec {
             retry_secs: vec![60, 300, 900, 3600],
             mta_min_free_bytes: None,
             sets: Vec::new(),
+            swapped: Vec::new(),
             extra_users: Vec::new(),
             listener_limits: None,
         }
@@ -283,6 +288,16 @@ impl StackSpec {
         Ok(())
     }
 
+    /// Leave `agent` of `domain` out of [`StackSpec::start`] (another server takes its place).
+    pub fn swap_out(&mut self, domain: &str, agent: &str) -> &mut Self {
+        self.swapped.push((domain.to_owned(), agent.to_owned()));
+        self
+    }
+
+    pub fn is_swapped(&self, domain: &str, agent: &str) -> bool {
+        self.swapped.iter().any(|(d, a)| d == domain && a == agent)
+    }
+
     /// Start every process and wait for its ready line.
     pub fn start(&self) -> anyhow::Result<Stack> {
         let mut stack = Stack {
@@ -301,6 +316,9 @@ impl StackSpec {
         stack.spawn("dns", "devdns", dns)?;
         for d in &self.domains {
             for agent in ["mda", "mta", "msa", "maa"] {
+                if self.is_swapped(&d.name, agent) {
+                    continue;
+                }
                 stack.start_agent(&d.name, agent)?;
             }
         }
@@ -385,7 +403,13 @@ impl Stack {
         let mut cmd = Command::new(self.spec.bin(agent));
         cmd.arg("--config")
             .arg(self.spec.config_path(domain, agent));
-        for (_, set) in self.spec.sets.iter().filter(|(a, _)| a == agent) {
+        let scoped = format!("{domain}/{agent}");
+        for (_, set) in self
+            .spec
+            .sets
+            .iter()
+            .filter(|(a, _)| a == agent || *a == scoped)
+        {
             cmd.arg("--set").arg(set);
         }
         self.spawn(domain, agent, cmd)
