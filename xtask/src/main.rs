@@ -6,8 +6,10 @@
 //!   clients, PyPI's `imapclient` beside the standard library), checks format and
 //!   lints, and runs every test layer, then the bench's smoke run.
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
+//! - `interop` runs the Postfix/Dovecot swap matrix and prints it as a table.
 
 mod bench;
+mod interop;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +46,8 @@ enum Task {
     },
     /// Measure facteur next to a reference Postfix + Dovecot (needs root).
     Bench(bench::BenchArgs),
+    /// Run the swap matrix (Postfix/Dovecot in place of facteur agents) as a table.
+    Interop(interop::Args),
     /// Send mail through both domains while kill -9ing random agents; check that
     /// every acknowledged message is filed exactly once.
     Torture(torture::Args),
@@ -294,6 +298,7 @@ fn main() -> anyhow::Result<()> {
             no_lint,
         } => test(no_install, no_lint),
         Task::Bench(args) => bench::run(&args),
+        Task::Interop(args) => interop::main(&args),
         Task::Torture(args) => torture::main(&args),
     }
 }
