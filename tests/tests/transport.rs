@@ -107,3 +107,43 @@ fn a_smarthost_transport_delivers_without_mx_lookup() {
         "paris's MTA did not use the smarthost:\n{log}"
     );
 }
+
+/// A bad transport or network is a config error at startup naming its key,
+/// before anything is opened or served.
+#[test]
+fn a_bad_transport_or_network_stops_the_mta_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (set, key) in [
+        (
+            "transport.\"lyon.test\"=lmtp:nowhere",
+            "transport.\"lyon.test\"",
+        ),
+        ("transport.\"*\"=pipe:/bin/true", "transport.\"*\""),
+        (
+            "smtp.trusted_networks=[\"10.0.0.0/33\"]",
+            "smtp.trusted_networks",
+        ),
+    ] {
+        let out = Command::new(facteur_tests::bin_dir().join("facteur-mta"))
+            .arg("--set")
+            .arg(format!(
+                "data_dir={:?}",
+                dir.path().join("mta").display().to_string()
+            ))
+            .args([
+                "--set",
+                "smtp.listen=127.85.0.9:0",
+                "--set",
+                "grpc.listen=127.85.0.9:0",
+            ])
+            .args(["--set", set])
+            .output()
+            .expect("run facteur-mta");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set}: the MTA started:\n{stderr}");
+        assert!(
+            stderr.contains(key),
+            "{set}: the error does not name {key}:\n{stderr}"
+        );
+    }
+}
