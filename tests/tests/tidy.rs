@@ -122,6 +122,9 @@ fn shipped_configs_load_and_use_the_standard_ports() {
     assert_eq!(mta.smtp.listen, "0.0.0.0:25");
     assert_eq!(mta.relay.port, 25);
     assert_eq!(mta.queue.retry_secs.last(), Some(&14400));
+    facteur_mta::routing::Routes::new(&mta.transport).expect("deploy/facteur-mta.toml [transport]");
+    facteur_mta::routing::Networks::new(&mta.smtp.trusted_networks)
+        .expect("deploy/facteur-mta.toml smtp.trusted_networks");
     let mda: facteur_mda::MdaConfig = load("facteur-mda.toml");
     assert_eq!(mda.lmtp.listen, "127.0.0.1:24");
     let maa: facteur_maa::MaaConfig = load("facteur-maa.toml");

@@ -59,7 +59,7 @@ impl ConfigArgs {
                 origin: format!("--set {set}"),
                 message: "expected KEY=VALUE".into(),
             })?;
-            let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
+            let path = split_key(key.trim());
             set_path(&mut table, &path, value, &format!("--set {key}"))?;
         }
         T::deserialize(Value::Table(table)).map_err(|e| ConfigError::Invalid {
@@ -81,6 +81,23 @@ fn read_file(path: &Path) -> Result<Table, ConfigError> {
         origin: path.display().to_string(),
         message: e.to_string(),
     })
+}
+
+/// A dotted key as TOML writes it: `transport."lyon.test"` is two parts, the
+/// quotes keeping the dot of the domain inside the second.
+fn split_key(key: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in key.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
 }
 
 /// A string as a TOML value when it parses as one, else as a plain string.
@@ -154,6 +171,16 @@ mod tests {
         assert_eq!(c.hostname, "mail.example");
         assert_eq!(c.smtp.listen, "1.2.3.4:25");
         assert_eq!(c.smtp.max, 7);
+    }
+
+    #[test]
+    fn a_quoted_key_part_keeps_its_dots() {
+        assert_eq!(split_key("smtp.max"), ["smtp", "max"]);
+        assert_eq!(
+            split_key("transport.\"lyon.test\""),
+            ["transport", "lyon.test"]
+        );
+        assert_eq!(split_key("transport.\"*\""), ["transport", "*"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The MTA's configuration (see `deploy/facteur-mta.toml` for a commented sample).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use facteur_daemon::listener::ConnLimits;
@@ -26,6 +27,10 @@ pub struct MtaConfig {
     pub dns: DnsConfig,
     pub relay: RelayConfig,
     pub queue: QueueConfig,
+    /// Where mail for a domain goes (Postfix's `transport_maps`): domain →
+    /// `grpc:`, `grpc:http://host:port`, `lmtp:host:port`, `smtp:host:port` or
+    /// `mx:`; `"*"` is the default for non-local domains (see `routing`).
+    pub transport: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +43,14 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     pub max_line: usize,
     pub max_errors: usize,
+    /// Clients from these networks (CIDR, or a bare address) may relay to any
+    /// domain (Postfix's `mynetworks`).
+    pub trusted_networks: Vec<String>,
+    /// Offer AUTH PLAIN/LOGIN after STARTTLS; an authenticated client may relay
+    /// (Postfix's `permit_sasl_authenticated`).
+    pub auth: bool,
+    /// The `Auth` service that checks those passwords; "" = `mda.url`.
+    pub auth_url: String,
     #[serde(flatten)]
     pub limits: ConnLimits,
 }
@@ -110,6 +123,7 @@ impl Default for MtaConfig {
             dns: DnsConfig::default(),
             relay: RelayConfig::default(),
             queue: QueueConfig::default(),
+            transport: BTreeMap::new(),
         }
     }
 }
@@ -122,6 +136,9 @@ impl Default for SmtpConfig {
             max_recipients: 1000,
             max_line: 2048,
             max_errors: 10,
+            trusted_networks: Vec::new(),
+            auth: false,
+            auth_url: String::new(),
             limits: ConnLimits::default(),
         }
     }

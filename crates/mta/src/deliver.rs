@@ -1,6 +1,8 @@
 //! The delivery loop: takes due messages from the queue and hands each recipient
-//! to our MDA (local domains, gRPC `Delivery`) or to the domain's MX (SMTP), then
-//! records the outcome: delivered, failed (bounce), or retry later with backoff.
+//! to the transport its domain routes to (`routing`): an MDA over gRPC
+//! `Delivery` (local domains by default), an LMTP server, a smarthost, or the
+//! domain's MX (other domains by default); then records the outcome per
+//! recipient: delivered, failed (bounce), or retry later with backoff.
 //!
 //! A store error after a delivery never causes a resend: the attempt's
 //! outcome stays in memory (`unsaved`) and wins over the stored entry; the
@@ -30,8 +32,9 @@ use tonic::transport::Channel;
 
 use crate::bounce;
 use crate::config::MtaConfig;
-use crate::dns::{DnsError, MxResolver};
+use crate::dns::{DnsError, Exchanger, MxResolver};
 use crate::queue::{Entry, Envelope, Queue, RcptStatus};
+use crate::routing::{HostPort, Routing, Transport};
 
 /// The outcome for one recipient of one attempt.
 enum Outcome {
@@ -57,10 +60,22 @@ fn outcome_of(reply: &Reply) -> Outcome {
     }
 }
 
+fn all_of(rcpts: &[String], outcome: impl Fn() -> Outcome) -> Vec<(String, Outcome)> {
+    rcpts.iter().map(|r| (r.clone(), outcome())).collect()
+}
+
+/// No next hop found: bounce (the domain takes no mail) or try again later.
+fn dns_failure(rcpts: &[String], e: DnsError) -> Vec<(String, Outcome)> {
+    match e {
+        DnsError::Permanent(e) => all_of(rcpts, || Outcome::Failed(format!("550 5.1.2 {e}"))),
+        DnsError::Transient(e) => all_of(rcpts, || Outcome::Deferred(format!("451 4.4.3 {e}"))),
+    }
+}
+
 pub struct Deliverer {
     pub queue: Queue,
     pub config: Arc<MtaConfig>,
-    pub mda: DeliveryClient<Channel>,
+    pub routing: Arc<Routing>,
     pub dns: MxResolver,
     pub tls: TlsConnector,
     in_flight: Mutex<HashSet<String>>,
@@ -74,14 +89,14 @@ impl Deliverer {
     pub fn new(
         queue: Queue,
         config: Arc<MtaConfig>,
-        mda: DeliveryClient<Channel>,
+        routing: Arc<Routing>,
         dns: MxResolver,
         tls: TlsConnector,
     ) -> Self {
         Self {
             queue,
             config,
-            mda,
+            routing,
             dns,
             tls,
             in_flight: Mutex::new(HashSet::new()),
@@ -216,7 +231,9 @@ impl Deliverer {
             self.save(entry, true).await;
             return;
         }
-        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // One delivery per transport; MX needs a lookup per domain, the other
+        // transports take recipients of any domain in one go.
+        let mut by_route: BTreeMap<(Transport, String), Vec<String>> = BTreeMap::new();
         for r in entry
             .rcpts
             .iter()
@@ -227,19 +244,23 @@ impl Deliverer {
                 .rsplit_once('@')
                 .map_or("", |(_, d)| d)
                 .to_ascii_lowercase();
-            by_domain.entry(domain).or_default().push(r.addr.clone());
-        }
-        let mut local = Vec::new();
-        let mut results: Vec<(String, Outcome)> = Vec::new();
-        for (domain, rcpts) in by_domain {
-            if self.config.is_local(&domain) {
-                local.extend(rcpts);
+            let transport = self
+                .routing
+                .routes
+                .route(&domain, self.config.is_local(&domain));
+            let scope = if transport == Transport::Mx {
+                domain
             } else {
-                results.extend(self.deliver_remote(&entry, &domain, &rcpts).await);
-            }
+                String::new()
+            };
+            by_route
+                .entry((transport, scope))
+                .or_default()
+                .push(r.addr.clone());
         }
-        if !local.is_empty() {
-            results.extend(self.deliver_local(&entry, &local).await);
+        let mut results: Vec<(String, Outcome)> = Vec::new();
+        for ((transport, domain), rcpts) in by_route {
+            results.extend(self.deliver_via(&entry, &transport, &domain, &rcpts).await);
         }
         for (addr, outcome) in results {
             let Some(r) = entry.rcpts.iter_mut().find(|r| r.addr == addr) else {
@@ -345,8 +366,35 @@ impl Deliverer {
         }
     }
 
-    /// Hand the message to our MDA over gRPC, streamed from the spool.
-    async fn deliver_local(&self, entry: &Entry, rcpts: &[String]) -> Vec<(String, Outcome)> {
+    /// The one dispatch on the transport (`domain` matters for `mx:` only).
+    async fn deliver_via(
+        &self,
+        entry: &Entry,
+        transport: &Transport,
+        domain: &str,
+        rcpts: &[String],
+    ) -> Vec<(String, Outcome)> {
+        tracing::info!(id = %entry.id, %transport, rcpts = ?rcpts, "delivering");
+        match transport {
+            Transport::Grpc(url) => match self.routing.delivery(url.as_deref()) {
+                Some(mda) => self.deliver_grpc(mda, entry, rcpts).await,
+                None => all_of(rcpts, || {
+                    Outcome::Deferred("451 4.3.0 no client for this transport".into())
+                }),
+            },
+            Transport::Lmtp(hop) => self.deliver_host(entry, hop, rcpts, true).await,
+            Transport::Smtp(hop) => self.deliver_host(entry, hop, rcpts, false).await,
+            Transport::Mx => self.deliver_mx(entry, domain, rcpts).await,
+        }
+    }
+
+    /// Hand the message to an MDA over gRPC, streamed from the spool.
+    async fn deliver_grpc(
+        &self,
+        mda: DeliveryClient<Channel>,
+        entry: &Entry,
+        rcpts: &[String],
+    ) -> Vec<(String, Outcome)> {
         let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
         let mut file = match self.queue.open_message(entry).await {
             Ok(f) => f,
@@ -388,7 +436,7 @@ impl Deliverer {
             }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        match self.mda.clone().deliver(stream).await {
+        match mda.clone().deliver(stream).await {
             Ok(reply) => {
                 let results = reply.into_inner().results;
                 rcpts
@@ -415,19 +463,18 @@ impl Deliverer {
     }
 
     /// Relay to the domain's MX hosts over SMTP, most preferred first.
-    async fn deliver_remote(
+    async fn deliver_mx(
         &self,
         entry: &Entry,
         domain: &str,
         rcpts: &[String],
     ) -> Vec<(String, Outcome)> {
-        let all = |o: &dyn Fn() -> Outcome| rcpts.iter().map(|r| (r.clone(), o())).collect();
         // RFC 5321 §5.1: an address literal is the host to connect to, no DNS.
         let literal = domain
             .starts_with('[')
             .then(|| facteur_protocol::address::AddressLiteral::parse(domain));
         let exchangers = match literal {
-            Some(Ok(lit)) => Ok(vec![crate::dns::Exchanger {
+            Some(Ok(lit)) => Ok(vec![Exchanger {
                 host: lit.ip().to_string(),
                 addrs: vec![lit.ip()],
             }]),
@@ -436,20 +483,54 @@ impl Deliverer {
             ))),
             None => self.dns.exchangers(domain).await,
         };
-        let exchangers = match exchangers {
-            Ok(x) => x,
-            Err(DnsError::Permanent(e)) => {
-                return all(&|| Outcome::Failed(format!("550 5.1.2 {e}")));
+        match exchangers {
+            Ok(x) => {
+                self.deliver_to(entry, &x, self.config.relay.port, rcpts, false)
+                    .await
             }
-            Err(DnsError::Transient(e)) => {
-                return all(&|| Outcome::Deferred(format!("451 4.4.3 {e}")));
-            }
+            Err(e) => dns_failure(rcpts, e),
+        }
+    }
+
+    /// Deliver to one configured host (`lmtp:` or `smtp:` transport), no MX lookup.
+    async fn deliver_host(
+        &self,
+        entry: &Entry,
+        hop: &HostPort,
+        rcpts: &[String],
+        lmtp: bool,
+    ) -> Vec<(String, Outcome)> {
+        let addrs = match hop.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(vec![ip]),
+            Err(_) => self.dns.addresses(&hop.host).await,
         };
+        match addrs {
+            Ok(addrs) => {
+                let host = [Exchanger {
+                    host: hop.host.clone(),
+                    addrs,
+                }];
+                self.deliver_to(entry, &host, hop.port, rcpts, lmtp).await
+            }
+            Err(e) => dns_failure(rcpts, e),
+        }
+    }
+
+    /// Try each address of each host in turn until one takes the transaction;
+    /// each recipient's reply becomes its outcome.
+    async fn deliver_to(
+        &self,
+        entry: &Entry,
+        hosts: &[Exchanger],
+        port: u16,
+        rcpts: &[String],
+        lmtp: bool,
+    ) -> Vec<(String, Outcome)> {
         let mut last = String::from("451 4.4.1 no exchanger answered");
-        for mx in &exchangers {
+        for mx in hosts {
             for ip in &mx.addrs {
-                let addr = SocketAddr::new(*ip, self.config.relay.port);
-                match self.relay_via(entry, &mx.host, addr, rcpts).await {
+                let addr = SocketAddr::new(*ip, port);
+                match self.relay_via(entry, &mx.host, addr, rcpts, lmtp).await {
                     Ok(replies) => {
                         return rcpts
                             .iter()
@@ -463,16 +544,16 @@ impl Deliverer {
                             SmtpClientError::Refused { reply, .. } => reply.replace('\n', " "),
                             other => other.to_string(),
                         };
-                        return all(&|| Outcome::Failed(text.clone()));
+                        return all_of(rcpts, || Outcome::Failed(text.clone()));
                     }
                     Err(e) => {
-                        tracing::info!(mx = %mx.host, %addr, error = %e, "exchanger failed");
+                        tracing::info!(host = %mx.host, %addr, lmtp, error = %e, "next hop failed");
                         last = format!("451 4.4.1 {}: {e}", mx.host);
                     }
                 }
             }
         }
-        all(&|| Outcome::Deferred(last.clone()))
+        all_of(rcpts, || Outcome::Deferred(last.clone()))
     }
 
     async fn relay_via(
@@ -481,6 +562,7 @@ impl Deliverer {
         host: &str,
         addr: SocketAddr,
         rcpts: &[String],
+        lmtp: bool,
     ) -> Result<Vec<Reply>, SmtpClientError> {
         let timeouts = Timeouts {
             command: Duration::from_secs(self.config.relay.command_timeout_secs.max(1)),
@@ -489,11 +571,13 @@ impl Deliverer {
         };
         let mut client =
             SmtpClient::connect_from(addr, self.config.relay.source_address, timeouts).await?;
-        client.hello(&self.config.hostname, false).await?;
+        client.hello(&self.config.hostname, lmtp).await?;
+        // The same TLS policy to every SMTP next hop, MX or smarthost; LMTP
+        // (usually a hop on the same host) uses TLS when offered, never requires it.
         if client.supports("STARTTLS") {
             client.starttls(&self.tls, host).await?;
-            client.hello(&self.config.hostname, false).await?;
-        } else if self.config.relay.require_tls {
+            client.hello(&self.config.hostname, lmtp).await?;
+        } else if self.config.relay.require_tls && !lmtp {
             client.quit().await;
             return Err(SmtpClientError::Malformed(format!(
                 "{host} does not offer STARTTLS and TLS is required"
@@ -552,7 +636,7 @@ impl Deliverer {
             .open_message(entry)
             .await
             .map_err(|e| SmtpClientError::Io(std::io::Error::other(e.to_string())))?;
-        let replies = client.transaction(&mail, &commands, file, false).await?;
+        let replies = client.transaction(&mail, &commands, file, lmtp).await?;
         client.quit().await;
         Ok(replies)
     }

@@ -56,6 +56,18 @@ impl MxResolver {
         Ok(Self { resolver })
     }
 
+    /// The addresses of `host`, a configured next hop (no MX lookup). Any
+    /// failure is transient: a configured host that does not resolve is a
+    /// setup to fix, and the mail waits for it instead of bouncing.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        self.resolver
+            .lookup_ip(fqdn.as_str())
+            .await
+            .map(|ips| ips.iter().collect())
+            .map_err(|e| DnsError::Transient(format!("address of {host}: {e}")))
+    }
+
     /// The exchangers for `domain`, most preferred first.
     pub async fn exchangers(&self, domain: &str) -> Result<Vec<Exchanger>, DnsError> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));

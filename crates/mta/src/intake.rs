@@ -1,19 +1,23 @@
 //! Taking mail in: the gRPC `Relay` service (submission from the MSA) and SMTP on
-//! port 25 (from other MTAs, for local domains only: never an open relay). Both
+//! port 25 (from other MTAs, for local domains only; to any domain only from a
+//! trusted network or an authenticated client: never an open relay). Both
 //! spool the message with a `Received:` header and answer only once it is queued.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix};
+use facteur_protocol::Secret;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
 use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::command::{Body, MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
-use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::mailbox::VerifyRequest;
+use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::relay::relay_server::Relay;
 use facteur_rpc::relay::{MailReply, RecipientQuery, RecipientVerdict, SubmitReply, SubmitRequest};
 use facteur_rpc::replies;
@@ -23,27 +27,44 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::MtaConfig;
 use crate::queue::{Envelope, Queue, QueueError, SpoolWriter};
+use crate::routing::{Routing, Transport};
 
 /// What both intakes share.
 pub struct Intake {
     pub queue: Queue,
     pub config: Arc<MtaConfig>,
-    pub mda: DeliveryClient<Channel>,
+    pub routing: Arc<Routing>,
+    /// The `Auth` service for AUTH on port 25 (`[smtp] auth`); `None`: no AUTH.
+    pub auth: Option<AuthClient<Channel>>,
 }
+
+/// RFC 4954 leaves the pace to the server: a wrong password on port 25 waits
+/// this long before its 535 (slows guessing; the MDA throttles too).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 impl Intake {
-    /// May this recipient be accepted? Local domains ask the MDA; other domains
-    /// only for authenticated submission (`may_relay`).
+    /// May this recipient be accepted? Local domains ask the MDA they are
+    /// delivered to (a domain routed to LMTP or SMTP is accepted here and
+    /// checked by that server at delivery, bouncing when it refuses); other
+    /// domains only when the client may relay (`may_relay`).
     pub async fn check_recipient(&self, rcpt: &str, may_relay: bool) -> Reply {
-        if self.config.is_local(domain_of(rcpt)) {
+        let domain = domain_of(rcpt);
+        if self.config.is_local(domain) {
+            let mda = match self.routing.routes.route(domain, true) {
+                Transport::Grpc(url) => self.routing.delivery(url.as_deref()),
+                _ => return Reply::new(250, "2.1.5", "Recipient OK"),
+            };
+            let Some(mut mda) = mda else {
+                return codes::local_error();
+            };
             let query = RecipientQuery {
                 rcpt_to: rcpt.to_owned(),
             };
-            match self.mda.clone().check_recipient(query).await {
+            match mda.check_recipient(query).await {
                 Ok(r) => r
                     .into_inner()
                     .reply
@@ -157,7 +178,47 @@ impl InboundHandler {
     }
 }
 
+impl InboundHandler {
+    /// Why this client may relay to any domain, if it may (for the log).
+    fn relay_rule(&self, client: &Client) -> Option<String> {
+        if let Some(user) = &client.user {
+            // Postfix's permit_sasl_authenticated.
+            return Some(format!("authenticated as {user}"));
+        }
+        // Postfix's mynetworks.
+        self.intake
+            .routing
+            .trusted
+            .find(client.peer.ip())
+            .map(|net| format!("trusted network {net}"))
+    }
+}
+
 impl SmtpHandler for InboundHandler {
+    async fn auth(&mut self, client: &Client, user: &str, password: &Secret<String>) -> Reply {
+        let Some(auth) = &self.intake.auth else {
+            return codes::auth_failed();
+        };
+        let request = VerifyRequest {
+            user: user.to_owned(),
+            password: password.expose().clone(),
+            service: "smtp".into(),
+            remote_addr: client.peer.ip().to_string(),
+        };
+        match auth.clone().verify(request).await {
+            Ok(r) if r.get_ref().ok => codes::auth_ok(),
+            Ok(_) => {
+                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                codes::auth_failed()
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = %status.message(), "Auth.Verify failed");
+                // RFC 4954 §6: 454 4.7.0 temporary authentication failure.
+                Reply::new(454, "4.7.0", "Temporary authentication failure")
+            }
+        }
+    }
+
     async fn mail_from(&mut self, _: &Client, from: &ReversePath, params: &MailParams) -> Reply {
         // Like Postfix's queue_minfree: no new transaction while the disk is low.
         if let Err(e) = self.intake.queue.check_space().await {
@@ -174,7 +235,7 @@ impl SmtpHandler for InboundHandler {
         Reply::new(250, "2.1.0", "Sender OK")
     }
 
-    async fn rcpt(&mut self, _: &Client, to: &ForwardPath, _: &[Param]) -> Reply {
+    async fn rcpt(&mut self, client: &Client, to: &ForwardPath, _: &[Param]) -> Reply {
         let rcpt = match to {
             ForwardPath::Mailbox(m) => m.to_string(),
             // RFC 5321 §4.5.1: every domain must take mail for postmaster.
@@ -183,8 +244,16 @@ impl SmtpHandler for InboundHandler {
                 None => return codes::no_such_user(),
             },
         };
-        let reply = self.intake.check_recipient(&rcpt, false).await;
+        let rule = if self.intake.config.is_local(domain_of(&rcpt)) {
+            None
+        } else {
+            self.relay_rule(client)
+        };
+        let reply = self.intake.check_recipient(&rcpt, rule.is_some()).await;
         if reply.is_positive() {
+            if let Some(rule) = rule {
+                tracing::info!(rcpt = %rcpt, client = %client.peer.ip(), %rule, "relay permitted");
+            }
             self.rcpts.push(rcpt);
         }
         reply

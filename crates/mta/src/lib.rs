@@ -1,6 +1,7 @@
 //! facteur MTA, the mail transfer agent: owns the durable queue; takes mail from
-//! the MSA (gRPC `Relay`) and from other MTAs (SMTP, local domains only); routes
-//! local domains to the MDA and other domains by DNS MX to their MTAs.
+//! the MSA (gRPC `Relay`) and over SMTP (local domains, or any domain from
+//! trusted or authenticated clients); routes each domain by its transport:
+//! local domains to the MDA, other domains by DNS MX to their MTAs by default.
 
 pub mod bounce;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod deliver;
 pub mod dns;
 pub mod intake;
 pub mod queue;
+pub mod routing;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use facteur_daemon::smtp_server::SmtpSession;
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
+use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::relay::relay_server::RelayServer;
 
 pub use config::MtaConfig;
@@ -24,6 +27,30 @@ pub use config::MtaConfig;
 /// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // Checked before anything is opened: a bad value is a config error.
+    let mda = DeliveryClient::new(rpc_server::channel(
+        &config.mda.url,
+        config.relay.source_address,
+    )?);
+    let routing = Arc::new(routing::Routing::new(&config, mda).context("configuration")?);
+    if config.smtp.auth && (!config.smtp.tls.is_set() || config.smtp.listen.is_empty()) {
+        anyhow::bail!(
+            "configuration: smtp.auth needs smtp.listen and smtp.tls (AUTH is offered after STARTTLS only)"
+        );
+    }
+    let auth = if config.smtp.auth {
+        let url = if config.smtp.auth_url.is_empty() {
+            &config.mda.url
+        } else {
+            &config.smtp.auth_url
+        };
+        Some(AuthClient::new(rpc_server::channel(
+            url,
+            config.relay.source_address,
+        )?))
+    } else {
+        None
+    };
     let queue = {
         let dir = config.data_dir.clone();
         let opts = queue::QueueOptions {
@@ -33,14 +60,11 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?
     };
-    let mda = DeliveryClient::new(rpc_server::channel(
-        &config.mda.url,
-        config.relay.source_address,
-    )?);
     let intake = Arc::new(intake::Intake {
         queue: queue.clone(),
         config: Arc::clone(&config),
-        mda: mda.clone(),
+        routing: Arc::clone(&routing),
+        auth,
     });
     let connector = if config.relay.tls_ca.as_os_str().is_empty() {
         tls::opportunistic_connector()?
@@ -51,7 +75,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let deliverer = Arc::new(deliver::Deliverer::new(
         queue,
         Arc::clone(&config),
-        mda,
+        routing,
         dns,
         connector,
     ));
@@ -89,7 +113,11 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             max_recipients: config.smtp.max_recipients,
             max_errors: config.smtp.max_errors,
             starttls: acceptor.is_some(),
-            auth_mechanisms: Vec::new(),
+            auth_mechanisms: if config.smtp.auth {
+                vec!["PLAIN".into(), "LOGIN".into()]
+            } else {
+                Vec::new()
+            },
             require_auth: false,
             chunking: true,
         };
