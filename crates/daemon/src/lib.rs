@@ -10,6 +10,7 @@ pub mod devpki;
 pub mod grpc;
 pub mod listener;
 pub mod logging;
+pub mod passwd_file;
 pub mod shutdown;
 pub mod smtp_client;
 pub mod smtp_server;

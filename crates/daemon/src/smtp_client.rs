@@ -1,6 +1,7 @@
 //! The SMTP/LMTP client: connect, EHLO/LHLO, STARTTLS, AUTH PLAIN, one transaction
-//! with the message streamed and dot-stuffed. Used by the MTA to relay and by the
-//! MUA to submit.
+//! with the message streamed and dot-stuffed. Used by the MTA to relay, by the
+//! MUA to submit, and by the MSA to relay to an SMTP next hop step by step
+//! ([`SmtpClient::write_data`], [`SmtpClient::end_data`]).
 //!
 //! Replies are parsed by `facteur-protocol`; this module owns only the socket and
 //! the RFC 5321 §4.5.3.2 timeouts.
@@ -103,7 +104,18 @@ impl SmtpClient {
         server_name: &str,
         timeouts: Timeouts,
     ) -> Result<Self, SmtpClientError> {
-        let tcp = open(addr, None, timeouts.connect).await?;
+        Self::connect_tls_from(addr, None, connector, server_name, timeouts).await
+    }
+
+    /// [`SmtpClient::connect_tls`] from a chosen local address.
+    pub async fn connect_tls_from(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        connector: &TlsConnector,
+        server_name: &str,
+        timeouts: Timeouts,
+    ) -> Result<Self, SmtpClientError> {
+        let tcp = open(addr, source, timeouts.connect).await?;
         let stream = tls_handshake(Stream::Plain(tcp), connector, server_name, &timeouts).await?;
         Self::greet(stream, timeouts).await
     }
@@ -283,13 +295,11 @@ impl SmtpClient {
             if n == 0 {
                 break;
             }
-            let out = stuffer.encode(&buf[..n]);
-            self.send(&out).await?;
+            self.write_data(&mut stuffer, &buf[..n]).await?;
         }
-        let tail = stuffer.finish();
-        self.send(&tail).await?;
         let mut finals = Vec::with_capacity(if lmtp { accepted } else { 1 });
-        for _ in 0..(if lmtp { accepted } else { 1 }) {
+        finals.push(self.end_data(stuffer).await?);
+        for _ in 1..(if lmtp { accepted } else { 1 }) {
             finals.push(self.read_reply("end of data").await?);
         }
         let mut finals = finals.into_iter();
@@ -305,6 +315,24 @@ impl SmtpClient {
                 }
             })
             .collect())
+    }
+
+    /// After a 354 to DATA: send the next piece of the message, dot-stuffed.
+    pub async fn write_data(
+        &mut self,
+        stuffer: &mut DotStuffer,
+        chunk: &[u8],
+    ) -> Result<(), SmtpClientError> {
+        let out = stuffer.encode(chunk);
+        self.send(&out).await
+    }
+
+    /// End the message (CRLF.CRLF) and read the reply to it (SMTP: the only one;
+    /// LMTP: the first recipient's).
+    pub async fn end_data(&mut self, mut stuffer: DotStuffer) -> Result<Reply, SmtpClientError> {
+        let tail = stuffer.finish();
+        self.send(&tail).await?;
+        self.read_reply("end of data").await
     }
 
     /// QUIT politely; errors do not matter any more.

@@ -14,6 +14,9 @@ pub struct MaaConfig {
     /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
     /// are accepted only over TLS.
     pub tls: TlsFiles,
+    /// A passwd-file (Dovecot's format): when set, logins are checked against it
+    /// instead of the MDA's `Auth` service; "" (default): the MDA checks.
+    pub passwd_file: String,
     /// Milliseconds to wait before answering a failed login.
     pub auth_failure_delay_ms: u64,
     /// Failed logins per connection before it is closed.
@@ -64,6 +67,7 @@ impl Default for MaaConfig {
             hostname: "localhost".into(),
             mda_url: "http://127.0.0.1:7024".into(),
             tls: TlsFiles::default(),
+            passwd_file: String::new(),
             auth_failure_delay_ms: 1000,
             max_auth_failures: 3,
             pop3: Pop3Config::default(),

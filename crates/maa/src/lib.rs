@@ -1,5 +1,6 @@
 //! facteur MAA, the mail access agent: POP3 and IMAP for mail clients, over the
-//! MDA's `Mailbox` and `Auth` services. Stateless: every mailbox lives in the MDA.
+//! MDA's `Mailbox` and `Auth` services (or a passwd-file for passwords).
+//! Stateless: every mailbox lives in the MDA.
 
 pub mod config;
 pub mod imap;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
+use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
@@ -24,12 +26,22 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mailbox = MailboxClient::new(channel.clone());
     let auth = AuthClient::new(channel.clone());
     let delay = Duration::from_millis(config.auth_failure_delay_ms);
+    let passwd = if config.passwd_file.is_empty() {
+        None
+    } else {
+        Some(
+            PasswdFile::open(config.passwd_file.as_ref())
+                .await
+                .context("passwd_file")?,
+        )
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = Vec::new();
 
     let pop3 = Arc::new(pop3::Pop3Shared {
         hostname: config.hostname.clone(),
-        mda: mda::GrpcMda::from_clients(mailbox.clone(), auth.clone()),
+        mda: mda::GrpcMda::from_clients(mailbox.clone(), auth.clone())
+            .with_passwd_file(passwd.clone()),
         tls_available: acceptor.is_some(),
         max_line: config.pop3.max_line,
         auth_failure_delay: delay,
@@ -91,7 +103,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             idle_timeout: config.imap.limits.idle_timeout(),
             max_bad_commands: config.imap.max_bad_commands,
         },
-        mda: mda::GrpcMda::new(channel.clone()),
+        mda: mda::GrpcMda::new(channel.clone()).with_passwd_file(passwd),
         tls: acceptor.clone(),
         shutdown: shutdown.clone(),
     });

@@ -17,8 +17,17 @@ pub struct MsaConfig {
     pub tls: TlsFiles,
     /// The MTA's `Relay` service.
     pub mta_url: String,
+    /// Where submitted mail goes: "" (default) the MTA's `Relay` at `mta_url`;
+    /// `smtp://host:port` (STARTTLS per `next_hop_smtp.starttls`) or
+    /// `smtps://host:port` (implicit TLS): any SMTP server.
+    pub next_hop: String,
+    /// How to talk to an SMTP next hop.
+    pub next_hop_smtp: NextHopSmtp,
     /// The `Auth` service that checks passwords (the MDA's).
     pub auth_url: String,
+    /// A passwd-file (Dovecot's format): when set, AUTH is checked against it
+    /// instead of the `Auth` service.
+    pub passwd_file: String,
     /// Local address for calls to the MTA and MDA; none: the system's choice.
     pub source_address: Option<std::net::IpAddr>,
     /// Largest message accepted, in bytes (announced in SIZE).
@@ -46,7 +55,10 @@ impl Default for MsaConfig {
             submissions_listen: "0.0.0.0:465".into(),
             tls: TlsFiles::default(),
             mta_url: "http://127.0.0.1:7025".into(),
+            next_hop: String::new(),
+            next_hop_smtp: NextHopSmtp::default(),
             auth_url: "http://127.0.0.1:7024".into(),
+            passwd_file: String::new(),
             source_address: None,
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
@@ -58,4 +70,33 @@ impl Default for MsaConfig {
             limits: ConnLimits::default(),
         }
     }
+}
+
+/// STARTTLS towards an `smtp://` next hop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// When offered (Postfix's `may`).
+    #[default]
+    Opportunistic,
+    /// Or no mail goes (Postfix's `encrypt`).
+    Required,
+    /// Never.
+    Off,
+}
+
+/// The `[next_hop_smtp]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NextHopSmtp {
+    pub starttls: StartTls,
+    /// CA bundle (PEM): when set, the next hop's certificate must chain to it and
+    /// name the host of `next_hop`; "" accepts any certificate (encryption only).
+    pub tls_ca: String,
+    /// AUTH PLAIN as this user (after TLS only); "" sends no AUTH.
+    pub user: String,
+    /// The file holding the password of `user` (read once at startup).
+    pub password_file: String,
+    /// Name in EHLO; "" is `hostname`.
+    pub helo: String,
 }

@@ -1,15 +1,18 @@
 //! facteur MSA, the mail submission agent (RFC 6409): takes authenticated
 //! submission from mail clients on 587 (STARTTLS) and 465 (implicit TLS, RFC 8314),
-//! fixes up the headers and streams the message to the MTA over gRPC `Relay`.
+//! fixes up the headers and hands the message to its next hop: the MTA over gRPC
+//! `Relay` (the default) or any SMTP server (`next_hop`, module `hop`).
 
 pub mod config;
 pub mod headers;
+pub mod hop;
 pub mod submit;
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
+use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::SmtpSession;
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
@@ -23,9 +26,31 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let Some(acceptor) = tls::acceptor(&config.tls)? else {
         bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
     };
+    let next_hop = match hop::SmtpHop::from_config(&config).await? {
+        Some(smtp) => {
+            tracing::info!(next_hop = %smtp.target(), "relaying to an SMTP next hop");
+            hop::NextHop::Smtp(Arc::new(smtp))
+        }
+        None => hop::NextHop::Grpc(RelayClient::new(grpc::channel(
+            &config.mta_url,
+            config.source_address,
+        )?)),
+    };
+    let passwords = if config.passwd_file.is_empty() {
+        submit::Passwords::Mda(AuthClient::new(grpc::channel(
+            &config.auth_url,
+            config.source_address,
+        )?))
+    } else {
+        submit::Passwords::File(
+            PasswdFile::open(config.passwd_file.as_ref())
+                .await
+                .context("passwd_file")?,
+        )
+    };
     let shared = Arc::new(submit::Shared {
-        relay: RelayClient::new(grpc::channel(&config.mta_url, config.source_address)?),
-        auth: AuthClient::new(grpc::channel(&config.auth_url, config.source_address)?),
+        next_hop,
+        passwords,
         config: config.clone(),
     });
     let session_config = ServerConfig {

@@ -1,51 +1,69 @@
-//! One submission session's decisions: AUTH against the MDA's `Auth` service,
-//! recipients checked with the MTA, and the message streamed to `Relay.Submit`.
-//! The client gets 250 only once the MTA said the message is durably queued.
+//! One submission session's decisions: AUTH (the MDA's `Auth` service or a
+//! passwd-file), the sender check, and the submission fix-ups of the header
+//! (Received, Message-ID, Date, Bcc removal) on the bytes handed to the next hop
+//! (`hop`: the MTA over gRPC or an SMTP server). The client gets 250 only once
+//! the next hop has accepted the message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, now_unix, rfc5322_date};
 use facteur_protocol::Secret;
 use facteur_protocol::address::{ForwardPath, ReversePath};
 use facteur_protocol::smtp::codes;
-use facteur_protocol::smtp::command::{Body, MailParams, Param};
+use facteur_protocol::smtp::command::{MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
 use facteur_rpc::mailbox::VerifyRequest;
 use facteur_rpc::mailbox::auth_client::AuthClient;
-use facteur_rpc::relay::relay_client::RelayClient;
-use facteur_rpc::relay::{
-    Envelope, MessageEnd, RecipientQuery, SubmitReply, SubmitRequest, submit_request,
-};
-use facteur_rpc::replies;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::config::MsaConfig;
 use crate::headers::{Fixes, HeaderFixer};
+use crate::hop::{Begin, HopSession, NextHop};
+
+/// Who checks passwords.
+pub enum Passwords {
+    /// The MDA's `Auth` service.
+    Mda(AuthClient<Channel>),
+    /// A passwd-file (Dovecot's format).
+    File(PasswdFile),
+}
 
 /// What every session shares.
 pub struct Shared {
     pub config: MsaConfig,
-    pub relay: RelayClient<Channel>,
-    pub auth: AuthClient<Channel>,
+    pub next_hop: NextHop,
+    pub passwords: Passwords,
 }
 
+/// The message under way: its header fixer and the fields it adds.
 struct Transfer {
-    tx: mpsc::Sender<SubmitRequest>,
-    call: JoinHandle<Result<tonic::Response<SubmitReply>, tonic::Status>>,
     fixer: HeaderFixer,
+    fields: Fields,
+    failed: Option<Reply>,
+}
+
+struct Fields {
     received: String,
     message_id: String,
     date: String,
-    failed: Option<Reply>,
-    sent: u64,
+}
+
+impl Fields {
+    fn fixes(&self) -> Fixes<'_> {
+        Fixes {
+            received: &self.received,
+            message_id: &self.message_id,
+            date: &self.date,
+        }
+    }
 }
 
 pub struct SubmitHandler {
     shared: Arc<Shared>,
+    hop: HopSession,
     from: Option<(String, MailParams)>,
     rcpts: Vec<String>,
     transfer: Option<Transfer>,
@@ -54,6 +72,7 @@ pub struct SubmitHandler {
 impl SubmitHandler {
     pub fn new(shared: Arc<Shared>) -> Self {
         Self {
+            hop: shared.next_hop.session(),
             shared,
             from: None,
             rcpts: Vec::new(),
@@ -66,17 +85,49 @@ fn new_id() -> String {
     format!("{:016x}{:08x}", rand::random::<u64>(), now_unix() as u32).to_ascii_uppercase()
 }
 
+/// Did the password check say yes, no, or could it not tell?
+enum Checked {
+    Yes,
+    No,
+    Unknown,
+}
+
+impl SubmitHandler {
+    async fn check(&self, client: &Client, user: &str, password: &Secret<String>) -> Checked {
+        match &self.shared.passwords {
+            Passwords::Mda(auth) => {
+                let request = VerifyRequest {
+                    user: user.to_owned(),
+                    password: password.expose().clone(),
+                    service: "smtp".into(),
+                    remote_addr: client.peer.ip().to_string(),
+                };
+                match auth.clone().verify(request).await {
+                    Ok(r) if r.get_ref().ok => Checked::Yes,
+                    Ok(_) => Checked::No,
+                    Err(status) => {
+                        tracing::warn!(code = ?status.code(), message = %status.message(), "Auth.Verify failed");
+                        Checked::Unknown
+                    }
+                }
+            }
+            Passwords::File(file) => match file.verify(user, password.expose()).await {
+                Ok(Some(_)) => Checked::Yes,
+                Ok(None) => Checked::No,
+                Err(e) => {
+                    tracing::error!(error = %e, "passwd-file check failed");
+                    Checked::Unknown
+                }
+            },
+        }
+    }
+}
+
 impl SmtpHandler for SubmitHandler {
     async fn auth(&mut self, client: &Client, user: &str, password: &Secret<String>) -> Reply {
-        let request = VerifyRequest {
-            user: user.to_owned(),
-            password: password.expose().clone(),
-            service: "smtp".into(),
-            remote_addr: client.peer.ip().to_string(),
-        };
-        match self.shared.auth.clone().verify(request).await {
-            Ok(r) if r.get_ref().ok => codes::auth_ok(),
-            Ok(_) => {
+        match self.check(client, user, password).await {
+            Checked::Yes => codes::auth_ok(),
+            Checked::No => {
                 // RFC 4954 §4 leaves the pace to us: slow down password guessing.
                 tokio::time::sleep(Duration::from_millis(
                     self.shared.config.auth_failure_delay_ms,
@@ -84,11 +135,8 @@ impl SmtpHandler for SubmitHandler {
                 .await;
                 codes::auth_failed()
             }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = %status.message(), "Auth.Verify failed");
-                // RFC 4954 §6: 454 4.7.0 temporary authentication failure.
-                Reply::new(454, "4.7.0", "Temporary authentication failure")
-            }
+            // RFC 4954 §6: 454 4.7.0 temporary authentication failure.
+            Checked::Unknown => Reply::new(454, "4.7.0", "Temporary authentication failure"),
         }
     }
 
@@ -98,22 +146,25 @@ impl SmtpHandler for SubmitHandler {
         from: &ReversePath,
         params: &MailParams,
     ) -> Reply {
-        let from = match from {
+        let sender = match from {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
         if self.shared.config.enforce_sender
             && let Some(user) = &client.user
-            && !from.eq_ignore_ascii_case(user)
+            && !sender.eq_ignore_ascii_case(user)
         {
             return Reply::new(
                 553,
                 "5.7.1",
-                &format!("<{from}>: Sender address rejected: not owned by user {user}"),
+                &format!("<{sender}>: Sender address rejected: not owned by user {user}"),
             );
         }
-        self.from = Some((from, params.clone()));
-        Reply::new(250, "2.1.0", "Sender OK")
+        let reply = self.hop.mail(from, params).await;
+        if reply.is_positive() {
+            self.from = Some((sender, params.clone()));
+        }
+        reply
     }
 
     async fn rcpt(&mut self, _: &Client, to: &ForwardPath, _: &[Param]) -> Reply {
@@ -121,17 +172,7 @@ impl SmtpHandler for SubmitHandler {
             return Reply::new(550, "5.1.1", "Postmaster of which domain? Name it.");
         };
         let rcpt = m.to_string();
-        let query = RecipientQuery {
-            rcpt_to: rcpt.clone(),
-        };
-        let reply = match self.shared.relay.clone().check_recipient(query).await {
-            Ok(r) => r
-                .into_inner()
-                .reply
-                .as_ref()
-                .map_or_else(codes::local_error, replies::to_reply),
-            Err(status) => replies::from_status("Relay.CheckRecipient", &status),
-        };
+        let reply = self.hop.rcpt(to, &rcpt).await;
         if reply.is_positive() {
             self.rcpts.push(rcpt);
         }
@@ -155,46 +196,27 @@ impl SmtpHandler for SubmitHandler {
             for_rcpt,
         }
         .received(now_unix());
-        let envelope = Envelope {
-            message_key: format!("msa-{id}"),
-            mail_from: from,
-            rcpt_to: self.rcpts.clone(),
-            smtputf8: params.smtputf8,
-            body: match params.body {
-                Some(Body::EightBitMime) => "8BITMIME".into(),
-                Some(Body::SevenBit) => "7BIT".into(),
-                _ => String::new(),
-            },
-            authenticated_user: client.user.clone().unwrap_or_default(),
-            client_helo: client.helo.clone(),
-            client_addr: client.peer.ip().to_string(),
-            size_hint: params.size.unwrap_or(0),
-            submitter_host: config.hostname.clone(),
+        let begin = Begin {
+            id: &id,
+            from: &from,
+            params: &params,
+            rcpts: &self.rcpts,
+            client,
+            hostname: &config.hostname,
         };
-        let (tx, rx) = mpsc::channel(8);
-        let first = SubmitRequest {
-            part: Some(submit_request::Part::Envelope(envelope)),
-        };
-        if tx.send(first).await.is_err() {
-            return codes::local_error();
+        let reply = self.hop.data_start(&begin).await;
+        if reply.code() / 100 == 3 {
+            self.transfer = Some(Transfer {
+                fixer: HeaderFixer::new(config.max_header_size),
+                fields: Fields {
+                    received,
+                    message_id: format!("<{id}@{}>", config.hostname),
+                    date: rfc5322_date(now_unix()),
+                },
+                failed: None,
+            });
         }
-        let mut relay = self.shared.relay.clone();
-        let call = tokio::spawn(async move {
-            relay
-                .submit(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-        });
-        self.transfer = Some(Transfer {
-            tx,
-            call,
-            fixer: HeaderFixer::new(config.max_header_size),
-            received,
-            message_id: format!("<{id}@{}>", config.hostname),
-            date: rfc5322_date(now_unix()),
-            failed: None,
-            sent: 0,
-        });
-        codes::start_data()
+        reply
     }
 
     async fn data_chunk(&mut self, chunk: Vec<u8>) {
@@ -204,11 +226,7 @@ impl SmtpHandler for SubmitHandler {
         if t.failed.is_some() {
             return;
         }
-        let fixes = Fixes {
-            received: &t.received,
-            message_id: &t.message_id,
-            date: &t.date,
-        };
+        let fixes = t.fields.fixes();
         let out = match t.fixer.push(&chunk, &fixes) {
             Ok(out) => out,
             Err(e) => {
@@ -217,7 +235,7 @@ impl SmtpHandler for SubmitHandler {
             }
         };
         if !out.is_empty() {
-            send_chunks(t, out).await;
+            self.hop.send(&out).await;
         }
     }
 
@@ -226,37 +244,15 @@ impl SmtpHandler for SubmitHandler {
             return vec![codes::local_error()];
         };
         if let Some(reply) = t.failed.take() {
-            t.call.abort();
+            self.reset();
             return vec![reply];
         }
-        let fixes = Fixes {
-            received: &t.received,
-            message_id: &t.message_id,
-            date: &t.date,
-        };
+        let fixes = t.fields.fixes();
         let tail = t.fixer.finish(&fixes);
         if !tail.is_empty() {
-            send_chunks(&mut t, tail).await;
+            self.hop.send(&tail).await;
         }
-        // Only a complete message gets the end marker: the MTA queues nothing without it.
-        let end = SubmitRequest {
-            part: Some(submit_request::Part::End(MessageEnd { size: t.sent })),
-        };
-        let _ = t.tx.send(end).await;
-        let Transfer { tx, call, .. } = t;
-        drop(tx);
-        let reply = match call.await {
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                tracing::info!(queue_id = %r.queue_id, "submitted");
-                Reply::new(250, "2.0.0", &format!("Ok: queued as {}", r.queue_id))
-            }
-            Ok(Err(status)) => replies::from_status("Relay.Submit", &status),
-            Err(e) => {
-                tracing::error!(error = %e, "submit task failed");
-                codes::local_error()
-            }
-        };
+        let reply = self.hop.data_end().await;
         self.from = None;
         self.rcpts.clear();
         vec![reply]
@@ -265,22 +261,7 @@ impl SmtpHandler for SubmitHandler {
     fn reset(&mut self) {
         self.from = None;
         self.rcpts.clear();
-        if let Some(t) = self.transfer.take() {
-            // Dropping the call cancels the stream: the MTA queues nothing.
-            t.call.abort();
-        }
-    }
-}
-
-async fn send_chunks(t: &mut Transfer, bytes: Vec<u8>) {
-    for piece in bytes.chunks(facteur_rpc::CHUNK_SIZE) {
-        t.sent += piece.len() as u64;
-        let req = SubmitRequest {
-            part: Some(submit_request::Part::Chunk(piece.to_vec())),
-        };
-        if t.tx.send(req).await.is_err() {
-            // The call ended early; its error is reported at the end of data.
-            return;
-        }
+        self.transfer = None;
+        self.hop.reset();
     }
 }

@@ -1,10 +1,12 @@
 //! [`GrpcMda`]: the [`Mda`] trait over the MDA's `Mailbox` and `Auth` gRPC
 //! services, the production path. Every field mapping is `facteur_rpc::convert`'s;
 //! every failed call goes through [`error`], the one place a gRPC status becomes
-//! an [`MdaError`].
+//! an [`MdaError`]. With a passwd-file set, passwords are checked against it
+//! instead of the `Auth` service; the mailbox calls still go to the MDA.
 
 use std::collections::VecDeque;
 
+use facteur_daemon::passwd_file::PasswdFile;
 use facteur_rpc::convert;
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
@@ -24,6 +26,7 @@ use super::{
 pub struct GrpcMda {
     mailbox: MailboxClient<Channel>,
     auth: AuthClient<Channel>,
+    passwd: Option<PasswdFile>,
 }
 
 impl GrpcMda {
@@ -32,12 +35,23 @@ impl GrpcMda {
         Self {
             mailbox: MailboxClient::new(channel.clone()),
             auth: AuthClient::new(channel),
+            passwd: None,
         }
     }
 
     /// From clients already made.
     pub fn from_clients(mailbox: MailboxClient<Channel>, auth: AuthClient<Channel>) -> Self {
-        Self { mailbox, auth }
+        Self {
+            mailbox,
+            auth,
+            passwd: None,
+        }
+    }
+
+    /// Check passwords against this passwd-file rather than the `Auth` service.
+    pub fn with_passwd_file(mut self, passwd: Option<PasswdFile>) -> Self {
+        self.passwd = passwd;
+        self
     }
 
     fn mailbox(&self) -> MailboxClient<Channel> {
@@ -157,6 +171,16 @@ impl Mda for GrpcMda {
         service: &str,
         remote_addr: &str,
     ) -> Result<Verdict, MdaError> {
+        if let Some(passwd) = &self.passwd {
+            return match passwd.verify(user, password).await {
+                Ok(Some(account)) => Ok(Verdict::Ok(account)),
+                Ok(None) => Ok(Verdict::Failed),
+                Err(e) => {
+                    tracing::error!(error = %e, "passwd-file check failed");
+                    Err(MdaError::Unavailable(e.to_string()))
+                }
+            };
+        }
         let req = pb::VerifyRequest {
             user: user.to_owned(),
             password: password.to_owned(),
