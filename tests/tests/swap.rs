@@ -217,6 +217,21 @@ fn postfix_sends_to_facteur_mta(net: u8) {
         ],
         &report,
     );
+    // And the same way a local program hands mail to Postfix: its sendmail.
+    let local = format!("row1-sendmail-{net}");
+    let local_sent = message("pierre@paris.test", "andre@lyon.test", &local);
+    postfix
+        .sendmail("pierre@paris.test", "andre@lyon.test", &local_sent)
+        .unwrap_or_else(|e| panic!("{}", report(&format!("{e:#}"))));
+    let got = pop_one(
+        &stack,
+        "lyon.test",
+        "andre@lyon.test",
+        &local,
+        dir.path(),
+        &report,
+    );
+    assert_intact(&local_sent, &got, &report);
     let got = pop_one(
         &stack,
         "lyon.test",
