@@ -4,8 +4,9 @@ user checks that mail arrived. Every command fails loudly; nothing is retried
 except waiting for the message to arrive.
 
 usage:
-  swap.py send HOST PORT MAIL_FROM RCPT FILE [--starttls CA] [--auth USER]
-      one SMTP transaction; exits 0 only on the server's 250 for the data.
+  swap.py send HOST PORT MAIL_FROM RCPT FILE [--starttls CA] [--auth USER] [--expect-refused]
+      one SMTP transaction; exits 0 only on the server's 250 for the data
+      (with --expect-refused: only if the server refuses the recipient).
   swap.py pop HOST PORT CA USER TOKEN TIMEOUT OUT
       wait until the maildrop holds a message with TOKEN; fail unless exactly
       one does; write it to OUT exactly as RETR gave it (CRLF lines).
@@ -42,6 +43,14 @@ def send(args):
         smtp.ehlo("client.interop.test")
     if "--auth" in opts:
         smtp.login(opts[opts.index("--auth") + 1], PASSWORD)
+    if "--expect-refused" in opts:
+        try:
+            smtp.sendmail(mail_from, [rcpt], msg)
+        except smtplib.SMTPRecipientsRefused as e:
+            print(f"ok: refused as expected: {e.recipients}", flush=True)
+            return
+        print(f"FAIL: {rcpt} was accepted", flush=True)
+        sys.exit(1)
     refused = smtp.sendmail(mail_from, [rcpt], msg)
     if refused:
         print(f"FAIL: refused: {refused}", flush=True)

@@ -3,7 +3,7 @@
 //! see `facteur_tests::postfix`) on the same address and ports, and mail checked
 //! the way a user would: it arrives once, byte for byte, and its `Received:`
 //! fields show the path it took and that STARTTLS was used. `cargo xtask interop`
-//! runs the rows by name (`row1_…`, `row4_…`). Nets 127.60.0.x-127.62.0.x.
+//! runs the rows by name (`row1_…` to `row4_…`). Nets 127.60.0.x-127.64.0.x.
 //!
 //! Postfix never looks up MX records here: it resolves them through the system
 //! resolver, which cannot be pointed at the dev DNS without touching
@@ -114,9 +114,17 @@ fn assert_intact(sent: &[u8], got: &[u8], report: &dyn Fn(&str) -> String) {
 
 /// A stack on `127.<net>.0.x` with `swapped` agents left out.
 fn stack(dir: &Path, net: u8, swapped: &[(&str, &str)]) -> Stack {
+    stack_with(dir, net, swapped, &[])
+}
+
+/// The same, with settings for one agent: `("paris.test/msa", "next_hop=…")`.
+fn stack_with(dir: &Path, net: u8, swapped: &[(&str, &str)], sets: &[(&str, String)]) -> Stack {
     let mut spec = StackSpec::dev(dir.join("var"), facteur_tests::bin_dir(), net);
     for (domain, agent) in swapped {
         spec.swap_out(domain, agent);
+    }
+    for (agent, set) in sets {
+        spec.sets.push(((*agent).to_owned(), set.clone()));
     }
     spec.prepare().expect("prepare var/");
     spec.start().expect("start the stack")
@@ -492,5 +500,250 @@ fn row4_postfix_delivers_into_facteur_mda_over_lmtp_served_by_imap_and_pop3() {
         postfix.wait_queue_empty(Duration::from_secs(10)),
         "{}",
         report("Postfix still holds mail")
+    );
+}
+
+/// The facteur MSA of paris.test relays over SMTP (`next_hop`, STARTTLS
+/// required, certificate checked against the dev CA) to Postfix as paris.test's
+/// MTA, which delivers onward to the facteur MTA of lyon.test.
+#[test]
+fn row2_facteur_msa_relays_through_postfix_to_the_facteur_mta() {
+    let net = 63;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let var = dir.path().join("var");
+    let paris_ip = std::net::Ipv4Addr::new(127, net, 0, 2);
+    let smtp = facteur_tests::Ports::default().smtp;
+    let ca = var.join("tls/ca.pem").display().to_string();
+    let stack = stack_with(
+        dir.path(),
+        net,
+        &[("paris.test", "mta")],
+        &[
+            (
+                "paris.test/msa",
+                format!("next_hop=smtp://{paris_ip}:{smtp}"),
+            ),
+            (
+                "paris.test/msa",
+                "next_hop_smtp.starttls=required".to_owned(),
+            ),
+            ("paris.test/msa", format!("next_hop_smtp.tls_ca={ca}")),
+        ],
+    );
+    let (paris, lyon) = (ip(&stack, "paris.test"), ip(&stack, "lyon.test"));
+    let p = &stack.spec.ports;
+    let (cert, key) = tls(&stack, "paris.test");
+    let hop = format!("[{lyon}]:{}", p.smtp);
+    // The MSA is a trusted client of its MTA: from paris.test's address, or
+    // from 127.0.0.1 when it does not bind its SMTP client to it.
+    let trusted = [format!("{paris}/32"), "127.0.0.1/32".to_owned()];
+    let postfix = PostfixSpec::new(dir.path().join("postfix"), paris_ip, "mail.paris.test")
+        .smtp(p.smtp)
+        .mynetworks(&[trusted[0].as_str(), trusted[1].as_str()])
+        .server_tls(&cert, &key)
+        .route("lyon.test", &format!("smtp:{hop}"))
+        .verify_tls(&stack.spec.ca(), &hop, "mail.lyon.test")
+        .start()
+        .expect("start postfix");
+    let report = reporter(&stack, &postfix);
+
+    let token = format!("row2-msa-pf-{net}");
+    let sent = message("pierre@paris.test", "andre@lyon.test", &token);
+    let file = dir.path().join("sent.eml");
+    std::fs::write(&file, &sent).expect("write message");
+    py(
+        &[
+            "send",
+            &paris,
+            &p.submission.to_string(),
+            "pierre@paris.test",
+            "andre@lyon.test",
+            &file.display().to_string(),
+            "--starttls",
+            &ca,
+            "--auth",
+            "pierre@paris.test",
+        ],
+        &report,
+    );
+    let got = pop_one(
+        &stack,
+        "lyon.test",
+        "andre@lyon.test",
+        &token,
+        dir.path(),
+        &report,
+    );
+    assert_intact(&sent, &got, &report);
+    let trace = received(&got);
+    let hop_of = |by: &str| {
+        trace
+            .iter()
+            .find(|r| r.contains(by))
+            .cloned()
+            .unwrap_or_else(|| panic!("{}", report(&format!("no {by} hop in {trace:#?}"))))
+    };
+    let msa = hop_of("by mail.paris.test (facteur-msa)");
+    assert!(
+        msa.contains("with ESMTPSA"),
+        "{}",
+        report(&format!("the MSA's hop is not authenticated TLS: {msa}"))
+    );
+    let pf = hop_of("by mail.paris.test (Postfix)");
+    assert!(
+        pf.contains("with ESMTPS"),
+        "{}",
+        report(&format!(
+            "Postfix did not take it from the MSA over STARTTLS: {pf}"
+        ))
+    );
+    let mta = hop_of("by mail.lyon.test (facteur-mta)");
+    assert!(
+        mta.contains(&format!("[{paris}]")) && mta.contains("with ESMTPS"),
+        "{}",
+        report(&format!(
+            "the facteur MTA did not take it over STARTTLS from Postfix: {mta}"
+        ))
+    );
+    assert!(
+        postfix
+            .wait_log(
+                &["Verified TLS connection established to", &lyon],
+                Duration::from_secs(10)
+            )
+            .is_some(),
+        "{}",
+        report("Postfix did not verify the facteur MTA's certificate")
+    );
+    assert!(
+        postfix.wait_queue_empty(Duration::from_secs(10)),
+        "{}",
+        report("Postfix still holds mail")
+    );
+}
+
+/// A Postfix submission service as paris.test's MSA relays everything through
+/// the facteur MTA of paris.test (`relayhost`), which takes relay from it as a
+/// trusted network (`[smtp] trusted_networks`) and sends it on to lyon.test's
+/// facteur MTA through the dev DNS. A client outside that network is still
+/// refused relay.
+#[test]
+fn row3_postfix_submission_relays_through_the_facteur_mta_as_a_trusted_network() {
+    let net = 64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paris_ip = std::net::Ipv4Addr::new(127, net, 0, 2);
+    let stack = stack_with(
+        dir.path(),
+        net,
+        &[("paris.test", "msa")],
+        &[(
+            "paris.test/mta",
+            format!("smtp.trusted_networks=[\"{paris_ip}/32\"]"),
+        )],
+    );
+    let paris = ip(&stack, "paris.test");
+    let p = &stack.spec.ports;
+    let (cert, key) = tls(&stack, "paris.test");
+    let hop = format!("[{paris}]:{}", p.smtp);
+    let postfix = PostfixSpec::new(dir.path().join("postfix"), paris_ip, "submit.paris.test")
+        .submission(p.submission)
+        .mynetworks(&["127.0.0.0/8"])
+        .server_tls(&cert, &key)
+        .relayhost(&hop)
+        .verify_tls(&stack.spec.ca(), &hop, "mail.paris.test")
+        .start()
+        .expect("start postfix");
+    let report = reporter(&stack, &postfix);
+
+    let token = format!("row3-pf-relay-{net}");
+    let sent = message("pierre@paris.test", "andre@lyon.test", &token);
+    let file = dir.path().join("sent.eml");
+    std::fs::write(&file, &sent).expect("write message");
+    py(
+        &[
+            "send",
+            &paris,
+            &p.submission.to_string(),
+            "pierre@paris.test",
+            "andre@lyon.test",
+            &file.display().to_string(),
+        ],
+        &report,
+    );
+    // Postfix's answer from the facteur MTA: relayed, not refused.
+    let outcome = postfix
+        .wait_log(
+            &["to=<andre@lyon.test>", "status="],
+            Duration::from_secs(20),
+        )
+        .unwrap_or_default();
+    assert!(
+        outcome.contains("status=sent"),
+        "{}",
+        report(&format!(
+            "the facteur MTA did not take relay from Postfix: {outcome}"
+        ))
+    );
+    let got = pop_one(
+        &stack,
+        "lyon.test",
+        "andre@lyon.test",
+        &token,
+        dir.path(),
+        &report,
+    );
+    assert_intact(&sent, &got, &report);
+    let trace = received(&got);
+    let hop_of = |by: &str| {
+        trace
+            .iter()
+            .find(|r| r.contains(by))
+            .cloned()
+            .unwrap_or_else(|| panic!("{}", report(&format!("no {by} hop in {trace:#?}"))))
+    };
+    hop_of("by submit.paris.test (Postfix)");
+    let relay = hop_of("by mail.paris.test (facteur-mta)");
+    assert!(
+        relay.contains(&format!("[{paris}]")) && relay.contains("with ESMTPS"),
+        "{}",
+        report(&format!(
+            "the facteur MTA did not take relay over STARTTLS from Postfix: {relay}"
+        ))
+    );
+    let last = hop_of("by mail.lyon.test (facteur-mta)");
+    assert!(
+        last.contains(&format!("[{paris}]")) && last.contains("with ESMTPS"),
+        "{}",
+        report(&format!(
+            "lyon's MTA did not take it over STARTTLS from paris's: {last}"
+        ))
+    );
+    assert!(
+        postfix
+            .wait_log(
+                &["Verified TLS connection established to", &paris],
+                Duration::from_secs(10)
+            )
+            .is_some(),
+        "{}",
+        report("Postfix did not verify the facteur MTA's certificate")
+    );
+    assert!(
+        postfix.wait_queue_empty(Duration::from_secs(10)),
+        "{}",
+        report("Postfix still holds mail")
+    );
+    // The test's own client (127.0.0.1, outside the trusted network) may not relay.
+    py(
+        &[
+            "send",
+            &paris,
+            &p.smtp.to_string(),
+            "pierre@paris.test",
+            "andre@lyon.test",
+            &file.display().to_string(),
+            "--expect-refused",
+        ],
+        &report,
     );
 }
