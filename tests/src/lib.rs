@@ -5,8 +5,10 @@
 //! `cargo xtask up` and the end-to-end tests both start the chain through this
 //! one module, so what the tests check is what a student runs.
 
+pub mod postfix;
 pub mod stack;
 
+pub use postfix::{Postfix, PostfixSpec};
 pub use stack::{Domain, Ports, Stack, StackSpec};
 
 /// Where the test binaries' sibling `facteur-*` binaries are: a test runs from
