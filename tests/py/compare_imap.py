@@ -90,6 +90,64 @@ def message(n, subject, sender, date, body, to="Jacques <jacques@paris.test>", c
     return raw(m)
 
 
+# A message that exercises the parsers: encoded words in the From name and Subject,
+# Sender, Reply-To, a group in To, In-Reply-To, a preamble and an epilogue, nested
+# multipart/alternative (quoted-printable, ISO-8859-1 and UTF-8, Content-Language),
+# a message/rfc822 part, and a part with Content-ID, Content-Description and an
+# RFC 2047-encoded filename.
+COMPLEX = "\r\n".join([
+    "From: =?utf-8?q?Fran=C3=A7oise_Dupr=C3=A9?= <francoise@example.fr>",
+    "Sender: secretary@example.fr",
+    "Reply-To: team@example.fr",
+    "To: undisclosed-recipients:;",
+    "Cc: \"Jacques, J.\" <jacques@paris.test>, eve@example.org",
+    "Subject: =?utf-8?b?UsOpc3Vtw6kgZGUgbGEgc2VtYWluZQ==?=",
+    "Date: Sun, 05 May 2024 09:30:00 +0200",
+    "Message-ID: <m7@compare.test>",
+    "In-Reply-To: <m1@compare.test>",
+    "MIME-Version: 1.0",
+    "Content-Type: multipart/mixed; boundary=\"outer\"",
+    "",
+    "This is the preamble.",
+    "--outer",
+    "Content-Type: multipart/alternative; boundary=alt",
+    "",
+    "--alt",
+    "Content-Type: text/plain; charset=iso-8859-1",
+    "Content-Transfer-Encoding: quoted-printable",
+    "",
+    "R=E9sum=E9 de la semaine, avec une ligne tr=",
+    "=E8s longue.",
+    "--alt",
+    "Content-Type: text/html; charset=utf-8",
+    "Content-Transfer-Encoding: quoted-printable",
+    "Content-Language: fr",
+    "",
+    "<p>R=C3=A9sum=C3=A9 de la semaine.</p>",
+    "--alt--",
+    "--outer",
+    "Content-Type: message/rfc822",
+    "Content-Disposition: inline",
+    "",
+    "From: bob@example.net",
+    "To: alice@example.org",
+    "Subject: forwarded",
+    "Date: Mon, 06 May 2024 08:00:00 +0000",
+    "Message-ID: <inner@compare.test>",
+    "",
+    "The forwarded text.",
+    "--outer",
+    "Content-Type: text/plain; name=\"=?utf-8?q?r=C3=A9sum=C3=A9.txt?=\"",
+    "Content-Disposition: attachment; filename=\"=?utf-8?q?r=C3=A9sum=C3=A9.txt?=\"",
+    "Content-Description: a note",
+    "Content-ID: <note@compare.test>",
+    "",
+    "note",
+    "--outer--",
+    "This is the epilogue.",
+    "",
+]).encode()
+
 MESSAGES = {
     "m1": (message(1, "Quarterly report", "Alice Martin <alice@example.org>", utc(2024, 1, 10),
                    "The numbers are up this quarter.\n"), utc(2024, 1, 10), ["\\Seen"]),
@@ -101,6 +159,7 @@ MESSAGES = {
                    "Lunch at noon, the usual place.\n" + "filler line for size\n" * 60), utc(2024, 3, 20), []),
     "m5": (message(5, "Draft of the plan", "Jacques <jacques@paris.test>", utc(2024, 4, 2),
                    "Step one: write the plan.\n"), utc(2024, 4, 2), ["\\Draft"]),
+    "m7": (COMPLEX, utc(2024, 5, 5), []),
 }
 
 imap = connect()
@@ -240,7 +299,7 @@ def has_recent():
 rec("flags after APPEND", flags_of())
 rec("\\Recent flag on new messages", has_recent())
 ids = by_id()
-uid = {f"m{n}": ids[f"<m{n}@compare.test>"] for n in range(1, 6)}
+uid = {key: ids[f"<{key}@compare.test>"] for key in MESSAGES}
 rec("UID FETCH by Message-ID matches APPENDUID", all(uid[k] == uid_of.get(k) for k in uid))
 
 # ---- FETCH: sizes, dates, envelope, structure, parts
@@ -289,6 +348,17 @@ for section in ["BODY.PEEK[1]", "BODY.PEEK[TEXT]", "BODY.PEEK[HEADER.FIELDS (MES
     items = list(fetch_items(data).values())[0]
     items.pop("UID", None)
     rec(f"FETCH m3 {section}", {k: blob(v) for k, v in items.items()})
+for section in ["BODY.PEEK[1]", "BODY.PEEK[1.1]", "BODY.PEEK[1.2]", "BODY.PEEK[1.MIME]", "BODY.PEEK[1.1.MIME]",
+                "BODY.PEEK[2]", "BODY.PEEK[2.MIME]", "BODY.PEEK[2.HEADER]", "BODY.PEEK[2.TEXT]", "BODY.PEEK[2.1]",
+                "BODY.PEEK[2.HEADER.FIELDS (SUBJECT)]", "BODY.PEEK[3]", "BODY.PEEK[3.MIME]", "BODY.PEEK[TEXT]",
+                "BINARY.PEEK[1.1]", "BINARY.PEEK[1.2]", "BINARY.SIZE[1.1]", "BINARY.PEEK[3]"]:
+    typ, data = imap.uid("FETCH", str(uid["m7"]), f"({section})")
+    if typ != "OK":
+        rec(f"FETCH m7 {section}", typ)
+        continue
+    items = list(fetch_items(data).values())[0]
+    items.pop("UID", None)
+    rec(f"FETCH m7 {section}", {k: blob(v) if isinstance(v, bytes) else norm(v) for k, v in items.items()})
 # a non-peek fetch sets \Seen
 imap.uid("FETCH", str(uid["m4"]), "(BODY[TEXT])")
 rec("flags after FETCH BODY[TEXT] of m4", flags_of()["<m4@compare.test>"])
@@ -342,12 +412,21 @@ for criteria in [
     ("NOT", "FROM", "alice"), ("NOT", "SEEN", "NOT", "DRAFT"), ("HEADER", "Message-ID", "m3@compare"),
     ("HEADER", "X-Missing", "\"\""), ("SUBJECT", "nothing-like-this"), ("UID", f"{uid['m2']}:{uid['m4']}"),
     ("1:2",), ("OR", "OR", "FLAGGED", "DRAFT", "KEYWORD", "$Later"), ("NEW",), ("OLD",), ("RECENT",),
+    ("FROM", "francoise"), ("CC", "Jacques"), ("TO", "undisclosed"), ("HEADER", "In-Reply-To", "m1@compare"),
+    ("BODY", "forwarded"), ("BODY", "preamble"), ("TEXT", "secretary"), ("SUBJECT", "semaine"), ("*",),
+    ("SENTON", "5-May-2024"), ("UNDRAFT", "UNANSWERED"),
 ]:
     rec(f"SEARCH {' '.join(criteria)}", search(*criteria))
 imap.literal = "Réunion".encode()
 rec("SEARCH CHARSET UTF-8 SUBJECT Réunion (literal)", search("SUBJECT", charset="UTF-8"))
 imap.literal = "à 10".encode()
 rec("SEARCH CHARSET UTF-8 BODY à 10 (literal)", search("BODY", charset="UTF-8"))
+imap.literal = "Résumé".encode()
+rec("SEARCH CHARSET UTF-8 SUBJECT Résumé (literal)", search("SUBJECT", charset="UTF-8"))
+imap.literal = "Françoise".encode()
+rec("SEARCH CHARSET UTF-8 FROM Françoise (literal)", search("FROM", charset="UTF-8"))
+imap.literal = "tr\u00e8s longue".encode()
+rec("SEARCH CHARSET UTF-8 BODY très longue (quoted-printable, literal)", search("BODY", charset="UTF-8"))
 rec("SEARCH CHARSET KOI8-Q", search("SUBJECT", "x", charset="X-NO-SUCH-CHARSET"))
 typ, data = simple(imap, "UID", "SEARCH", "RETURN", "(MIN MAX COUNT)", "FROM", "alice")
 es = pop(imap, "ESEARCH")
@@ -495,13 +574,43 @@ while True:
     seen.append(line.strip())
     if re.match(rb"\* \d+ EXISTS", line):
         break
+rec("EXISTS during IDLE", int(re.match(rb"\* (\d+) EXISTS", seen[-1]).group(1)) - before)
+
+
+def idle_until(pattern):
+    """Read untagged lines during IDLE until one matches `pattern`; that line."""
+    while True:
+        line = imap.readline()
+        if re.match(pattern, line):
+            return line.strip()
+
+
+# another session flags the new message, then expunges m2: IDLE hears both
+other = connect()
+other.select("INBOX")
+typ, data = other.uid("SEARCH", "HEADER", "Message-ID", "m6@compare")
+m6 = data[0].split()[-1].decode()
+typ, data = other.uid("SEARCH", "HEADER", "Message-ID", "m2@compare")
+m2 = data[0].split()[-1].decode()
+typ, data = other.uid("STORE", m6, "+FLAGS.SILENT", "(\\Flagged)")
+line = idle_until(rb"\* \d+ FETCH ")
+flags = re.search(rb"FLAGS \(([^)]*)\)", line)
+rec("IDLE hears another session's STORE", {
+    "is the new message": int(line.split()[1]) == before + 1,
+    "flags": sorted(x.decode() for x in flags.group(1).split() if x.lower() != b"\\recent") if flags else None})
+other.uid("STORE", m2, "+FLAGS.SILENT", "(\\Deleted)")
+other.expunge()
+other.logout()
+line = idle_until(rb"\* \d+ (EXPUNGE|FETCH)")
+while b"EXPUNGE" not in line:  # the \Deleted flag change may come first
+    line = idle_until(rb"\* \d+ (EXPUNGE|FETCH)")
+rec("IDLE hears another session's EXPUNGE of m2", int(line.split()[1]))
 imap.send(b"DONE\r\n")
 while True:
     line = imap.readline()
     if line.startswith(tag):
         rec("IDLE DONE", line.split()[1].decode())
         break
-rec("EXISTS during IDLE", int(re.match(rb"\* (\d+) EXISTS", seen[-1]).group(1)) - before)
 rec("INBOX after the delivery", sorted(by_id()))
 typ, data = imap.uid("FETCH", str(by_id()["<m6@compare.test>"]), "(BODY.PEEK[TEXT] ENVELOPE)")
 items = list(fetch_items(data).values())[0]
