@@ -5,14 +5,15 @@
 //! Maildir++ tree at `<maildir>/<domain>/<localpart>/` (what facteur's MDA writes
 //! in Maildir mode), read and written as Debian's `mail` user.
 //!
-//! The master runs under a small `sh` guard that holds a pipe from the test: when
-//! the test drops the [`Dovecot`] (or panics, or dies), the pipe closes and the
-//! guard stops the master; [`Dovecot::stop`] then waits until no process of the
-//! instance is left.
+//! The master runs under a small `sh` guard, in a process group of its own, that
+//! holds a pipe from the test: when the test drops the [`Dovecot`] (or panics,
+//! or dies), the pipe closes and the guard stops the master; [`Dovecot::stop`]
+//! then waits until no process of the group is left (and kills what is).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -252,11 +253,13 @@ protocol imap {{
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
+            .process_group(0)
             .spawn()
             .context("starting sh for dovecot")?;
         let pipe = guard.stdin.take();
         let mut me = Dovecot {
             spec: self.clone(),
+            group: Some(guard.id()),
             guard: Some(guard),
             pipe,
         };
@@ -277,6 +280,8 @@ pub struct Dovecot {
     pub spec: DovecotSpec,
     guard: Option<Child>,
     pipe: Option<ChildStdin>,
+    /// The process group of the guard and of every Dovecot process.
+    group: Option<u32>,
 }
 
 impl Dovecot {
@@ -302,33 +307,11 @@ impl Dovecot {
         out
     }
 
-    /// The processes of this instance still running (their titles start with
-    /// `dovecot-<instance>/`, the master's command line names its config).
+    /// The processes of this instance still running: the guard, the master and
+    /// every process it started, all in the guard's own process group (Dovecot
+    /// in the foreground never leaves it).
     pub fn processes(&self) -> Vec<u32> {
-        let conf = self.spec.dir.join("dovecot.conf").display().to_string();
-        let title = std::fs::read_to_string(self.spec.dir.join("dovecot.conf"))
-            .ok()
-            .and_then(|c| {
-                c.lines()
-                    .find_map(|l| l.strip_prefix("instance_name = ").map(str::to_owned))
-            })
-            .map(|name| format!("dovecot-{name}/"));
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let is_master = cmdline.starts_with("dovecot ") && cmdline.contains(&conf);
-            let is_child = title.as_ref().is_some_and(|t| cmdline.starts_with(t));
-            if is_master || is_child {
-                out.push(pid);
-            }
-        }
-        out
+        self.group.map(group_members).unwrap_or_default()
     }
 
     /// Stop Dovecot (SIGTERM to the master through the guard) and wait until no
@@ -347,7 +330,7 @@ impl Dovecot {
                     }
                     _ => {
                         if let Some(pid) = master {
-                            kill("-KILL", pid);
+                            kill("-KILL", &pid.to_string());
                         }
                         let _ = guard.kill();
                         let _ = guard.wait();
@@ -365,8 +348,8 @@ impl Dovecot {
                 break;
             }
             if Instant::now() >= deadline {
-                for pid in &left {
-                    kill("-KILL", *pid);
+                if let Some(group) = self.group {
+                    kill("-KILL", &format!("-{group}"));
                 }
                 unclean.push(format!("dovecot processes left behind, killed: {left:?}"));
                 break;
@@ -383,12 +366,35 @@ impl Drop for Dovecot {
     }
 }
 
-fn kill(signal: &str, pid: u32) {
+/// `kill SIGNAL TARGET` (a pid, or `-PGID` for a whole process group).
+fn kill(signal: &str, target: &str) {
     let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
+        .args([signal, "--", target])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// The processes whose process group is `group` (from `/proc/<pid>/stat`,
+/// whose fields after the parenthesised command name are state, ppid, pgrp).
+fn group_members(group: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<u32>().ok());
+        if pgrp == Some(group) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// A name no other instance on the machine has (process titles, logs).
