@@ -4,6 +4,10 @@
 //! SEARCH, FETCH of parts, UIDPLUS, MOVE, POP3, IDLE) against the facteur MAA and
 //! against Dovecot and compares the normalised answers; every difference is
 //! either fixed in facteur or listed in [`ALLOWED`] with its RFC reason.
+//! Row 5: the facteur MTA delivers into Dovecot over LMTP (`[transport]`), and
+//! Dovecot serves the mail over IMAP and POP3. Row 6: Dovecot serves the Maildir
+//! the facteur MDA writes (`[store] maildir`) and the one `facteur-mda store
+//! export --maildir` makes, flags, keywords, folders and subscriptions included.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -197,5 +201,368 @@ fn row7_same_imap_and_pop3_session_against_facteur_and_dovecot() {
     assert!(
         stale.is_empty(),
         "listed as allowed differences but both servers now agree: {stale:?}"
+    );
+}
+
+/// Run `tests/py/mailstate.py` (`submit`, `imap`, `arrange`, `pop3`); its JSON
+/// answer, or the test fails with its output and `logs`.
+fn mailstate(stack: &Stack, args: &[&str], logs: &dyn Fn() -> String) -> serde_json::Value {
+    let run = Command::new("python3")
+        .arg(py_dir().join("mailstate.py"))
+        .args(args)
+        .arg("--ca")
+        .arg(stack.spec.ca())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("FACTEUR_DEV_PASSWORD", dev_password())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "mailstate.py {args:?} failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        logs()
+    );
+    serde_json::from_str(&stdout).unwrap_or(serde_json::Value::String(stdout))
+}
+
+/// The messages of one folder of a `mailstate.py imap` answer.
+fn folder<'a>(state: &'a serde_json::Value, name: &str) -> &'a Vec<serde_json::Value> {
+    state[name]["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no folder {name} in {state:#}"))
+}
+
+const ANDRE: &str = "andre@lyon.test";
+const JACQUES: &str = "jacques@paris.test";
+
+#[test]
+fn row5_facteur_mta_delivers_into_dovecot_over_lmtp() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dovecot_ip = Ipv4Addr::new(127, 71, 0, 9);
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 71);
+    // bernard is a lyon.test account for the MTA (its recipient check asks the
+    // facteur MDA) but not for Dovecot: Dovecot's LMTP refuses him alone.
+    spec.extra_users.push("bernard@lyon.test".into());
+    spec.sets.push((
+        "lyon.test/mta".into(),
+        format!(
+            "transport={{\"lyon.test\" = \"lmtp:{dovecot_ip}:{}\"}}",
+            spec.ports.lmtp
+        ),
+    ));
+    spec.prepare().expect("prepare var/");
+    let mut dspec = DovecotSpec::new(
+        dir.path().join("dovecot"),
+        dovecot_ip,
+        &spec,
+        "dovecot.test",
+    );
+    dspec.users = vec![ANDRE.to_owned()];
+    let dovecot = dspec.start().expect("start Dovecot");
+    let stack = spec.start().expect("start the stack");
+    let logs = || format!("{}\n{}", stack.all_logs(), dovecot.logs());
+    let paris = stack
+        .spec
+        .domain("paris.test")
+        .expect("paris")
+        .ip
+        .to_string();
+    let dv = dovecot_ip.to_string();
+
+    let subject = "row 5 through the facteur MTA into Dovecot";
+    let refused = mailstate(
+        &stack,
+        &[
+            "submit",
+            "--host",
+            &paris,
+            "--to",
+            "andre@lyon.test,bernard@lyon.test",
+            "--subject",
+            subject,
+        ],
+        &logs,
+    );
+    assert_eq!(
+        refused,
+        serde_json::json!([]),
+        "the MSA took both recipients"
+    );
+
+    // Dovecot files it over LMTP and serves it over IMAP...
+    let imap = mailstate(
+        &stack,
+        &[
+            "imap",
+            "--host",
+            &dv,
+            "--user",
+            ANDRE,
+            "--wait",
+            subject,
+            "--mention",
+            ".leading dot",
+        ],
+        &logs,
+    );
+    let inbox = folder(&imap, "INBOX");
+    assert_eq!(inbox.len(), 1, "one message in andre's INBOX: {imap:#}");
+    assert_eq!(inbox[0]["subject"], subject);
+    assert_eq!(
+        inbox[0]["message-id"],
+        "<row-5-through-the-facteur-MTA-into-Dovecot@paris.test>"
+    );
+    assert_eq!(
+        inbox[0]["mentions"], true,
+        "the body's dot-stuffed line came through LMTP unstuffed: {imap:#}"
+    );
+    // ... and over POP3, the same bytes.
+    let pop3 = mailstate(&stack, &["pop3", "--host", &dv, "--user", ANDRE], &logs);
+    assert_eq!(pop3[0]["subject"], subject, "{pop3:#}");
+    assert_eq!(
+        pop3[0]["sha256"], inbox[0]["sha256"],
+        "POP3 RETR = IMAP BODY[]"
+    );
+    assert_eq!(
+        pop3[0]["list size"], pop3[0]["size"],
+        "POP3 LIST size is exact"
+    );
+
+    // Dovecot's per-recipient LMTP refusal of bernard becomes the MTA's bounce to
+    // pierre, for bernard alone.
+    let bounce = "Undelivered Mail Returned to Sender";
+    let paris_imap = mailstate(
+        &stack,
+        &[
+            "imap",
+            "--host",
+            &paris,
+            "--user",
+            "pierre@paris.test",
+            "--wait",
+            bounce,
+            "--mention",
+            "bernard@lyon.test",
+        ],
+        &logs,
+    );
+    let bounces: Vec<&serde_json::Value> = folder(&paris_imap, "INBOX")
+        .iter()
+        .filter(|m| m["subject"] == bounce)
+        .collect();
+    assert_eq!(bounces.len(), 1, "one bounce: {paris_imap:#}");
+    assert_eq!(bounces[0]["mentions"], true, "the bounce names bernard");
+    let andre_bounced = mailstate(
+        &stack,
+        &[
+            "imap",
+            "--host",
+            &paris,
+            "--user",
+            "pierre@paris.test",
+            "--mention",
+            "andre@lyon.test",
+        ],
+        &logs,
+    );
+    assert!(
+        folder(&andre_bounced, "INBOX")
+            .iter()
+            .filter(|m| m["subject"] == bounce)
+            .all(|m| m["mentions"] == false),
+        "andre's delivery is not bounced: {andre_bounced:#}"
+    );
+}
+
+/// A `mailstate.py imap` answer with what a Maildir legitimately cannot keep
+/// dropped: child information (derived from the names), and each folder's
+/// message list in a stable order.
+fn comparable(state: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (name, f) in state.as_object().expect("folders") {
+        let attrs: Vec<&serde_json::Value> = f["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .filter(|a| *a != "\\haschildren" && *a != "\\hasnochildren")
+            .collect();
+        out.insert(
+            name.clone(),
+            serde_json::json!({"attributes": attrs, "messages": f["messages"]}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+#[test]
+fn row6_dovecot_serves_the_maildir_facteur_mda_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dovecot_ip = Ipv4Addr::new(127, 72, 0, 9);
+    // lyon.test's MDA files into a Maildir (`[store] maildir`); paris.test's keeps
+    // its sled store, exported with `facteur-mda store export --maildir` below.
+    let maildir = dir.path().join("maildir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 72);
+    spec.sets.push((
+        "lyon.test/mda".into(),
+        format!("store.maildir={:?}", maildir.display().to_string()),
+    ));
+    spec.prepare().expect("prepare var/");
+    let mut stack = spec.start().expect("start the stack");
+    let paris = stack
+        .spec
+        .domain("paris.test")
+        .expect("paris")
+        .ip
+        .to_string();
+    let dv = dovecot_ip.to_string();
+    let submit = |stack: &Stack, to: &str, subject: &str| {
+        let refused = mailstate(
+            stack,
+            &["submit", "--host", &paris, "--to", to, "--subject", subject],
+            &|| stack.all_logs(),
+        );
+        assert_eq!(refused, serde_json::json!([]), "the MSA took {to}");
+    };
+
+    // 1. What lyon's MDA filed in Maildir mode, served by Dovecot.
+    let subjects = ["row 6 first", "row 6 second"];
+    for subject in subjects {
+        submit(&stack, ANDRE, subject);
+    }
+    let inbox = maildir.join("lyon.test/andre");
+    let filed = Stack::wait_until(std::time::Duration::from_secs(60), || {
+        std::fs::read_dir(inbox.join("new"))
+            .map(|d| d.count() == subjects.len())
+            .unwrap_or(false)
+    });
+    assert!(
+        filed,
+        "the MDA filed both messages into {}/new\n{}",
+        inbox.display(),
+        stack.all_logs()
+    );
+    {
+        let mut dspec = DovecotSpec::new(
+            dir.path().join("dovecot-live"),
+            dovecot_ip,
+            &stack.spec,
+            "dovecot.test",
+        );
+        dspec.maildir = maildir.clone();
+        let dovecot = dspec.start().expect("start Dovecot on the MDA's Maildir");
+        let logs = || format!("{}\n{}", stack.all_logs(), dovecot.logs());
+        let served = mailstate(
+            &stack,
+            &[
+                "imap",
+                "--host",
+                &dv,
+                "--user",
+                ANDRE,
+                "--mention",
+                ".leading dot",
+            ],
+            &logs,
+        );
+        let got: Vec<(&serde_json::Value, &serde_json::Value, &serde_json::Value)> =
+            folder(&served, "INBOX")
+                .iter()
+                .map(|m| (&m["subject"], &m["flags"], &m["mentions"]))
+                .collect();
+        let (yes, none) = (serde_json::json!(true), serde_json::json!([]));
+        let first = serde_json::json!(subjects[0]);
+        let second = serde_json::json!(subjects[1]);
+        assert_eq!(
+            got,
+            vec![(&first, &none, &yes), (&second, &none, &yes)],
+            "Dovecot serves what the MDA filed, unread, bodies whole: {served:#}"
+        );
+        let pop3 = mailstate(&stack, &["pop3", "--host", &dv, "--user", ANDRE], &logs);
+        assert_eq!(
+            pop3.as_array().map(Vec::len),
+            Some(2),
+            "POP3 sees both: {pop3:#}"
+        );
+    }
+
+    // 2. Flags, keywords, folders and subscriptions set through paris.test's
+    //    MAA, exported from its store, served by Dovecot as facteur served them.
+    for subject in ["row 6 export one", "row 6 export two"] {
+        submit(&stack, JACQUES, subject);
+        let paris_ip = paris.as_str();
+        mailstate(
+            &stack,
+            &[
+                "imap", "--host", paris_ip, "--user", JACQUES, "--wait", subject,
+            ],
+            &|| stack.all_logs(),
+        );
+    }
+    mailstate(
+        &stack,
+        &["arrange", "--host", &paris, "--user", JACQUES],
+        &|| stack.all_logs(),
+    );
+    let arranged = mailstate(
+        &stack,
+        &["imap", "--host", &paris, "--user", JACQUES],
+        &|| stack.all_logs(),
+    );
+    // The store is one process's at a time: stop the MDA, then export.
+    stack.kill("paris.test", "mda").expect("stop paris's MDA");
+    let export = dir.path().join("export");
+    let out = Command::new(facteur_tests::bin_dir().join("facteur-mda"))
+        .arg("--config")
+        .arg(stack.spec.var.join("paris.test/facteur-mda.toml"))
+        .args(["store", "export", "--maildir"])
+        .arg(&export)
+        .output()
+        .expect("run facteur-mda store export");
+    assert!(
+        out.status.success(),
+        "facteur-mda store export --maildir failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut dspec = DovecotSpec::new(
+        dir.path().join("dovecot-export"),
+        dovecot_ip,
+        &stack.spec,
+        "dovecot.test",
+    );
+    dspec.maildir = export;
+    let dovecot = dspec.start().expect("start Dovecot on the export");
+    let logs = || format!("{}\n{}", stack.all_logs(), dovecot.logs());
+    let served = mailstate(&stack, &["imap", "--host", &dv, "--user", JACQUES], &logs);
+    assert_eq!(
+        comparable(&served),
+        comparable(&arranged),
+        "Dovecot shows the exported folders, subscriptions, flags and keywords as facteur did"
+    );
+    let projects = folder(&served, "Projects/2024");
+    assert_eq!(projects.len(), 1, "the copy in Projects/2024: {served:#}");
+    let flags = projects[0]["flags"].as_array().expect("flags");
+    assert!(
+        flags.contains(&serde_json::json!("\\Flagged"))
+            && flags.contains(&serde_json::json!("$Work")),
+        "the copy kept \\Flagged and the $Work keyword: {served:#}"
+    );
+    let pop3 = mailstate(&stack, &["pop3", "--host", &dv, "--user", JACQUES], &logs);
+    let mut pop_sums: Vec<String> = pop3
+        .as_array()
+        .expect("pop3")
+        .iter()
+        .map(|m| m["sha256"].to_string())
+        .collect();
+    let mut inbox_sums: Vec<String> = folder(&served, "INBOX")
+        .iter()
+        .map(|m| m["sha256"].to_string())
+        .collect();
+    pop_sums.sort();
+    inbox_sums.sort();
+    assert_eq!(
+        pop_sums, inbox_sums,
+        "POP3 serves the exported INBOX: {pop3:#}"
     );
 }
