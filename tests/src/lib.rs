@@ -3,11 +3,14 @@
 //! domain's own loopback address — then waits for each one's ready line.
 //!
 //! `cargo xtask up` and the end-to-end tests both start the chain through this
-//! one module, so what the tests check is what a student runs.
+//! one module, so what the tests check is what a student runs. [`dovecot`] runs
+//! real Dovecot instances beside it for the interop tests.
 
+pub mod dovecot;
 pub mod postfix;
 pub mod stack;
 
+pub use dovecot::{Dovecot, DovecotSpec};
 pub use postfix::{Postfix, PostfixSpec};
 pub use stack::{Domain, Ports, Stack, StackSpec};
 
