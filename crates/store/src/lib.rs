@@ -1,7 +1,8 @@
 //! facteur's storage seam: the traits every mail and account backend
 //! implements, the one-writer commit loop (`writer`), durable file writes
 //! (`durable`), where a message's header ends (`header`), the embedded sled
-//! backend (`sled`) and the conformance suite every backend passes
+//! backend (`sled`), Maildir++ trees for Dovecot (`maildir`) and the
+//! conformance suite every backend passes
 //! (`conformance`, behind the feature of that name).
 //!
 //! No sled type appears in the traits: a PostgreSQL backend can sit beside
@@ -12,6 +13,7 @@ pub mod blobs;
 pub mod durable;
 pub mod header;
 pub mod mail;
+pub mod maildir;
 pub mod sled;
 pub mod writer;
 
