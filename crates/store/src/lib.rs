@@ -14,6 +14,7 @@ pub mod durable;
 pub mod header;
 pub mod mail;
 pub mod maildir;
+pub mod marks;
 pub mod sled;
 pub mod writer;
 
@@ -22,5 +23,6 @@ pub mod conformance;
 
 pub use accounts::AccountStore;
 pub use mail::*;
+pub use marks::{Mark, Marks};
 pub use sled::{SledOptions, SledStore};
 pub use writer::{Owned, WriteError, Writer, WriterOptions};

@@ -45,12 +45,27 @@ pub struct MaildirMessage {
     pub size: u64,
 }
 
+/// A message file to write with [`MaildirTree::write_message`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewFile<'a> {
+    /// Its unique base name ([`MaildirTree::new_name`]).
+    pub base: &'a str,
+    /// Its exact length.
+    pub size: u64,
+    /// The mtime to give it (unix seconds); `None`: now.
+    pub internal_date: Option<i64>,
+    /// `None`: a new message, into `new/`; `Some`: into `cur/` with these
+    /// `:2,` info letters.
+    pub letters: Option<&'a str>,
+}
+
 /// A Maildir++ tree of many users.
 #[derive(Debug)]
 pub struct MaildirTree {
     root: PathBuf,
     host: String,
     seq: AtomicU64,
+    min_free_bytes: u64,
 }
 
 /// A path component from an address part: no separators, not `.` or `..`.
@@ -84,7 +99,15 @@ impl MaildirTree {
             root: root.into(),
             host: host.to_owned(),
             seq: AtomicU64::new(0),
+            min_free_bytes: 0,
         }
+    }
+
+    /// New messages are refused ([`StoreError::Full`]) when fewer bytes than
+    /// this are free on the tree's disk (0: no reserve).
+    pub fn with_reserve(mut self, min_free_bytes: u64) -> Self {
+        self.min_free_bytes = min_free_bytes;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -142,7 +165,8 @@ impl MaildirTree {
         Ok(dir)
     }
 
-    fn unique_name(&self, size: u64) -> String {
+    /// A fresh unique base name for a message of `size` bytes.
+    pub fn new_name(&self, size: u64) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -157,26 +181,30 @@ impl MaildirTree {
         )
     }
 
-    /// Writes one message of `size` bytes into a folder (created if
-    /// missing): `write` fills the file in `tmp/`, which is then fsynced, given
-    /// `internal_date` as its mtime and renamed into `new/` (`letters` None)
-    /// or `cur/` with `:2,<letters>`; the directory is fsynced. Returns the
+    /// Writes one message ([`NewFile`]) into a folder (created if missing):
+    /// `write` fills the file in `tmp/`, which is then fsynced, given its
+    /// internal date as mtime and renamed into `new/` or `cur/` (with
+    /// `:2,<letters>`); the directory is fsynced. Returns the
     /// file's name. A `write` that writes another number of bytes than `size`
     /// fails, leaving nothing behind.
     pub fn write_message(
         &self,
         user: &str,
         folder: &str,
-        size: u64,
-        internal_date: Option<i64>,
-        letters: Option<&str>,
+        file: NewFile<'_>,
         write: impl FnOnce(&mut File) -> io::Result<()>,
     ) -> Result<String, StoreError> {
+        let NewFile {
+            base,
+            size,
+            internal_date,
+            letters,
+        } = file;
         let dir = self.ensure_folder(user, folder)?;
-        let base = self.unique_name(size);
-        let tmp = dir.join("tmp").join(&base);
+        durable::check_reserve(&dir, self.min_free_bytes).map_err(io_err)?;
+        let tmp = dir.join("tmp").join(base);
         let (sub, file_name) = match letters {
-            None => ("new", base.clone()),
+            None => ("new", base.to_owned()),
             Some(l) => ("cur", format!("{base}:2,{l}")),
         };
         let result = (|| {
@@ -205,9 +233,15 @@ impl MaildirTree {
     /// A fresh delivery of `bytes` into the folder's `new/`.
     pub fn deliver(&self, user: &str, folder: &str, bytes: &[u8]) -> Result<String, StoreError> {
         use std::io::Write;
-        self.write_message(user, folder, bytes.len() as u64, None, None, |f| {
-            f.write_all(bytes)
-        })
+        let size = bytes.len() as u64;
+        let base = self.new_name(size);
+        let file = NewFile {
+            base: &base,
+            size,
+            internal_date: None,
+            letters: None,
+        };
+        self.write_message(user, folder, file, |f| f.write_all(bytes))
     }
 
     /// True when the folder holds a file of this base name in `new/` or `cur/`

@@ -55,15 +55,15 @@ fn export_style_writes_go_to_cur_with_flags_keywords_and_date() {
     assert_eq!(letters, "RSab");
     tree.save_keywords(user, "Archiv/2024", &kw).unwrap();
     let body = b"Subject: x\r\n\r\nbody\r\n";
+    let base = tree.new_name(body.len() as u64);
+    let new = NewFile {
+        base: &base,
+        size: body.len() as u64,
+        internal_date: Some(1_600_000_000),
+        letters: Some(&letters),
+    };
     let file = tree
-        .write_message(
-            user,
-            "Archiv/2024",
-            body.len() as u64,
-            Some(1_600_000_000),
-            Some(&letters),
-            |f| f.write_all(body),
-        )
+        .write_message(user, "Archiv/2024", new, |f| f.write_all(body))
         .unwrap();
     assert!(file.ends_with(":2,RSab"), "{file}");
     let dir = root.path().join("paris.test/pierre/.Archiv.2024");
@@ -90,7 +90,17 @@ fn a_short_write_leaves_nothing() {
     let root = tempfile::tempdir().unwrap();
     let tree = MaildirTree::new(root.path(), "h");
     let err = tree
-        .write_message("a@b.test", INBOX, 10, None, None, |f| f.write_all(b"short"))
+        .write_message(
+            "a@b.test",
+            INBOX,
+            NewFile {
+                base: &tree.new_name(10),
+                size: 10,
+                internal_date: None,
+                letters: None,
+            },
+            |f| f.write_all(b"short"),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("5 bytes"), "{err}");
     let dir = root.path().join("b.test/a");
