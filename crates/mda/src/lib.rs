@@ -10,6 +10,7 @@ pub mod config;
 pub mod filing;
 pub mod grpc;
 pub mod lmtp;
+pub mod transfer;
 
 use std::sync::Arc;
 
