@@ -33,6 +33,7 @@ async fn grpc(dir: &std::path::Path) -> GrpcMda {
             store: Arc::new(store),
             accounts,
             aliases: Arc::new(Default::default()),
+            maildir: None,
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),

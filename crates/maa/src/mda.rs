@@ -39,6 +39,11 @@ pub enum MdaError {
     /// The store is full (IMAP `NO [OVERQUOTA]`, POP3 `-ERR [SYS/TEMP]`).
     #[error("mailbox store full")]
     Full,
+    /// The mailboxes are not served through this MDA (it files into a
+    /// Maildir); the text says where they are and is shown to the user
+    /// (IMAP `NO [UNAVAILABLE] <text>`, POP3 `-ERR [SYS/PERM] <text>`).
+    #[error("mailboxes elsewhere: {0}")]
+    Elsewhere(String),
     /// The MDA is down or failing; try again later (IMAP `NO [UNAVAILABLE]`).
     #[error("MDA unavailable: {0}")]
     Unavailable(String),

@@ -31,12 +31,18 @@ pub struct StoreConfig {
     /// bytes than this are free on the store's disk, like Postfix's
     /// `queue_minfree`; flag changes and expunges still work.
     pub min_free_bytes: u64,
+    /// When set, every message filed (gRPC `Delivery` and LMTP) goes into the
+    /// Maildir++ tree `<maildir>/<domain>/<localpart>/` instead of the store's
+    /// mailboxes (Dovecot: `mail_location = maildir:<maildir>/%d/%n`); the
+    /// `Mailbox` service then refuses every call. Accounts stay in the store.
+    pub maildir: PathBuf,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             min_free_bytes: 64 * 1024 * 1024,
+            maildir: PathBuf::new(),
         }
     }
 }

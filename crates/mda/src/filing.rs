@@ -3,6 +3,13 @@
 //!
 //! The blob is stored (durably) before any mailbox points at it, and each
 //! recipient is filed exactly once per message key.
+//!
+//! With `[store] maildir` set, messages go into each recipient's Maildir
+//! INBOX instead (`new/`), still once per message key: a `MaildirDelivery`
+//! mark records `pending:<name>` before the file is written and
+//! `done:<name>` once its rename is durable; a retry finding `done`, or
+//! `pending` with that file present (in `new/` or, flags changed, `cur/`),
+//! answers 250 without writing again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +18,8 @@ use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::reply::Reply;
 
 use crate::accounts::Accounts;
-use crate::store::{BlobStore, INBOX, MailStore, MessageKey, StoreError};
+use crate::store::maildir::{MaildirTree, NewFile};
+use crate::store::{BlobStore, INBOX, MailStore, Mark, Marks, MessageKey, StoreError};
 
 /// The reply for a store failure: disk full is `452 4.3.1`, other transient
 /// trouble `451 4.3.0`, the rest a permanent `550 5.2.0`. The cause is logged.
@@ -32,6 +40,46 @@ fn store_failure(what: &str, e: &StoreError) -> Reply {
     }
 }
 
+/// Files `bytes` into the user's Maildir INBOX once per key; the file's
+/// name and whether it was there already.
+fn file_maildir<S: Marks>(
+    tree: &MaildirTree,
+    store: &S,
+    key: &MessageKey,
+    user: &str,
+    bytes: &[u8],
+) -> Result<(String, bool), StoreError> {
+    if let Some(v) = store.get_mark(Mark::MaildirDelivery, user, &key.0)? {
+        if let Some(name) = v.strip_prefix("done:") {
+            return Ok((name.to_owned(), true));
+        }
+        if let Some(name) = v.strip_prefix("pending:")
+            && tree.contains(user, INBOX, name)?
+        {
+            let done = format!("done:{name}");
+            store.set_mark(Mark::MaildirDelivery, user, &key.0, &done)?;
+            return Ok((name.to_owned(), true));
+        }
+    }
+    let size = bytes.len() as u64;
+    let name = tree.new_name(size);
+    store.set_mark(
+        Mark::MaildirDelivery,
+        user,
+        &key.0,
+        &format!("pending:{name}"),
+    )?;
+    let file = NewFile {
+        base: &name,
+        size,
+        internal_date: None,
+        letters: None,
+    };
+    tree.write_message(user, INBOX, file, |f| std::io::Write::write_all(f, bytes))?;
+    store.set_mark(Mark::MaildirDelivery, user, &key.0, &format!("done:{name}"))?;
+    Ok((name, false))
+}
+
 /// The store, accounts and aliases, shared by every service of the MDA.
 pub struct Filing<S> {
     pub store: Arc<S>,
@@ -39,6 +87,8 @@ pub struct Filing<S> {
     /// Delivery aliases, e.g. `postmaster@paris.test` → `pierre@paris.test`
     /// (lowercased addresses; one level, like a Postfix `virtual_alias_maps` line).
     pub aliases: Arc<HashMap<String, String>>,
+    /// `[store] maildir`: file into this Maildir++ tree instead of the store's mailboxes.
+    pub maildir: Option<Arc<MaildirTree>>,
 }
 
 impl<S> Clone for Filing<S> {
@@ -47,6 +97,7 @@ impl<S> Clone for Filing<S> {
             store: Arc::clone(&self.store),
             accounts: self.accounts.clone(),
             aliases: Arc::clone(&self.aliases),
+            maildir: self.maildir.clone(),
         }
     }
 }
@@ -64,7 +115,7 @@ impl<S> Filing<S> {
     }
 }
 
-impl<S: MailStore + BlobStore> Filing<S> {
+impl<S: MailStore + BlobStore + Marks> Filing<S> {
     /// 250 if the recipient has a mailbox here, 550 5.1.1 if not.
     pub async fn check_recipient(&self, rcpt: &str) -> Reply {
         let accounts = self.accounts.clone();
@@ -98,6 +149,7 @@ impl<S: MailStore + BlobStore> Filing<S> {
         let key = MessageKey(key.to_owned());
         let from = mail_from.to_owned();
         let users: Vec<String> = rcpts.iter().map(|r| self.mailbox_of(r)).collect();
+        let maildir = self.maildir.clone();
         let rcpts = rcpts.to_vec();
         let n = rcpts.len();
         let job = move || -> Vec<Reply> {
@@ -119,6 +171,18 @@ impl<S: MailStore + BlobStore> Filing<S> {
                             tracing::error!(error = %e, "account lookup failed");
                             return codes::local_error();
                         }
+                    }
+                    if let Some(tree) = maildir.as_deref() {
+                        return match file_maildir(tree, &*store, &key, &user, &bytes) {
+                            Ok((name, duplicate)) => {
+                                tracing::info!(
+                                    user = %user, file = %name, duplicate,
+                                    key = %key.0, "filed into the Maildir"
+                                );
+                                Reply::new(250, "2.0.0", &format!("<{rcpt}> filed in the Maildir"))
+                            }
+                            Err(e) => store_failure("filing into the Maildir", &e),
+                        };
                     }
                     if blob.is_none() {
                         match store.put(&bytes) {

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Authenticator, Verdict};
 use crate::filing::{Filing, account_of};
-use crate::store::{BlobStore, MailStore, StoreError};
+use crate::store::{BlobStore, MailStore, Marks, StoreError};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -103,7 +103,7 @@ fn mailbox_ref(m: Option<pb::MailboxRef>) -> Result<(String, String), Status> {
 }
 
 #[tonic::async_trait]
-impl<S: MailStore + BlobStore> Delivery for Services<S> {
+impl<S: MailStore + BlobStore + Marks> Delivery for Services<S> {
     async fn deliver(
         &self,
         request: Request<Streaming<DeliverRequest>>,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod filing;
 pub mod grpc;
 pub mod lmtp;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use facteur_rpc::mailbox::mailbox_server::MailboxServer;
 pub use config::MdaConfig;
 use filing::Filing;
 use store::SledStore;
+use store::maildir::MaildirTree;
 
 /// Opens the mailbox store of `config` (only the MDA does).
 pub fn open_store(config: &MdaConfig) -> anyhow::Result<SledStore> {
@@ -33,6 +35,41 @@ pub fn open_store(config: &MdaConfig) -> anyhow::Result<SledStore> {
     };
     SledStore::open_with(&config.data_dir, options)
         .with_context(|| format!("opening the mailbox store in {}", config.data_dir.display()))
+}
+
+/// The `[store] maildir` tree, its root created, or `None` when unset.
+async fn maildir_tree(config: &MdaConfig) -> anyhow::Result<Option<Arc<MaildirTree>>> {
+    let root = config.store.maildir.clone();
+    if root.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let created = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(&root)).await?
+    };
+    created.with_context(|| format!("creating the Maildir root {}", root.display()))?;
+    tracing::info!(maildir = %root.display(), "filing into Maildir");
+    Ok(Some(Arc::new(
+        MaildirTree::new(root, &config.hostname).with_reserve(config.store.min_free_bytes),
+    )))
+}
+
+/// What the `Mailbox` service answers in Maildir mode (the MAA shows the
+/// message to the user).
+pub fn elsewhere_status(root: &std::path::Path) -> tonic::Status {
+    let mut meta = tonic::metadata::MetadataMap::new();
+    meta.insert(
+        facteur_rpc::MAILBOXES_ELSEWHERE,
+        tonic::metadata::MetadataValue::from_static("maildir"),
+    );
+    tonic::Status::with_metadata(
+        tonic::Code::FailedPrecondition,
+        format!(
+            "mailboxes are in the Maildir at {}; serve them with an IMAP server that reads Maildir",
+            root.display()
+        ),
+        meta,
+    )
 }
 
 /// Open the store and serve gRPC (and LMTP) until shutdown.
@@ -50,10 +87,13 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .collect();
     let auth = auth::Authenticator::start(accounts.clone(), &config.auth)
         .context("starting the argon2 pool")?;
+    let maildir = maildir_tree(&config).await?;
+    let elsewhere = maildir.as_ref().map(|t| elsewhere_status(t.root()));
     let filing = Filing {
         store: Arc::new(store),
         accounts,
         aliases: Arc::new(aliases),
+        maildir,
     };
     let services = grpc::Services {
         filing: filing.clone(),
@@ -70,8 +110,15 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))
-        .add_service(MailboxServer::new(services))
         .add_service(AuthServer::new(grpc::AuthService { auth }));
+    let router = match elsewhere {
+        // Maildir mode: every Mailbox call is refused before it reaches the store.
+        Some(refusal) => router.add_service(MailboxServer::with_interceptor(
+            services,
+            move |_: tonic::Request<()>| Err(refusal.clone()),
+        )),
+        None => router.add_service(MailboxServer::new(services)),
+    };
     let grpc_listener = listener::bind(&config.grpc.listen).await?;
     let mut ready = vec![format!("grpc={}", grpc_listener.local_addr()?)];
     let mut tasks = tokio::task::JoinSet::new();

@@ -8,7 +8,7 @@ use facteur_protocol::smtp::command::{MailParams, Param};
 use facteur_protocol::smtp::reply::Reply;
 
 use crate::filing::Filing;
-use crate::store::{BlobStore, MailStore};
+use crate::store::{BlobStore, MailStore, Marks};
 
 /// One LMTP connection's transaction state.
 pub struct LmtpHandler<S> {
@@ -34,7 +34,7 @@ fn new_key() -> String {
     format!("lmtp-{:032x}", rand::random::<u128>())
 }
 
-impl<S: MailStore + BlobStore> SmtpHandler for LmtpHandler<S> {
+impl<S: MailStore + BlobStore + Marks> SmtpHandler for LmtpHandler<S> {
     async fn mail_from(&mut self, _: &Client, from: &ReversePath, _: &MailParams) -> Reply {
         self.from = Some(match from {
             ReversePath::Null => String::new(),

@@ -1,4 +1,5 @@
-//! `facteur-mda`: serve (the default), or manage accounts with `user add|passwd|del|list`.
+//! `facteur-mda`: serve (the default), manage accounts with `user add|passwd|del|list`,
+//! or move mail between the store and a Maildir with `store export|import --maildir DIR`.
 
 use std::io::BufRead;
 
@@ -8,6 +9,9 @@ use facteur_daemon::Shutdown;
 use facteur_daemon::config::ConfigArgs;
 use facteur_mda::MdaConfig;
 use facteur_mda::accounts::Accounts;
+use facteur_mda::store::SledStore;
+use facteur_mda::store::maildir::MaildirTree;
+use facteur_mda::transfer::{self, FolderReport};
 
 #[derive(Parser)]
 #[command(name = "facteur-mda", version, about = "facteur mail delivery agent")]
@@ -25,6 +29,31 @@ enum Cmd {
     /// Manage accounts (the MDA must not be running: only one process opens the store).
     #[command(subcommand)]
     User(UserCmd),
+    /// Move mail between the store and a Maildir++ tree (the MDA must not be running).
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Write every mailbox (flags, keywords, dates, subscriptions) into
+    /// DIR/<domain>/<localpart>/, as Dovecot's `maildir:DIR/%d/%n` reads it.
+    Export {
+        #[arg(long)]
+        maildir: std::path::PathBuf,
+        /// Only this user (default: every account).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Append every message of DIR/<domain>/<localpart>/ (INBOX and .Folders)
+    /// to the store, creating missing mailboxes; files imported before are skipped.
+    Import {
+        #[arg(long)]
+        maildir: std::path::PathBuf,
+        /// Only this user (default: every user directory in DIR).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +92,30 @@ fn password(given: Option<String>) -> anyhow::Result<String> {
     Ok(p)
 }
 
+fn store_cmd(store: SledStore, hostname: &str, cmd: StoreCmd) -> anyhow::Result<()> {
+    let print = |r: &FolderReport| println!("{r}");
+    match cmd {
+        StoreCmd::Export { maildir, user } => {
+            let users = match user {
+                Some(u) => vec![facteur_mda::filing::account_of(&u)],
+                None => Accounts::new(std::sync::Arc::new(store.clone())).list()?,
+            };
+            let tree = MaildirTree::new(&maildir, hostname);
+            transfer::export(&store, &tree, &users, print)
+                .with_context(|| format!("exporting into {}", maildir.display()))
+        }
+        StoreCmd::Import { maildir, user } => {
+            let tree = MaildirTree::new(&maildir, hostname);
+            let users = match user {
+                Some(u) => vec![facteur_mda::filing::account_of(&u)],
+                None => tree.users()?,
+            };
+            transfer::import(&store, &tree, &users, print)
+                .with_context(|| format!("importing from {}", maildir.display()))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -73,6 +126,13 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = Shutdown::new();
             shutdown.on_signals();
             facteur_mda::run(config, shutdown).await
+        }
+        Cmd::Store(cmd) => {
+            let store = facteur_mda::open_store(&config).context(
+                "opening the store (is facteur-mda running? stop it first: only one process opens the store)",
+            )?;
+            let hostname = config.hostname.clone();
+            tokio::task::spawn_blocking(move || store_cmd(store, &hostname, cmd)).await?
         }
         Cmd::User(cmd) => {
             let store = facteur_mda::open_store(&config).context(

@@ -32,6 +32,7 @@ async fn start(dir: &std::path::Path) -> Channel {
                 )]
                 .into(),
             ),
+            maildir: None,
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),

@@ -36,6 +36,7 @@ async fn start(dir: &std::path::Path) -> (MailboxClient<Channel>, facteur_daemon
             store: Arc::new(store),
             accounts,
             aliases: Arc::new(Default::default()),
+            maildir: None,
         },
         max_message_size: MAX,
         shutdown: shutdown.clone(),

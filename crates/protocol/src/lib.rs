@@ -1,4 +1,4 @@
-//! facteur-protocol: sans-IO codecs for SMTP (with LMTP) and POP3, SASL helpers and mail address parsing.
+//! facteur-protocol: sans-IO codecs for SMTP (with LMTP) and POP3, SASL helpers, mail address parsing and modified UTF-7 names.
 //!
 //! Nothing here does IO. Byte framing ([`mod@line`]), SMTP ([`smtp`]) and POP3 ([`pop3`])
 //! are plain state machines; the tokio-util adapters live in `codec`, behind the
@@ -11,6 +11,7 @@ pub mod pop3;
 pub mod sasl;
 pub mod secret;
 pub mod smtp;
+pub mod utf7;
 
 #[cfg(feature = "codec")]
 pub mod codec;

@@ -33,6 +33,11 @@ pub use facteur::mailbox::v1 as mailbox;
 /// MSA → MTA: submission of a message to the queue.
 pub use facteur::relay::v1 as relay;
 
+/// Metadata key of a `Mailbox` refusal (FAILED_PRECONDITION) because the
+/// mailboxes are served by another server (the MDA files into a Maildir):
+/// the MAA shows the status message to the user as `NO [UNAVAILABLE]`.
+pub const MAILBOXES_ELSEWHERE: &str = "facteur-mailboxes-elsewhere";
+
 /// Size of the message chunks every streaming RPC sends (well under gRPC's 4 MiB frame cap).
 pub const CHUNK_SIZE: usize = 64 * 1024;
 

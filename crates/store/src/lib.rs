@@ -1,7 +1,8 @@
 //! facteur's storage seam: the traits every mail and account backend
 //! implements, the one-writer commit loop (`writer`), durable file writes
 //! (`durable`), where a message's header ends (`header`), the embedded sled
-//! backend (`sled`) and the conformance suite every backend passes
+//! backend (`sled`), Maildir++ trees for Dovecot (`maildir`) and the
+//! conformance suite every backend passes
 //! (`conformance`, behind the feature of that name).
 //!
 //! No sled type appears in the traits: a PostgreSQL backend can sit beside
@@ -12,6 +13,8 @@ pub mod blobs;
 pub mod durable;
 pub mod header;
 pub mod mail;
+pub mod maildir;
+pub mod marks;
 pub mod sled;
 pub mod writer;
 
@@ -20,5 +23,6 @@ pub mod conformance;
 
 pub use accounts::AccountStore;
 pub use mail::*;
+pub use marks::{Mark, Marks};
 pub use sled::{SledOptions, SledStore};
 pub use writer::{Owned, WriteError, Writer, WriterOptions};

@@ -10,15 +10,17 @@ use imap_next::types::CommandAuthenticate;
 
 use super::ImapError;
 use super::conn::Connection;
-use super::reply::{authenticationfailed, bad, bye, no, ok, privacyrequired, unavailable};
+use super::reply::{authenticationfailed, bad, bye, no, no_text, ok, privacyrequired, unavailable};
 use super::session::{Session, Step};
-use crate::mda::{Mda, Verdict};
+use crate::mda::{Mda, MdaError, Verdict};
 
 /// Outcome of a credentials check.
 enum Verified {
     Ok(String),
     Failed,
     Unavailable,
+    /// The MDA serves no mailboxes (Maildir mode): this text says where they are.
+    Elsewhere(String),
 }
 
 impl<M: Mda> Session<M> {
@@ -182,6 +184,9 @@ impl<M: Mda> Session<M> {
                 };
                 if let Err(e) = self.ctx.mda.prepare_user(&account).await {
                     tracing::error!(user = %account, error = %e, "PrepareUser failed");
+                    if let MdaError::Elsewhere(where_) = e {
+                        return Verified::Elsewhere(where_);
+                    }
                     return Verified::Unavailable;
                 }
                 tracing::info!(user = %account, "authenticated");
@@ -217,6 +222,10 @@ impl<M: Mda> Session<M> {
                 let caps = Code::Capability(self.capabilities(tls));
                 (ok(tag, Some(caps), "Logged in."), Ok(Step::Continue))
             }
+            Verified::Elsewhere(where_) => (
+                no_text(tag, Some(unavailable()), where_),
+                Ok(Step::Continue),
+            ),
             Verified::Unavailable => (
                 no(
                     tag,

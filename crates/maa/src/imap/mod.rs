@@ -43,7 +43,6 @@ mod session;
 mod structure;
 #[cfg(test)]
 mod tests;
-mod utf7;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

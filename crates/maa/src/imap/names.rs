@@ -26,7 +26,7 @@ pub(super) fn decode(bytes: &[u8], utf8: bool) -> Option<String> {
     if utf8 {
         Some(s.to_owned())
     } else {
-        super::utf7::decode(bytes).ok()
+        facteur_protocol::utf7::decode(bytes).ok()
     }
 }
 
@@ -38,7 +38,7 @@ pub(super) fn to_wire(name: &str, utf8: bool) -> Option<Mailbox<'static>> {
     let encoded = if utf8 {
         name.to_owned()
     } else {
-        super::utf7::encode(name)
+        facteur_protocol::utf7::encode(name)
     };
     Mailbox::try_from(encoded).ok()
 }

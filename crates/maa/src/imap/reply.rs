@@ -53,6 +53,22 @@ pub(super) fn no(
     tagged(tag, StatusKind::No, code, t)
 }
 
+/// `NO` with a text made at run time (cleaned by [`text`]).
+pub(super) fn no_text(
+    tag: Tag<'static>,
+    code: Option<Code<'static>>,
+    t: String,
+) -> Status<'static> {
+    Status::Tagged(Tagged {
+        tag,
+        body: StatusBody {
+            kind: StatusKind::No,
+            code,
+            text: text(t),
+        },
+    })
+}
+
 /// A tagged status with a code and no fixed text.
 pub(super) fn bad_code(tag: Tag<'static>, code: Code<'static>, t: &'static str) -> Status<'static> {
     tagged(tag, StatusKind::Bad, Some(code), t)
@@ -190,6 +206,7 @@ pub(super) fn mda_error(
                 "Mail storage is full, try again later.",
             )
         }
+        MdaError::Elsewhere(e) => no_text(tag, Some(unavailable()), e.clone()),
         MdaError::Unavailable(e) => {
             tracing::error!(what, error = %e, "MDA call failed");
             no(

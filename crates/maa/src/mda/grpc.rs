@@ -73,6 +73,14 @@ fn error(what: &str, status: &Status) -> MdaError {
             tracing::info!(what, error = %message, "MDA: invalid argument");
             MdaError::Invalid(message)
         }
+        Code::FailedPrecondition
+            if status
+                .metadata()
+                .contains_key(facteur_rpc::MAILBOXES_ELSEWHERE) =>
+        {
+            tracing::warn!(what, error = %message, "MDA: mailboxes are served elsewhere");
+            MdaError::Elsewhere(message)
+        }
         Code::FailedPrecondition => MdaError::NotAllowed(message),
         Code::ResourceExhausted => {
             tracing::warn!(what, error = %message, "MDA: store full");

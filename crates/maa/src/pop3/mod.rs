@@ -164,7 +164,10 @@ impl<M: Mda> Pop3Session<M> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "maildrop lock failed");
-                self.send(temp_failure());
+                self.send(match e {
+                    MdaError::Elsewhere(where_) => Response::err(&format!("[SYS/PERM] {where_}")),
+                    _ => temp_failure(),
+                });
                 return Step::Continue;
             }
         }
@@ -185,7 +188,11 @@ impl<M: Mda> Pop3Session<M> {
             Err(e) => {
                 tracing::warn!(error = %e, "listing failed");
                 self.unlock(&user).await;
-                self.send(temp_failure());
+                self.send(match e {
+                    // RFC 3206 §4: SYS/PERM, retrying will not help.
+                    MdaError::Elsewhere(where_) => Response::err(&format!("[SYS/PERM] {where_}")),
+                    _ => temp_failure(),
+                });
                 self.state = State::Authorization { user: None };
             }
         }

@@ -23,6 +23,8 @@
 //! | `k` mailbox id (u64)                | every keyword ever set         |
 //! | `d` user `\0` message key           | uid (u32) ++ uidvalidity (u32) |
 //! | `a` user                            | PHC string of the password     |
+//! | `x` user `\0` message key           | Maildir delivery state (marks) |
+//! | `i` user `\0` folder `\0` base name  | (empty): Maildir file imported |
 //!
 //! Messages are keyed by an internal mailbox id (never reused), not by name,
 //! so a rename rewrites the mailbox records only (the mailbox's and its
@@ -67,6 +69,7 @@
 mod accounts;
 mod folders;
 mod index;
+mod marks;
 mod messages;
 mod records;
 mod search;

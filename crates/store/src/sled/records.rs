@@ -478,6 +478,8 @@ pub(super) const ACCOUNT: u8 = b'a';
 pub(super) const SUBSCRIPTION: u8 = b'S';
 pub(super) const HEADER_INDEX: u8 = b'h';
 pub(super) const KEYWORDS: u8 = b'k';
+pub(super) const MAILDIR_DELIVERY: u8 = b'x';
+pub(super) const MAILDIR_IMPORT: u8 = b'i';
 
 /// `prefix user \0 rest`: users never contain NUL, so prefixes are unambiguous.
 pub(super) fn user_key(prefix: u8, user: &str, rest: &str) -> Vec<u8> {

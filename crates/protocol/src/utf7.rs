@@ -1,5 +1,6 @@
-//! Modified UTF-7 mailbox names (RFC 3501 §5.1.3), for IMAP4rev1 clients that
-//! have not enabled UTF8=ACCEPT: the store keeps names in UTF-8.
+//! Modified UTF-7 mailbox names (RFC 3501 §5.1.3): for IMAP4rev1 clients that
+//! have not enabled UTF8=ACCEPT (the store keeps names in UTF-8), and for
+//! Maildir++ folder names on disk, which Dovecot writes in this encoding.
 //!
 //! Written here rather than taken from a crate: the one that does this,
 //! utf7-imap (0.3.2, 2022), decodes infallibly (`fn(String) -> String`), so it
@@ -8,7 +9,7 @@
 
 /// Why a name is not valid modified UTF-7.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Utf7Error {
+pub enum Utf7Error {
     /// A byte that must not appear unencoded (control, 8-bit).
     #[error("byte {0:#04x} must be encoded")]
     RawByte(u8),
@@ -31,7 +32,7 @@ fn is_direct(c: char) -> bool {
 }
 
 /// A UTF-8 name in modified UTF-7.
-pub(crate) fn encode(name: &str) -> String {
+pub fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut units: Vec<u16> = Vec::new();
     let flush = |units: &mut Vec<u16>, out: &mut String| {
@@ -74,7 +75,7 @@ pub(crate) fn encode(name: &str) -> String {
 }
 
 /// A modified UTF-7 name in UTF-8; malformed or non-canonical input is an error.
-pub(crate) fn decode(name: &[u8]) -> Result<String, Utf7Error> {
+pub fn decode(name: &[u8]) -> Result<String, Utf7Error> {
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
     while i < name.len() {
