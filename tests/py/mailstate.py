@@ -6,7 +6,7 @@
   imap    --host IP --ca CA --user U [--wait SUBJECT]   over IMAPS: every folder
           (attributes, subscribed) and its messages (Subject, Message-ID, flags without
           \\Recent, SHA-256 of BODY[]); --wait: first poll until a message with that
-          Subject is in INBOX; --mention T: whether each message holds T
+          Subject is in INBOX; --mention T: whether each message holds T (a bounce: its delivery report)
   arrange --host IP --ca CA --user U   over IMAPS: mark the first INBOX message
           \\Flagged and $Work, the second \\Seen \\Answered, make Projects/2024 and
           copy the first there, subscribe Projects/2024, make Empty and unsubscribe it
@@ -81,7 +81,11 @@ def messages(imap, folder):
                     "flags": sorted(x.decode() for x in items["FLAGS"] if x.lower() != b"\\recent"),
                     "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)})
         if a.mention:
-            out[-1]["mentions"] = a.mention.encode() in body
+            # A bounce names its recipients in the delivery report; the
+            # returned headers it also carries name every original recipient.
+            status = [p for p in m.walk() if p.get_content_type() == "message/delivery-status"]
+            where = status[0].as_bytes() if status else body
+            out[-1]["mentions"] = a.mention.encode() in where
     return sorted(out, key=lambda x: (x["subject"], x["message-id"]))
 
 
