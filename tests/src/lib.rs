@@ -4,9 +4,11 @@
 //!
 //! `cargo xtask up` and the end-to-end tests both start the chain through this
 //! one module, so what the tests check is what a student runs. [`dovecot`] runs
-//! real Dovecot instances beside it for the interop tests.
+//! real Dovecot instances beside it for the interop tests, [`postfix`] real
+//! Postfix instances, and [`mailcheck`] has what their rows check in a message.
 
 pub mod dovecot;
+pub mod mailcheck;
 pub mod postfix;
 pub mod stack;
 
