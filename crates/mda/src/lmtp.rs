@@ -29,9 +29,18 @@ impl<S> LmtpHandler<S> {
     }
 }
 
-/// A fresh idempotency key: LMTP has none of its own, each transaction is new.
-fn new_key() -> String {
-    format!("lmtp-{:032x}", rand::random::<u128>())
+/// The idempotency key of an LMTP transaction: LMTP carries none, so it is the
+/// digest of the reverse-path and the message's bytes. A client that resends a
+/// transaction whose replies it lost (Postfix after a dropped connection)
+/// sends the same bytes and files nothing twice; another message differs in
+/// its bytes (its Received fields carry the sender's queue ID and time).
+fn key_of(from: &str, message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(from.as_bytes());
+    digest.update([0u8]);
+    digest.update(message);
+    format!("lmtp-{}", hex::encode(digest.finalize()))
 }
 
 impl<S: MailStore + BlobStore + Marks> SmtpHandler for LmtpHandler<S> {
@@ -68,7 +77,8 @@ impl<S: MailStore + BlobStore + Marks> SmtpHandler for LmtpHandler<S> {
         let message = std::mem::take(&mut self.message);
         let from = self.from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
-        self.filing.file(&new_key(), &from, &rcpts, message).await
+        let key = key_of(&from, &message);
+        self.filing.file(&key, &from, &rcpts, message).await
     }
 
     fn reset(&mut self) {
