@@ -184,7 +184,8 @@ fn install() -> anyhow::Result<()> {
         ("command -v curl", "curl"),
     ];
     wanted.extend_from_slice(bench::reference::PACKAGES);
-    install_packages(&wanted)?;
+    let installed = install_packages(&wanted)?;
+    stop_system_instances(&installed);
     install_python(&[("python3 -c 'import imapclient'", "imapclient")])
 }
 
@@ -211,9 +212,44 @@ fn install_python(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     run(&mut pip(&[])).or_else(|_| run(&mut pip(&["--break-system-packages"])))
 }
 
+/// The tests run their own Postfix and Dovecot instances; a package install
+/// that started the system-wide one (an init system running its postinst
+/// start) would hold port 25 and friends. Stop only that instance, and only
+/// when this run installed its package: an operator's own running Postfix or
+/// Dovecot is left alone.
+fn stop_system_instances(installed: &[&str]) {
+    let stops: &[(&str, &str, &[&str])] = &[
+        (
+            "postfix",
+            "/var/spool/postfix/pid/master.pid",
+            &["postfix", "stop"],
+        ),
+        (
+            "dovecot-core",
+            "/run/dovecot/master.pid",
+            &["doveadm", "stop"],
+        ),
+    ];
+    for (package, pid_file, stop) in stops {
+        if !installed.contains(package) {
+            continue;
+        }
+        let running = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if running {
+            eprintln!("==> {package}'s install started the system instance: stopping it");
+            if let Err(e) = run(Command::new(stop[0]).args(&stop[1..])) {
+                eprintln!("warning: could not stop the system {package}: {e}");
+            }
+        }
+    }
+}
+
 /// Install with apt-get the packages whose check fails (from the system's own
-/// apt sources).
-fn install_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+/// apt sources); returns the ones it installed.
+fn install_packages<'a>(wanted: &[(&str, &'a str)]) -> anyhow::Result<Vec<&'a str>> {
     let mut missing: Vec<&str> = wanted
         .iter()
         .filter(|(check, _)| !have(check))
@@ -221,7 +257,7 @@ fn install_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
         .collect();
     missing.dedup();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(missing);
     }
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
@@ -237,7 +273,8 @@ fn install_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     run(&mut apt(&["update", "-q"]))?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(missing.iter().copied());
-    run(&mut apt(&args))
+    run(&mut apt(&args))?;
+    Ok(missing)
 }
 
 fn is_root() -> bool {
