@@ -469,6 +469,53 @@ pub fn list_is_paged_and_per_mailbox<S: Backend>(open: &dyn Fn(&Path) -> S) {
     ));
 }
 
+pub fn metas_reads_the_asked_uids_that_exist<S: Backend>(open: &dyn Fn(&Path) -> S) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.create_mailbox(U, "A").unwrap();
+    for i in 1..=200 {
+        deliver(&s, &format!("k{i}"), U, "INBOX", &format!("m{i}"));
+    }
+    deliver(&s, "a1", U, "A", "x");
+    deliver(&s, "o1", U2, "INBOX", "x");
+    s.expunge(U, "INBOX", Some(&[5, 6, 7, 150])).unwrap();
+    s.store_flags(
+        U,
+        "INBOX",
+        &[3, 100],
+        FlagOp::Add,
+        &flags(&["\\Seen", "work"]),
+        None,
+    )
+    .unwrap();
+    // Unsorted, repeated, expunged, far apart and past the end.
+    let asked = [100, 3, 4, 5, 3, 150, 151, 2, 199, 200, 201, 9999, 1];
+    let got = s.metas(U, "INBOX", &asked).unwrap();
+    let uids: Vec<u32> = got.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![1, 2, 3, 4, 100, 151, 199, 200]);
+    for m in &got {
+        assert_eq!(
+            Some(m),
+            MailStore::get(&s, U, "INBOX", m.uid).unwrap().as_ref(),
+            "uid {}",
+            m.uid
+        );
+    }
+    assert_eq!(got[2].flags, flags(&["\\Seen", "work"]));
+    // Every message, and none of another mailbox or user.
+    let all: Vec<u32> = (0..=300).collect();
+    assert_eq!(s.metas(U, "INBOX", &all).unwrap().len(), 196);
+    assert_eq!(s.metas(U, "inbox", &[1, 2]).unwrap().len(), 2);
+    let a = s.metas(U, "A", &all).unwrap();
+    assert_eq!(a.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(s.metas(U2, "INBOX", &[1, 2]).unwrap().len(), 1);
+    assert!(s.metas(U, "INBOX", &[]).unwrap().is_empty());
+    assert!(matches!(
+        s.metas(U, "Nope", &[1]),
+        Err(StoreError::NoSuchMailbox(_))
+    ));
+}
+
 pub fn mailbox_lifecycle<S: Backend>(open: &dyn Fn(&Path) -> S) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
@@ -1509,6 +1556,7 @@ macro_rules! conformance_tests {
                 expunge_and_tombstones,
                 changes_since_reports_each_uid_once,
                 list_is_paged_and_per_mailbox,
+                metas_reads_the_asked_uids_that_exist,
                 mailbox_lifecycle,
                 uidvalidity_from_clock,
                 data_survives_reopen,

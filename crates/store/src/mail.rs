@@ -325,6 +325,16 @@ pub trait MailStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<MessageMeta>, StoreError>;
     fn get(&self, user: &str, mailbox: &str, uid: Uid) -> Result<Option<MessageMeta>, StoreError>;
+    /// The metadata of those of `uids` that exist, ascending by uid, each
+    /// once, in one read (IMAP `FETCH 1:* (FLAGS)`, POP3's listing): the
+    /// mailbox is looked up once and neighbouring uids are read by range.
+    /// A mailbox that does not exist is an error, as for `status`.
+    fn metas(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageMeta>, StoreError>;
     /// Changes flags of `uids` (missing uids are ignored). With
     /// `unchanged_since`, messages whose modseq is greater are not touched and
     /// are reported in `failed_modified` (RFC 7162 CONDSTORE).

@@ -1,8 +1,9 @@
 //! FETCH and STORE over the MDA. FETCH asks for metadata and bytes one window
 //! of messages at a time (`Mda::fetch`, streamed; only the message being
-//! answered is in memory; a header-only fetch reads only headers, a
-//! metadata-only fetch no bytes at all) and gathers the answers into large
-//! writes. STORE changes flags in one call per chunk (CONDSTORE's
+//! answered is in memory; a header-only fetch reads only headers) and gathers
+//! the answers into large writes; a metadata-only fetch (FLAGS, UID, MODSEQ,
+//! ...) reads no bytes and asks `Mda::metas` for a thousand messages a call,
+//! one write each. STORE changes flags in one call per chunk (CONDSTORE's
 //! UNCHANGEDSINCE gives `[MODIFIED]`).
 
 use std::num::{NonZeroU32, NonZeroU64};
@@ -25,11 +26,12 @@ use super::session::Ctx;
 use super::{ImapError, notify, seqset};
 use crate::mda::{Fetched, FlagOp, Mda, MessageMeta, Part, Query, Uid};
 
-/// Flush the output every this many metadata-only FETCH responses.
-const FETCH_FLUSH_EVERY: usize = 256;
-
 /// Messages asked of the MDA in one `fetch` call.
 const FETCH_WINDOW: usize = 64;
+
+/// Messages asked of the MDA in one `metas` call (its most) by a
+/// metadata-only FETCH.
+const METAS_WINDOW: usize = 1024;
 
 /// Uids per `store_flags` call.
 const STORE_CHUNK: usize = 1024;
@@ -101,8 +103,45 @@ pub(super) async fn fetch<M: Mda>(
         Need::Header => Part::Header,
         Need::Whole => Part::Whole,
     };
+    if part == Part::None {
+        // Metadata only (FLAGS, UID, MODSEQ, ...): large batches of metadata,
+        // no message streams.
+        let mut missing = false;
+        for window in uids.chunks(METAS_WINDOW) {
+            let metas = match ctx.mda.metas(&sel.mref, window).await {
+                Ok(m) => m,
+                Err(e) => return Ok(mda_error(tag, "Metas", &e, false)),
+            };
+            missing |= metas.len() < window.len();
+            for m in &metas {
+                // A message another session expunged meanwhile has no number.
+                let Some(idx) = sel.uids.position(m.uid) else {
+                    continue;
+                };
+                let items = match fetch::build(&plan, m, &[]) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        tracing::debug!(uid = m.uid, error = %e, "BINARY refused");
+                        return Ok(no(tag, Some(unknown_cte()), "Cannot decode the part."));
+                    }
+                };
+                if let Ok(items) = Vec1::try_from(items) {
+                    conn.data(Data::Fetch {
+                        seq: seq(idx),
+                        items,
+                    });
+                }
+            }
+            conn.flush().await?;
+        }
+        return Ok(if missing {
+            tracing::debug!("FETCH of vanished messages");
+            no(tag, None, "Some messages were expunged meanwhile.")
+        } else {
+            ok(tag, None, "Fetch completed.")
+        });
+    }
     let mut missing = false;
-    let mut n = 0usize;
     for window in uids.chunks(FETCH_WINDOW) {
         if set_seen {
             // Set \Seen first, so the FLAGS answered are the stored ones.
@@ -134,7 +173,6 @@ pub(super) async fn fetch<M: Mda>(
                 Ok(Fetched::Data(chunk)) => bytes.extend_from_slice(&chunk),
                 Ok(Fetched::End) => {
                     let Some(m) = meta.take() else { continue };
-                    n += 1;
                     // A message another session expunged meanwhile has no number.
                     if let Some(idx) = sel.uids.position(m.uid) {
                         let items = match fetch::build(&plan, &m, &bytes) {
@@ -152,7 +190,7 @@ pub(super) async fn fetch<M: Mda>(
                         }
                     }
                     bytes = Vec::new();
-                    if plan.need == Need::Whole || n.is_multiple_of(FETCH_FLUSH_EVERY) {
+                    if plan.need == Need::Whole {
                         conn.flush().await?;
                     }
                 }

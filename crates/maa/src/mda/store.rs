@@ -212,20 +212,8 @@ impl Mda for StoreMda {
         uids: &[Uid],
     ) -> Result<Vec<MessageMeta>, MdaError> {
         let m = mailbox.clone();
-        let mut uids = uids.to_vec();
-        uids.sort_unstable();
-        uids.dedup();
-        self.run(move |s| {
-            s.status(&m.user, &m.mailbox)?;
-            let mut out = Vec::with_capacity(uids.len());
-            for uid in uids {
-                if let Some(meta) = MailStore::get(s, &m.user, &m.mailbox, uid)? {
-                    out.push(meta);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let uids = uids.to_vec();
+        self.run(move |s| s.metas(&m.user, &m.mailbox, &uids)).await
     }
 
     async fn fetch(
@@ -336,10 +324,8 @@ impl Mda for StoreMda {
             let uids = s.search(&m.user, &m.mailbox, &q)?;
             let mut highest = 0;
             if facteur_rpc::convert::uses_modseq(&q) {
-                for &uid in &uids {
-                    if let Some(meta) = MailStore::get(s, &m.user, &m.mailbox, uid)? {
-                        highest = highest.max(meta.modseq);
-                    }
+                for meta in s.metas(&m.user, &m.mailbox, &uids)? {
+                    highest = highest.max(meta.modseq);
                 }
             }
             Ok((uids, highest))

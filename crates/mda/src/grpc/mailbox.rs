@@ -368,10 +368,8 @@ impl<S: MailStore + BlobStore + ChangeFeed> Mailbox for Services<S> {
             let uids = store.search(&user, &mailbox, &query)?;
             let mut highest = 0;
             if convert::uses_modseq(&query) {
-                for &uid in &uids {
-                    if let Some(m) = MailStore::get(&*store, &user, &mailbox, uid)? {
-                        highest = highest.max(m.modseq);
-                    }
+                for m in store.metas(&user, &mailbox, &uids)? {
+                    highest = highest.max(m.modseq);
                 }
             }
             Ok((uids, highest))
@@ -404,23 +402,12 @@ impl<S: MailStore + BlobStore + ChangeFeed> Mailbox for Services<S> {
                 "at most {FETCH_MANY_MAX} messages per Metas"
             )));
         }
-        let mut uids = req.uids;
-        uids.sort_unstable();
-        uids.dedup();
         let store = self.store();
-        let metas = blocking(move || {
-            // A bad mailbox is an error, not an empty page.
-            store.status(&user, &mailbox)?;
-            let mut out = Vec::with_capacity(uids.len());
-            for uid in uids {
-                if let Some(m) = MailStore::get(&*store, &user, &mailbox, uid)? {
-                    out.push(pb::MessageMeta::from(m));
-                }
-            }
-            Ok(out)
-        })
-        .await?;
-        Ok(Response::new(pb::MetaPage { metas }))
+        // One batch read; a bad mailbox is an error, not an empty page.
+        let metas = blocking(move || store.metas(&user, &mailbox, &req.uids)).await?;
+        Ok(Response::new(pb::MetaPage {
+            metas: metas.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn changes(

@@ -435,6 +435,11 @@ impl SledStore {
     }
 }
 
+/// Wanted uids at most this far apart are read by one range scan in
+/// [`MailStore::metas`] (skipping the few records between them is cheaper
+/// than a lookup each).
+const SCAN_GAP: Uid = 32;
+
 impl BlobStore for SledStore {
     fn put(&self, bytes: &[u8]) -> Result<BlobId, StoreError> {
         self.check_room()?;
@@ -537,6 +542,38 @@ impl MailStore for SledStore {
             .map_err(backend)?
             .map(|v| decode_meta(&v))
             .transpose()
+    }
+
+    fn metas(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageMeta>, StoreError> {
+        let (user, mailbox) = self.names(user, mailbox)?;
+        let rec = self.mailbox(&user, &mailbox)?;
+        let mut wanted = uids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let tree = self.tree();
+        let mut out = Vec::with_capacity(wanted.len());
+        // Uids close together are one range scan; the records in the range
+        // that were not asked for are skipped without decoding.
+        for run in wanted.chunk_by(|a, b| b - a <= SCAN_GAP) {
+            let (Some(&lo), Some(&hi)) = (run.first(), run.last()) else {
+                continue;
+            };
+            let mut want = run.iter().copied().peekable();
+            for item in tree.range(message_key(rec.id, lo)..=message_key(rec.id, hi)) {
+                let (k, v) = item.map_err(backend)?;
+                let uid = uid_of_key(&k)?;
+                while want.next_if(|&w| w < uid).is_some() {}
+                if want.next_if_eq(&uid).is_some() {
+                    out.push(decode_meta(&v)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn store_flags(
