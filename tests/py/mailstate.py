@@ -3,13 +3,20 @@
 
   submit  --host IP --ca CA --to A[,B] --subject S   pierre@paris.test submits over
           the MSA (port 5870, STARTTLS, AUTH); prints the refused recipients
-  imap    --host IP --ca CA --user U [--wait SUBJECT]   over IMAPS: every folder
+  imap    --host IP --ca CA --user U [--wait SUBJECT] [--dates]   over IMAPS: every folder
           (attributes, subscribed) and its messages (Subject, Message-ID, flags without
-          \\Recent, SHA-256 of BODY[]); --wait: first poll until a message with that
+          \\Recent, SHA-256 of BODY[], with --dates INTERNALDATE); --wait: first poll until a message with that
           Subject is in INBOX; --mention T: whether each message holds T (a bounce: its delivery report)
   arrange --host IP --ca CA --user U   over IMAPS: mark the first INBOX message
           \\Flagged and $Work, the second \\Seen \\Answered, make Projects/2024 and
           copy the first there, subscribe Projects/2024, make Empty and unsubscribe it
+  organise --host IP --ca CA --user U   over IMAPS, on INBOX's first three messages
+          (UID order): the first \\Flagged $Work, copied into Projects/2024 (Projects made
+          first); the second \\Seen \\Answered; the third \\Seen \\Draft $Work Projekt-X, moved
+          (UID MOVE) into Archiv/Reçus (its parent not made); subscribe Projects/2024 and
+          Archiv/Reçus, make Empty, subscribe and unsubscribe it
+  deliver --host IP --ca CA --to A --subject S   one message from pierre@paris.test over
+          LMTP (port --lmtp) straight into the server's store
   pop3    --host IP --ca CA --user U   over POP3 with STLS: every message's Subject,
           LIST size and SHA-256
 """
@@ -22,13 +29,14 @@ import poplib
 import re
 import smtplib
 import time
+from datetime import datetime
 from email import policy
 
 from common import PASSWORD, tls
 from imapwire import fetch_items, parse
 
 p = argparse.ArgumentParser()
-p.add_argument("command", choices=["submit", "imap", "arrange", "pop3"])
+p.add_argument("command", choices=["submit", "imap", "arrange", "organise", "deliver", "pop3"])
 p.add_argument("--host", required=True)
 p.add_argument("--ca", required=True)
 p.add_argument("--user", default="")
@@ -39,6 +47,8 @@ p.add_argument("--mention", default="", help="imap: also say whether each messag
 p.add_argument("--imaps", type=int, default=9930)
 p.add_argument("--pop3", type=int, default=1100)
 p.add_argument("--submission", type=int, default=5870)
+p.add_argument("--lmtp", type=int, default=2400)
+p.add_argument("--dates", action="store_true", help="imap: also give each message's INTERNALDATE (unix seconds)")
 a = p.parse_args()
 
 
@@ -72,7 +82,7 @@ def messages(imap, folder):
     typ, data = imap.select(f'"{folder}"', readonly=True)
     if typ != "OK" or int(data[0]) == 0:
         return []
-    typ, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[])")
+    typ, data = imap.fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
     out = []
     for items in fetch_items(data).values():
         body = items["BODY[]"]
@@ -80,6 +90,10 @@ def messages(imap, folder):
         out.append({"subject": str(m["Subject"]), "message-id": str(m["Message-ID"]),
                     "flags": sorted(x.decode() for x in items["FLAGS"] if x.lower() != b"\\recent"),
                     "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)})
+        if a.dates:
+            # As a point in time: servers may give it in different zones.
+            when = datetime.strptime(items["INTERNALDATE"].decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+            out[-1]["internaldate"] = int(when.timestamp())
         if a.mention:
             # A bounce names its recipients in the delivery report; the
             # returned headers it also carries name every original recipient.
@@ -93,16 +107,25 @@ def inbox_subjects(imap):
     return [m["subject"] for m in messages(imap, "INBOX")]
 
 
+def message(to):
+    return (f"From: Pierre <pierre@paris.test>\r\nTo: {', '.join(to)}\r\nSubject: {a.subject}\r\n"
+            f"Message-ID: <{re.sub(r'[^A-Za-z0-9]', '-', a.subject)}@paris.test>\r\n\r\n"
+            f"The body of {a.subject}.\r\n.leading dot\r\n").encode()
+
+
 if a.command == "submit":
     to = a.to.split(",")
     smtp = smtplib.SMTP(a.host, a.submission, timeout=30)
     smtp.starttls(context=tls(a.ca))
     smtp.login("pierre@paris.test", PASSWORD)
-    msg = (f"From: Pierre <pierre@paris.test>\r\nTo: {', '.join(to)}\r\nSubject: {a.subject}\r\n"
-           f"Message-ID: <{re.sub(r'[^A-Za-z0-9]', '-', a.subject)}@paris.test>\r\n\r\n"
-           f"The body of {a.subject}.\r\n.leading dot\r\n").encode()
-    refused = smtp.sendmail("pierre@paris.test", to, msg)
+    refused = smtp.sendmail("pierre@paris.test", to, message(to))
     smtp.quit()
+    print(json.dumps(sorted(refused)))
+elif a.command == "deliver":
+    to = a.to.split(",")
+    lmtp = smtplib.LMTP(a.host, a.lmtp, timeout=30)
+    refused = lmtp.sendmail("pierre@paris.test", to, message(to))
+    lmtp.quit()
     print(json.dumps(sorted(refused)))
 elif a.command == "imap":
     if a.wait:
@@ -135,6 +158,30 @@ elif a.command == "arrange":
         assert typ == "OK", f"{typ} {data}"
     imap.logout()
     print("arranged")
+elif a.command == "organise":
+    imap = connect()
+    imap.select("INBOX")
+    typ, data = imap.uid("SEARCH", "ALL")
+    uids = data[0].split()
+    assert len(uids) >= 3, f"three messages in INBOX to organise: {uids}"
+    recus = '"Archiv/Re&AOc-us"'  # Archiv/Reçus in modified UTF-7 (RFC 3501 §5.1.3)
+    steps = [
+        ("STORE", uids[0], "+FLAGS", "(\\Flagged $Work)"),
+        ("STORE", uids[1], "+FLAGS", "(\\Seen \\Answered)"),
+        ("STORE", uids[2], "+FLAGS", "(\\Seen \\Draft $Work Projekt-X)"),
+        ("CREATE", "Projects"), ("CREATE", "Projects/2024"), ("COPY", uids[0], "Projects/2024"),
+        ("CREATE", recus), ("MOVE", uids[2], recus),
+        ("SUBSCRIBE", "Projects/2024"), ("SUBSCRIBE", recus),
+        ("CREATE", "Empty"), ("SUBSCRIBE", "Empty"), ("UNSUBSCRIBE", "Empty"),
+    ]
+    for cmd in steps:
+        if cmd[0] in ("STORE", "COPY", "MOVE"):
+            typ, data = imap.uid(*cmd)
+        else:
+            typ, data = getattr(imap, cmd[0].lower())(*cmd[1:])
+        assert typ == "OK", f"{cmd}: {typ} {data}"
+    imap.logout()
+    print("organised")
 elif a.command == "pop3":
     pop = poplib.POP3(a.host, a.pop3, timeout=30)
     pop.stls(context=tls(a.ca))

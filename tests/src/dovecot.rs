@@ -1,6 +1,7 @@
 //! Dovecot instances for the interop tests: a real Dovecot from Debian's packages
-//! (`dovecot -F -c FILE`) with its config, base_dir, logs, indexes and passwd-file
-//! under one directory of the test, listening for IMAP, IMAPS, POP3, POP3S and LMTP
+//! (`dovecot -F -c FILE`) with its config, base_dir, logs, indexes (or those in
+//! the Maildir, Dovecot's default) and passwd-file under one directory of the
+//! test, listening for IMAP, IMAPS, POP3, POP3S and LMTP
 //! on one loopback address, with a certificate from the stack's dev CA. Mail is a
 //! Maildir++ tree at `<maildir>/<domain>/<localpart>/` (what facteur's MDA writes
 //! in Maildir mode), read and written as Debian's `mail` user.
@@ -55,6 +56,9 @@ pub struct DovecotSpec {
     pub password: String,
     /// The Maildir++ root: `mail_location = maildir:<maildir>/%d/%n`.
     pub maildir: PathBuf,
+    /// Keep Dovecot's indexes (`dovecot.index*`, `dovecot.list.index*`) inside
+    /// the Maildir, as Dovecot does by default, instead of under `dir/index`.
+    pub indexes_in_maildir: bool,
 }
 
 impl DovecotSpec {
@@ -76,6 +80,7 @@ impl DovecotSpec {
             cert_name: cert_name.to_owned(),
             users,
             password: dev_password(),
+            indexes_in_maildir: false,
         }
     }
 
@@ -97,6 +102,7 @@ impl DovecotSpec {
             cert_name: domain.to_owned(),
             users: stack.users(domain),
             password: dev_password(),
+            indexes_in_maildir: false,
         })
     }
 
@@ -141,6 +147,11 @@ impl DovecotSpec {
         let ip = self.ip;
         let p = &self.ports;
         let instance = instance_name();
+        let index = if self.indexes_in_maildir {
+            String::new()
+        } else {
+            format!(":INDEX={d}/index/%d/%n")
+        };
         let special: String = [
             ("Sent", "\\Sent"),
             ("Drafts", "\\Drafts"),
@@ -164,7 +175,7 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 auth_mechanisms = plain
-mail_location = maildir:{m}/%d/%n:INDEX={d}/index/%d/%n
+mail_location = maildir:{m}/%d/%n{index}
 first_valid_uid = 1
 mail_uid = {MAIL_USER}
 mail_gid = {MAIL_USER}

@@ -1,5 +1,6 @@
 //! The interop swap matrix, Dovecot's rows (issue 17), each on its own stack and
-//! Dovecot instance (`tests/src/dovecot.rs`), nets 127.70.0.x to 127.72.0.x:
+//! Dovecot instance (`tests/src/dovecot.rs`), nets 127.70.0.x to 127.72.0.x and
+//! 127.100.0.x:
 //! row 7 runs one client script (`tests/py/compare_imap.py`: folders, flags,
 //! SEARCH, FETCH of parts, UIDPLUS, MOVE, POP3, IDLE) against the facteur MAA and
 //! against Dovecot and compares the normalised answers; every difference is
@@ -7,7 +8,9 @@
 //! Row 5: the facteur MTA delivers into Dovecot over LMTP (`[transport]`), and
 //! Dovecot serves the mail over IMAP and POP3. Row 6: Dovecot serves the Maildir
 //! the facteur MDA writes (`[store] maildir`) and the one `facteur-mda store
-//! export --maildir` makes, flags, keywords, folders and subscriptions included.
+//! export --maildir` makes, flags, keywords, folders and subscriptions included;
+//! and back: `facteur-mda store import --maildir` takes the Maildir Dovecot kept
+//! (its indexes beside the mail) and the facteur MAA shows what Dovecot showed.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -564,5 +567,200 @@ fn row6_dovecot_serves_the_maildir_facteur_mda_writes() {
     assert_eq!(
         pop_sums, inbox_sums,
         "POP3 serves the exported INBOX: {pop3:#}"
+    );
+}
+
+/// `facteur-mda --config <domain's MDA config> store import --maildir DIR
+/// --user USER` (the domain's MDA stopped); its standard output.
+fn import(stack: &Stack, domain: &str, maildir: &Path, user: &str) -> String {
+    let out = Command::new(facteur_tests::bin_dir().join("facteur-mda"))
+        .arg("--config")
+        .arg(stack.spec.var.join(domain).join("facteur-mda.toml"))
+        .args(["store", "import", "--maildir"])
+        .arg(maildir)
+        .args(["--user", user])
+        .output()
+        .expect("run facteur-mda store import");
+    assert!(
+        out.status.success(),
+        "facteur-mda store import --maildir failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A `mailstate.py imap` answer with what a Maildir cannot carry from one
+/// server to the other, or what each server derives on its own, left out:
+/// - child information (`\HasChildren`, `\HasNoChildren`): derived from the
+///   names by each server, not stored (RFC 5258 §4);
+/// - a `\NoSelect` placeholder with no messages, such as `Archiv` above
+///   `Archiv/Reçus` created without it: Maildir++ has no directory for it,
+///   only the child's `.Archiv.Re&AOc-us`, so it is not a mailbox either side
+///   may import; Dovecot lists it as a placeholder (RFC 9051 §7.3.1),
+///   facteur as the superior name it makes (RFC 9051 §6.3.4 "SHOULD create
+///   any superior hierarchical names") -- the names listed stay compared;
+/// - UIDs, UIDVALIDITY and `\Recent` (`mailstate.py` prints none of them):
+///   the store numbers the imported messages afresh (RFC 9051 §2.3.1.1 lets
+///   a new UIDVALIDITY renumber them), and `\Recent` is per session and gone
+///   in IMAP4rev2 (RFC 9051 appendix E.1);
+///
+/// and each folder's messages sorted (as `mailstate.py` already does).
+fn migrated(state: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (name, f) in state.as_object().expect("folders") {
+        let attrs: Vec<&serde_json::Value> = f["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .filter(|a| {
+                let a = a.as_str().unwrap_or_default();
+                !(a == "\\haschildren"
+                    || a == "\\hasnochildren"
+                    || (a == "\\noselect" && folder(state, name).is_empty()))
+            })
+            .collect();
+        out.insert(
+            name.clone(),
+            serde_json::json!({"attributes": attrs, "messages": f["messages"]}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+#[test]
+fn row6_facteur_imports_the_maildir_dovecot_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dovecot_ip = Ipv4Addr::new(127, 100, 0, 9);
+    let spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 100);
+    spec.prepare().expect("prepare var/");
+    let mut stack = spec.start().expect("start the stack");
+    let mut dspec = DovecotSpec::new(
+        dir.path().join("dovecot"),
+        dovecot_ip,
+        &stack.spec,
+        "dovecot.test",
+    );
+    dspec.users = vec![ANDRE.to_owned()];
+    // Dovecot's default: its indexes beside the mail, which import must pass over.
+    dspec.indexes_in_maildir = true;
+    let maildir = dspec.maildir.clone();
+    let mut dovecot = dspec.start().expect("start Dovecot");
+    let dv = dovecot_ip.to_string();
+    let lyon = stack.spec.domain("lyon.test").expect("lyon").ip.to_string();
+
+    // 1. Mail delivered into Dovecot over LMTP, arranged by an IMAP client
+    //    against Dovecot: flags, keywords, folders (nested, one non-ASCII), a
+    //    COPY and a MOVE, subscriptions; then one more message nobody reads
+    //    (Dovecot leaves it in new/).
+    let deliver = |stack: &Stack, dovecot: &Dovecot, subject: &str| {
+        let refused = mailstate(
+            stack,
+            &[
+                "deliver",
+                "--host",
+                &dv,
+                "--to",
+                ANDRE,
+                "--subject",
+                subject,
+            ],
+            &|| dovecot.logs(),
+        );
+        assert_eq!(refused, serde_json::json!([]), "Dovecot took {subject}");
+    };
+    for subject in ["row 6 back one", "row 6 back two", "row 6 back three"] {
+        deliver(&stack, &dovecot, subject);
+    }
+    mailstate(
+        &stack,
+        &["organise", "--host", &dv, "--user", ANDRE],
+        &|| dovecot.logs(),
+    );
+    deliver(&stack, &dovecot, "row 6 back unread");
+    let kept = mailstate(
+        &stack,
+        &["imap", "--host", &dv, "--user", ANDRE, "--dates"],
+        &|| dovecot.logs(),
+    );
+    let recus = folder(&kept, "Archiv/Re&AOc-us");
+    assert_eq!(
+        (recus.len(), recus.first().map(|m| &m["subject"])),
+        (1, Some(&serde_json::json!("row 6 back three"))),
+        "Dovecot moved the third message into Archiv/Reçus: {kept:#}"
+    );
+    assert_eq!(
+        folder(&kept, "INBOX").len(),
+        3,
+        "INBOX: one, two, unread: {kept:#}"
+    );
+    let unclean = dovecot.stop();
+    assert!(unclean.is_empty(), "Dovecot stopped cleanly: {unclean:?}");
+
+    // What Dovecot left in the Maildir beside the mail: import must read its
+    // subscriptions and keywords and pass over the rest.
+    let home = maildir.join("lyon.test/andre");
+    for file in [
+        "subscriptions",
+        "dovecot-uidlist",
+        "dovecot.index.log",
+        ".Projects.2024/dovecot-keywords",
+        ".Archiv.Re&AOc-us/dovecot-keywords",
+    ] {
+        assert!(
+            home.join(file).exists(),
+            "Dovecot wrote {file} in {}",
+            home.display()
+        );
+    }
+
+    // 2. lyon.test's MDA (and the MAA in front of it) stopped, the Maildir
+    //    imported into its store, both started again: the facteur MAA shows
+    //    what Dovecot showed.
+    let view = |stack: &mut Stack, import_out: &mut Vec<String>| {
+        stack.kill("lyon.test", "maa").expect("stop lyon's MAA");
+        stack.kill("lyon.test", "mda").expect("stop lyon's MDA");
+        import_out.push(import(stack, "lyon.test", &maildir, ANDRE));
+        stack.restart("lyon.test", "mda").expect("start lyon's MDA");
+        stack.restart("lyon.test", "maa").expect("start lyon's MAA");
+        mailstate(
+            stack,
+            &["imap", "--host", &lyon, "--user", ANDRE, "--dates"],
+            &|| stack.all_logs(),
+        )
+    };
+    let mut outputs = Vec::new();
+    let imported = view(&mut stack, &mut outputs);
+    assert_eq!(
+        migrated(&imported),
+        migrated(&kept),
+        "the facteur MAA shows the folders, subscriptions, flags, keywords, dates and bytes \
+         Dovecot showed; import said:\n{}",
+        outputs[0]
+    );
+    assert!(
+        outputs[0].contains("andre@lyon.test INBOX: 3 messages"),
+        "import filed INBOX's three: {}",
+        outputs[0]
+    );
+
+    // 3. A second import of the same tree is a no-op.
+    let again = view(&mut stack, &mut outputs);
+    assert_eq!(
+        again, imported,
+        "a second import changed nothing; it said:\n{}",
+        outputs[1]
+    );
+    for line in outputs[1].lines() {
+        assert!(
+            line.contains(": 0 messages"),
+            "the second import appended nothing: {}",
+            outputs[1]
+        );
+    }
+    assert!(
+        outputs[1].contains("INBOX: 0 messages, 3 already imported"),
+        "the second import recognised INBOX's three: {}",
+        outputs[1]
     );
 }

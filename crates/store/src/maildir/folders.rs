@@ -77,7 +77,10 @@ pub fn render_subscriptions(folders: &[String]) -> Result<String, StoreError> {
 }
 
 /// The folders of a subscriptions file: one storage name per line; Dovecot's
-/// version 2 files (a `V\t2` header line, levels separated by tabs) are read too.
+/// version 2 files (a `V\t2` header line, levels separated by tabs) are read
+/// too, each level in modified UTF-7 as Maildir++ stores it (Dovecot 2.3
+/// writes `Archiv\tRe&AOc-us`), or in UTF-8 for a tree kept with Dovecot's
+/// `UTF-8` option (a level that is not valid modified UTF-7 is taken as it is).
 pub fn parse_subscriptions(text: &str) -> Vec<String> {
     let mut lines = text.lines().peekable();
     let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
@@ -89,7 +92,13 @@ pub fn parse_subscriptions(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .filter_map(|l| {
             if v2 {
-                let name = l.split('\t').collect::<Vec<_>>().join("/");
+                let name = l
+                    .split('\t')
+                    .map(|level| {
+                        utf7::decode(level.as_bytes()).unwrap_or_else(|_| level.to_owned())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
                 normalize_mailbox(&name).ok()
             } else {
                 folder_of_storage(l)
@@ -153,6 +162,20 @@ mod tests {
         assert_eq!(
             parse_subscriptions("V\t2\n\nINBOX\na\tb\nEntwürfe\n"),
             vec!["INBOX".to_string(), "a/b".into(), "Entwürfe".into()]
+        );
+        // What Dovecot 2.3 wrote after SUBSCRIBE "Archiv/Re&AOc-us" and
+        // "Tom &- Jerry" (levels in modified UTF-7), and a UTF-8 tree's names.
+        assert_eq!(
+            parse_subscriptions(
+                "V\t2\n\nINBOX\nArchiv\tRe&AOc-us\nTom &- Jerry\nTom & Jerry\nRe\tReçus\n"
+            ),
+            vec![
+                "INBOX".to_string(),
+                "Archiv/Reçus".into(),
+                "Tom & Jerry".into(),
+                "Tom & Jerry".into(),
+                "Re/Reçus".into()
+            ]
         );
     }
 }

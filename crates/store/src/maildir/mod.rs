@@ -10,10 +10,12 @@
 //! `:2,<flags>` info (an export), and the directory fsynced: once
 //! [`MaildirTree::write_message`] returns, the message survives a power cut.
 //! Keywords are letters `a`..`z` through each folder's `dovecot-keywords`
-//! ([`keywords`]).
+//! ([`keywords`]). Files another server saved with LF line ends are read
+//! back with CRLF ([`lines`]).
 
 pub mod folders;
 pub mod keywords;
+pub mod lines;
 pub mod name;
 
 use std::fs::File;
