@@ -146,11 +146,11 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
-/// A list of peer-supplied values, cleaned and comma-separated.
-pub fn clean_list<S: AsRef<str>>(values: &[S]) -> String {
+/// A list of peer-supplied addresses, each as [`addr`] writes it, comma-separated.
+pub fn addrs<S: AsRef<str>>(values: &[S]) -> String {
     values
         .iter()
-        .map(|v| clean(v.as_ref()).to_string())
+        .map(|v| addr(v.as_ref()).to_string())
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -209,7 +209,7 @@ mod tests {
         );
         assert_eq!(clean("a\u{1b}[31mb\0").to_string(), "a\\u{1b}[31mb\\u{0}");
         assert_eq!(clean("é\u{2028}x").to_string(), "é\\u{2028}x");
-        assert_eq!(clean_list(&["a\nb", "c"]), "a\\nb,c");
+        assert_eq!(addrs(&["a\nb", "c"]), "<a\\nb>,<c>");
         assert_eq!(addr("x@y\r").to_string(), "<x@y\\r>");
         assert_eq!(addr("").to_string(), "<>");
     }

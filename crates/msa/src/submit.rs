@@ -294,7 +294,7 @@ impl SmtpHandler for SubmitHandler {
                 id = %t.id, message_id = %clean(&message_id), from = %addr(from),
                 size = t.size, nrcpt = self.rcpts.len(), client = %client.peer.ip(),
                 user = %clean(client.user.as_deref().unwrap_or_default()), %relay,
-                queue_id = queued_as(&reply).unwrap_or_default(),
+                queue_id = %queued_as(&reply).unwrap_or_default(),
                 reply = %clean(&reply.to_string()), "submitted"
             );
         } else {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use facteur_daemon::Shutdown;
-use facteur_daemon::logging::{addr, clean, clean_list};
+use facteur_daemon::logging::{addr, addrs, clean};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
@@ -275,15 +275,15 @@ impl Deliverer {
             let to = addr(&rcpt);
             match outcome {
                 Outcome::Delivered(reply) => {
-                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = "sent", reply = %clean(&reply), "delivered");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"sent", reply = %clean(&reply), "delivered");
                     r.status = RcptStatus::Delivered { reply };
                 }
                 Outcome::Failed(reply) => {
-                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = "bounced", reply = %clean(&reply), "failed");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"bounced", reply = %clean(&reply), "failed");
                     r.status = RcptStatus::Failed { reply };
                 }
                 Outcome::Deferred(reply) => {
-                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = "deferred", reply = %clean(&reply), "deferred");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"deferred", reply = %clean(&reply), "deferred");
                     r.last_error = reply;
                 }
             }
@@ -381,7 +381,7 @@ impl Deliverer {
         domain: &str,
         rcpts: &[String],
     ) -> (String, Vec<(String, Outcome)>) {
-        tracing::info!(id = %entry.id, %transport, rcpts = %clean_list(rcpts), "delivering");
+        tracing::info!(id = %entry.id, %transport, rcpts = %addrs(rcpts), "delivering");
         let (relay, outcomes) = match transport {
             Transport::Grpc(url) => {
                 let relay = format!("grpc:{}", url.as_deref().unwrap_or(&self.config.mda.url));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use facteur_daemon::logging::{addr, clean, clean_list};
+use facteur_daemon::logging::{addr, addrs, clean};
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix};
 use facteur_protocol::Secret;
@@ -340,7 +340,7 @@ impl SmtpHandler for InboundHandler {
             Ok((id, false)) => {
                 tracing::info!(
                     %id, message_id = %clean(&message_id), from = %addr(&from), size = self.size,
-                    nrcpt = rcpts.len(), to = %clean_list(&rcpts), client = %client.peer.ip(),
+                    nrcpt = rcpts.len(), to = %addrs(&rcpts), client = %client.peer.ip(),
                     helo = %clean(&client.helo), "queued from SMTP"
                 );
             }
@@ -434,7 +434,7 @@ impl Relay for RelayService {
                 tracing::info!(
                     id = %queue_id, message_id = %clean(&hops.message_id().unwrap_or_default()),
                     from = %addr(&env.mail_from), size, nrcpt = env.rcpt_to.len(),
-                    to = %clean_list(&env.rcpt_to), duplicate, key = %clean(&env.message_key),
+                    to = %addrs(&env.rcpt_to), duplicate, key = %clean(&env.message_key),
                     user = %clean(&env.authenticated_user), client = %clean(submitter),
                     "queued from submission"
                 );
