@@ -564,7 +564,7 @@ impl Deliverer {
                         return (Some(relay), all_of(rcpts, || Outcome::Failed(text.clone())));
                     }
                     Err(e) => {
-                        tracing::info!(host = %mx.host, %addr, lmtp, error = %e, "next hop failed");
+                        tracing::info!(id = %entry.id, host = %clean(&mx.host), %addr, lmtp, error = %clean(&e.to_string()), "next hop failed");
                         last = format!("451 4.4.1 {}: {e}", mx.host);
                     }
                 }
