@@ -92,6 +92,9 @@ pub struct StackSpec {
     /// `(max_connections, max_per_ip)` written into every listener's config
     /// instead of the defaults (the bench opens thousands of sessions).
     pub listener_limits: Option<(usize, usize)>,
+    /// Environment variables for every process (after the launcher's
+    /// `FACTEUR_LOG`, so `("FACTEUR_LOG", "debug")` wins).
+    pub env: Vec<(String, String)>,
 }
 
 impl StackSpec {
@@ -119,6 +122,7 @@ impl StackSpec {
             swapped: Vec::new(),
             extra_users: Vec::new(),
             listener_limits: None,
+            env: Vec::new(),
         }
     }
 
@@ -361,6 +365,7 @@ impl Stack {
                 "FACTEUR_LOG",
                 std::env::var("FACTEUR_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .with_context(|| format!("starting {agent}"))?;
         let stdout = child.stdout.take().context("no stdout")?;

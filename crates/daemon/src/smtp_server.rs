@@ -206,9 +206,9 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                         self.handler.auth(&client, &authcid, &password).await
                     };
                     if reply.is_positive() {
-                        tracing::info!(user = %authcid, "authenticated");
+                        tracing::info!(user = %crate::logging::clean(&authcid), helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authenticated");
                     } else {
-                        tracing::info!(user = %authcid, "authentication failed");
+                        tracing::info!(user = %crate::logging::clean(&authcid), helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authentication failed");
                     }
                     self.session.answer(reply);
                 }

@@ -94,11 +94,16 @@ mod tests {
 
 /// Counts the `Received:` fields of a message's header as it streams past, for
 /// mail-loop detection (RFC 5321 §6.3: a message that has crossed too many hops
-/// is refused). Stops looking at the blank line that ends the header; bounded
-/// memory whatever the input.
+/// is refused), and keeps the first `Message-ID:` for the logs. Stops looking at
+/// the blank line that ends the header; bounded memory whatever the input.
 #[derive(Debug, Clone)]
 pub struct HopCounter {
     count: usize,
+    /// The first `Message-ID:` field's value, unfolded (at most `MAX_ID` bytes).
+    message_id: Vec<u8>,
+    /// Inside that field (its first line or a continuation line).
+    in_message_id: bool,
+    seen_message_id: bool,
     /// Bytes of the current line's start kept to match the field name.
     prefix: Vec<u8>,
     in_header: bool,
@@ -109,6 +114,9 @@ impl Default for HopCounter {
     fn default() -> Self {
         Self {
             count: 0,
+            message_id: Vec::new(),
+            in_message_id: false,
+            seen_message_id: false,
             prefix: Vec::new(),
             in_header: true,
             at_line_start: true,
@@ -118,6 +126,9 @@ impl Default for HopCounter {
 
 impl HopCounter {
     const FIELD: &'static [u8] = b"received:";
+    const MESSAGE_ID: &'static [u8] = b"message-id:";
+    /// A line's limit (RFC 5322 §2.1.1): a longer id is cut there.
+    const MAX_ID: usize = 998;
 
     pub fn new() -> Self {
         Self::default()
@@ -132,6 +143,10 @@ impl HopCounter {
             if self.at_line_start {
                 self.prefix.clear();
                 self.at_line_start = false;
+                if b != b' ' && b != b'\t' {
+                    // Not a continuation line: the Message-ID field is over.
+                    self.in_message_id = false;
+                }
                 if b == b'\r' || b == b'\n' {
                     // An empty line: the header is over.
                     self.in_header = false;
@@ -142,13 +157,33 @@ impl HopCounter {
                 self.at_line_start = true;
                 continue;
             }
-            if self.prefix.len() < Self::FIELD.len() {
+            if self.in_message_id {
+                if b != b'\r' && self.message_id.len() < Self::MAX_ID {
+                    self.message_id.push(b);
+                }
+                continue;
+            }
+            if self.prefix.len() < Self::MESSAGE_ID.len() {
                 self.prefix.push(b.to_ascii_lowercase());
                 if self.prefix == Self::FIELD {
                     self.count += 1;
+                } else if self.prefix == Self::MESSAGE_ID && !self.seen_message_id {
+                    self.seen_message_id = true;
+                    self.in_message_id = true;
                 }
             }
         }
+    }
+
+    /// The first `Message-ID:` field's value, trimmed and unfolded, once its
+    /// line is complete; `None` while there is none (yet).
+    pub fn message_id(&self) -> Option<String> {
+        if !self.seen_message_id || self.in_message_id && self.in_header && !self.at_line_start {
+            return None;
+        }
+        let id = String::from_utf8_lossy(&self.message_id);
+        let id = id.trim();
+        (!id.is_empty()).then(|| id.to_owned())
     }
 
     /// `Received:` fields seen so far.
@@ -170,6 +205,24 @@ mod hop_tests {
             c.feed(&msg[split..]);
             assert_eq!(c.hops(), 2, "split at {split}");
         }
+    }
+
+    #[test]
+    fn keeps_the_first_message_id_of_the_header_however_split() {
+        let msg = b"Received: a\r\nmessage-ID:\r\n <1@x>\r\nSubject: s\r\nMessage-ID: <2@x>\r\n\r\nMessage-ID: <3@x>\r\n";
+        for split in 0..msg.len() {
+            let mut c = HopCounter::new();
+            c.feed(&msg[..split]);
+            c.feed(&msg[split..]);
+            assert_eq!(c.message_id().as_deref(), Some("<1@x>"), "split at {split}");
+            assert_eq!(c.hops(), 1);
+        }
+        let mut c = HopCounter::new();
+        c.feed(b"Subject: none\r\n\r\nMessage-ID: <body@x>\r\n");
+        assert_eq!(c.message_id(), None);
+        let mut c = HopCounter::new();
+        c.feed(b"Message-ID: <half");
+        assert_eq!(c.message_id(), None, "not complete yet");
     }
 
     #[test]

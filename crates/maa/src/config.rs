@@ -9,6 +9,8 @@ use serde::Deserialize;
 pub struct MaaConfig {
     /// This host's name, in greetings.
     pub hostname: String,
+    /// How the log is written (`[log] format = "text" | "json"`).
+    pub log: facteur_daemon::logging::LogConfig,
     /// The MDA's `Mailbox` and `Auth` services.
     pub mda_url: String,
     /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
@@ -65,6 +67,7 @@ impl Default for MaaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            log: facteur_daemon::logging::LogConfig::default(),
             mda_url: "http://127.0.0.1:7024".into(),
             tls: TlsFiles::default(),
             passwd_file: String::new(),

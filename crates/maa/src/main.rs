@@ -19,8 +19,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    facteur_daemon::logging::init();
     let config: MaaConfig = cli.config.load("FACTEUR_MAA")?;
+    // After the config: it says how to log (a config error goes to stderr as is).
+    facteur_daemon::logging::init(&config.log);
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     facteur_maa::run(config, shutdown).await

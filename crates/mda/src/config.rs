@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct MdaConfig {
     /// The name in LMTP greetings and logs, e.g. `mail.paris.test`.
     pub hostname: String,
+    /// How the log is written (`[log] format = "text" | "json"`).
+    pub log: facteur_daemon::logging::LogConfig,
     /// Where the mailbox store lives (only the MDA opens it).
     pub data_dir: PathBuf,
     /// Largest message accepted, in bytes, trace headers included: keep it a
@@ -69,6 +71,7 @@ impl Default for MdaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            log: facteur_daemon::logging::LogConfig::default(),
             data_dir: PathBuf::from("/var/lib/facteur/mda"),
             max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),

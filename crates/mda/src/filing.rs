@@ -11,6 +11,7 @@
 //! `pending` with that file present (in `new/` or, flags changed, `cur/`),
 //! answers 250 without writing again.
 
+use facteur_daemon::logging::{addr, clean};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -153,6 +154,10 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
         let rcpts = rcpts.to_vec();
         let n = rcpts.len();
         let job = move || -> Vec<Reply> {
+            let mut scan = facteur_daemon::trace::HopCounter::new();
+            scan.feed(&message);
+            let message_id = scan.message_id().unwrap_or_default();
+            let message_id = clean(&message_id);
             let mut bytes = Vec::with_capacity(message.len() + from.len() + 20);
             bytes.extend_from_slice(format!("Return-Path: <{from}>\r\n").as_bytes());
             bytes.extend_from_slice(&message);
@@ -176,8 +181,9 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
                         return match file_maildir(tree, &*store, &key, &user, &bytes) {
                             Ok((name, duplicate)) => {
                                 tracing::info!(
-                                    user = %user, file = %name, duplicate,
-                                    key = %key.0, "filed into the Maildir"
+                                    key = %clean(&key.0), %message_id, to = %addr(rcpt),
+                                    user = %clean(&user), file = %name, duplicate,
+                                    "filed into the Maildir"
                                 );
                                 Reply::new(250, "2.0.0", &format!("<{rcpt}> filed in the Maildir"))
                             }
@@ -202,8 +208,9 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
                     match store.file(&key, &user, INBOX, id, bytes.len() as u64, now) {
                         Ok(filed) => {
                             tracing::info!(
-                                user = %user, uid = filed.uid, duplicate = filed.duplicate,
-                                key = %key.0, "filed"
+                                key = %clean(&key.0), %message_id, to = %addr(rcpt),
+                                user = %clean(&user), mailbox = %INBOX, uid = filed.uid,
+                                duplicate = filed.duplicate, "filed"
                             );
                             Reply::new(
                                 250,

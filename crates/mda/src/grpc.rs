@@ -5,6 +5,7 @@
 
 mod mailbox;
 
+use facteur_daemon::logging::clean;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -189,14 +190,14 @@ impl Auth for AuthService {
             Verdict::Ok(user) => (true, user),
             Verdict::Failed => (false, String::new()),
             Verdict::Throttled(why) => {
-                tracing::info!(user = %req.user, service = %req.service, remote = %req.remote_addr, ?why, "auth verify throttled");
+                tracing::info!(user = %clean(&req.user), service = %clean(&req.service), remote = %clean(&req.remote_addr), ?why, "auth verify throttled");
                 return Ok(Response::new(pb::VerifyReply {
                     ok: false,
                     user: String::new(),
                 }));
             }
         };
-        tracing::info!(user = %account_of(&req.user), service = %req.service, remote = %req.remote_addr, ok, "auth verify");
+        tracing::info!(user = %clean(&account_of(&req.user)), service = %clean(&req.service), remote = %clean(&req.remote_addr), ok, "auth verify");
         Ok(Response::new(pb::VerifyReply { ok, user }))
     }
 }

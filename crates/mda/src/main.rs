@@ -119,8 +119,9 @@ fn store_cmd(store: SledStore, hostname: &str, cmd: StoreCmd) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    facteur_daemon::logging::init();
     let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
+    // After the config: it says how to log (a config error goes to stderr as is).
+    facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => {
             let shutdown = Shutdown::new();

@@ -9,6 +9,8 @@ use serde::Deserialize;
 pub struct MsaConfig {
     /// This host's name: greeting, EHLO, Received `by`, Message-ID domain.
     pub hostname: String,
+    /// How the log is written (`[log] format = "text" | "json"`).
+    pub log: facteur_daemon::logging::LogConfig,
     /// Submission with STARTTLS (RFC 6409, port 587); "" disables.
     pub submission_listen: String,
     /// Submission over implicit TLS (RFC 8314, port 465); "" disables.
@@ -51,6 +53,7 @@ impl Default for MsaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            log: facteur_daemon::logging::LogConfig::default(),
             submission_listen: "0.0.0.0:587".into(),
             submissions_listen: "0.0.0.0:465".into(),
             tls: TlsFiles::default(),

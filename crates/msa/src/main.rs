@@ -15,8 +15,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    facteur_daemon::logging::init();
     let config: MsaConfig = cli.config.load("FACTEUR_MSA")?;
+    // After the config: it says how to log (a config error goes to stderr as is).
+    facteur_daemon::logging::init(&config.log);
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     facteur_msa::run(config, shutdown).await

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use facteur_daemon::logging::{addr, clean};
 use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
-use facteur_daemon::trace::{Hop, now_unix, rfc5322_date};
+use facteur_daemon::trace::{Hop, HopCounter, now_unix, rfc5322_date};
 use facteur_protocol::Secret;
 use facteur_protocol::address::{ForwardPath, ReversePath};
 use facteur_protocol::smtp::codes;
@@ -40,9 +41,15 @@ pub struct Shared {
 
 /// The message under way: its header fixer and the fields it adds.
 struct Transfer {
+    /// This submission's id (the `id` of its log lines).
+    id: String,
     fixer: HeaderFixer,
     fields: Fields,
     failed: Option<Reply>,
+    /// Reads the Message-ID back from the fixed bytes (the client's or ours).
+    scan: HopCounter,
+    /// Bytes handed to the next hop.
+    size: u64,
 }
 
 struct Fields {
@@ -90,6 +97,25 @@ enum Checked {
     Yes,
     No,
     Unknown,
+}
+
+/// Where submitted mail goes, as the log names it.
+fn relay_name(shared: &Shared) -> String {
+    match &shared.next_hop {
+        NextHop::Grpc(_) => format!("grpc:{}", shared.config.mta_url),
+        NextHop::Smtp(hop) => hop.target(),
+    }
+}
+
+/// The next hop's queue ID in its reply (`… queued as 3F2A1`), if it gave one.
+fn queued_as(reply: &Reply) -> Option<String> {
+    let text = reply.text();
+    let (_, rest) = text.split_once("queued as ")?;
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    (!id.is_empty()).then_some(id)
 }
 
 impl SubmitHandler {
@@ -207,6 +233,9 @@ impl SmtpHandler for SubmitHandler {
         let reply = self.hop.data_start(&begin).await;
         if reply.code() / 100 == 3 {
             self.transfer = Some(Transfer {
+                id: id.clone(),
+                scan: HopCounter::new(),
+                size: 0,
                 fixer: HeaderFixer::new(config.max_header_size),
                 fields: Fields {
                     received,
@@ -235,11 +264,13 @@ impl SmtpHandler for SubmitHandler {
             }
         };
         if !out.is_empty() {
+            t.scan.feed(&out);
+            t.size += out.len() as u64;
             self.hop.send(&out).await;
         }
     }
 
-    async fn data_end(&mut self, _: &Client) -> Vec<Reply> {
+    async fn data_end(&mut self, client: &Client) -> Vec<Reply> {
         let Some(mut t) = self.transfer.take() else {
             return vec![codes::local_error()];
         };
@@ -250,9 +281,29 @@ impl SmtpHandler for SubmitHandler {
         let fixes = t.fields.fixes();
         let tail = t.fixer.finish(&fixes);
         if !tail.is_empty() {
+            t.scan.feed(&tail);
+            t.size += tail.len() as u64;
             self.hop.send(&tail).await;
         }
         let reply = self.hop.data_end().await;
+        let from = self.from.as_ref().map_or("", |(f, _)| f.as_str());
+        let message_id = t.scan.message_id().unwrap_or_default();
+        let relay = relay_name(&self.shared);
+        if reply.is_positive() {
+            tracing::info!(
+                id = %t.id, message_id = %clean(&message_id), from = %addr(from),
+                size = t.size, nrcpt = self.rcpts.len(), client = %client.peer.ip(),
+                user = %clean(client.user.as_deref().unwrap_or_default()), %relay,
+                queue_id = %queued_as(&reply).unwrap_or_default(),
+                reply = %clean(&reply.to_string()), "submitted"
+            );
+        } else {
+            tracing::info!(
+                id = %t.id, message_id = %clean(&message_id), from = %addr(from),
+                size = t.size, nrcpt = self.rcpts.len(), client = %client.peer.ip(),
+                %relay, reply = %clean(&reply.to_string()), "submission refused by the next hop"
+            );
+        }
         self.from = None;
         self.rcpts.clear();
         vec![reply]

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use facteur_daemon::Shutdown;
+use facteur_daemon::logging::{addr, addrs, clean};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
@@ -258,25 +259,31 @@ impl Deliverer {
                 .or_default()
                 .push(r.addr.clone());
         }
-        let mut results: Vec<(String, Outcome)> = Vec::new();
+        let mut results: Vec<(String, Outcome, String)> = Vec::new();
         for ((transport, domain), rcpts) in by_route {
-            results.extend(self.deliver_via(&entry, &transport, &domain, &rcpts).await);
+            let (relay, outcomes) = self.deliver_via(&entry, &transport, &domain, &rcpts).await;
+            results.extend(outcomes.into_iter().map(|(a, o)| (a, o, relay.clone())));
         }
-        for (addr, outcome) in results {
-            let Some(r) = entry.rcpts.iter_mut().find(|r| r.addr == addr) else {
+        // One line per recipient and attempt, as Postfix's `to=<…>, relay=…,
+        // delay=…, status=…`; `delay` is the seconds since the message was queued.
+        let delay = now_unix().saturating_sub(entry.created);
+        let attempt = entry.attempts + 1;
+        for (rcpt, outcome, relay) in results {
+            let Some(r) = entry.rcpts.iter_mut().find(|r| r.addr == rcpt) else {
                 continue;
             };
+            let to = addr(&rcpt);
             match outcome {
                 Outcome::Delivered(reply) => {
-                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "delivered");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"sent", reply = %clean(&reply), "delivered");
                     r.status = RcptStatus::Delivered { reply };
                 }
                 Outcome::Failed(reply) => {
-                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "failed");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"bounced", reply = %clean(&reply), "failed");
                     r.status = RcptStatus::Failed { reply };
                 }
                 Outcome::Deferred(reply) => {
-                    tracing::info!(id = %entry.id, rcpt = %addr, %reply, "deferred");
+                    tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"deferred", reply = %clean(&reply), "deferred");
                     r.last_error = reply;
                 }
             }
@@ -373,19 +380,26 @@ impl Deliverer {
         transport: &Transport,
         domain: &str,
         rcpts: &[String],
-    ) -> Vec<(String, Outcome)> {
-        tracing::info!(id = %entry.id, %transport, rcpts = ?rcpts, "delivering");
-        match transport {
-            Transport::Grpc(url) => match self.routing.delivery(url.as_deref()) {
-                Some(mda) => self.deliver_grpc(mda, entry, rcpts).await,
-                None => all_of(rcpts, || {
-                    Outcome::Deferred("451 4.3.0 no client for this transport".into())
-                }),
-            },
+    ) -> (String, Vec<(String, Outcome)>) {
+        tracing::info!(id = %entry.id, %transport, rcpts = %addrs(rcpts), "delivering");
+        let (relay, outcomes) = match transport {
+            Transport::Grpc(url) => {
+                let relay = format!("grpc:{}", url.as_deref().unwrap_or(&self.config.mda.url));
+                match self.routing.delivery(url.as_deref()) {
+                    Some(mda) => (Some(relay), self.deliver_grpc(mda, entry, rcpts).await),
+                    None => (
+                        Some(relay),
+                        all_of(rcpts, || {
+                            Outcome::Deferred("451 4.3.0 no client for this transport".into())
+                        }),
+                    ),
+                }
+            }
             Transport::Lmtp(hop) => self.deliver_host(entry, hop, rcpts, true).await,
             Transport::Smtp(hop) => self.deliver_host(entry, hop, rcpts, false).await,
             Transport::Mx => self.deliver_mx(entry, domain, rcpts).await,
-        }
+        };
+        (relay.unwrap_or_else(|| transport.to_string()), outcomes)
     }
 
     /// Hand the message to an MDA over gRPC, streamed from the spool.
@@ -468,7 +482,7 @@ impl Deliverer {
         entry: &Entry,
         domain: &str,
         rcpts: &[String],
-    ) -> Vec<(String, Outcome)> {
+    ) -> (Option<String>, Vec<(String, Outcome)>) {
         // RFC 5321 §5.1: an address literal is the host to connect to, no DNS.
         let literal = domain
             .starts_with('[')
@@ -488,7 +502,7 @@ impl Deliverer {
                 self.deliver_to(entry, &x, self.config.relay.port, rcpts, false)
                     .await
             }
-            Err(e) => dns_failure(rcpts, e),
+            Err(e) => (None, dns_failure(rcpts, e)),
         }
     }
 
@@ -499,7 +513,7 @@ impl Deliverer {
         hop: &HostPort,
         rcpts: &[String],
         lmtp: bool,
-    ) -> Vec<(String, Outcome)> {
+    ) -> (Option<String>, Vec<(String, Outcome)>) {
         let addrs = match hop.host.parse::<std::net::IpAddr>() {
             Ok(ip) => Ok(vec![ip]),
             Err(_) => self.dns.addresses(&hop.host).await,
@@ -512,7 +526,7 @@ impl Deliverer {
                 }];
                 self.deliver_to(entry, &host, hop.port, rcpts, lmtp).await
             }
-            Err(e) => dns_failure(rcpts, e),
+            Err(e) => (None, dns_failure(rcpts, e)),
         }
     }
 
@@ -525,18 +539,21 @@ impl Deliverer {
         port: u16,
         rcpts: &[String],
         lmtp: bool,
-    ) -> Vec<(String, Outcome)> {
+    ) -> (Option<String>, Vec<(String, Outcome)>) {
         let mut last = String::from("451 4.4.1 no exchanger answered");
         for mx in hosts {
             for ip in &mx.addrs {
                 let addr = SocketAddr::new(*ip, port);
+                // Postfix's form: `mail.lyon.test[127.0.0.3]:2525`.
+                let relay = format!("{}[{ip}]:{port}", mx.host);
                 match self.relay_via(entry, &mx.host, addr, rcpts, lmtp).await {
                     Ok(replies) => {
-                        return rcpts
+                        let outcomes = rcpts
                             .iter()
                             .cloned()
                             .zip(replies.iter().map(outcome_of))
                             .collect();
+                        return (Some(relay), outcomes);
                     }
                     Err(e) if !e.is_transient() => {
                         // The server's own reply, so the bounce carries its status code.
@@ -544,16 +561,16 @@ impl Deliverer {
                             SmtpClientError::Refused { reply, .. } => reply.replace('\n', " "),
                             other => other.to_string(),
                         };
-                        return all_of(rcpts, || Outcome::Failed(text.clone()));
+                        return (Some(relay), all_of(rcpts, || Outcome::Failed(text.clone())));
                     }
                     Err(e) => {
-                        tracing::info!(host = %mx.host, %addr, lmtp, error = %e, "next hop failed");
+                        tracing::info!(id = %entry.id, host = %clean(&mx.host), %addr, lmtp, error = %clean(&e.to_string()), "next hop failed");
                         last = format!("451 4.4.1 {}: {e}", mx.host);
                     }
                 }
             }
         }
-        all_of(rcpts, || Outcome::Deferred(last.clone()))
+        (None, all_of(rcpts, || Outcome::Deferred(last.clone())))
     }
 
     async fn relay_via(

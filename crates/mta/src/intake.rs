@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use facteur_daemon::logging::{addr, addrs, clean};
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix};
 use facteur_protocol::Secret;
@@ -137,7 +138,10 @@ pub struct InboundHandler {
     writer: Option<SpoolWriter>,
     /// The first spool write error of this message (answered at its end).
     write_error: Option<QueueError>,
+    /// Counts `Received:` fields and keeps the Message-ID for the log.
     hops: HopCounter,
+    /// Bytes of the message so far.
+    size: u64,
     /// SHA-256 of the envelope and of the bytes as the client sent them.
     content: Sha256,
 }
@@ -173,6 +177,7 @@ impl InboundHandler {
             writer: None,
             write_error: None,
             hops: HopCounter::new(),
+            size: 0,
             content: Sha256::new(),
         }
     }
@@ -252,7 +257,7 @@ impl SmtpHandler for InboundHandler {
         let reply = self.intake.check_recipient(&rcpt, rule.is_some()).await;
         if reply.is_positive() {
             if let Some(rule) = rule {
-                tracing::info!(rcpt = %rcpt, client = %client.peer.ip(), %rule, "relay permitted");
+                tracing::info!(to = %addr(&rcpt), client = %client.peer.ip(), %rule, "relay permitted");
             }
             self.rcpts.push(rcpt);
         }
@@ -283,6 +288,7 @@ impl SmtpHandler for InboundHandler {
             Ok(w) => {
                 self.writer = Some(w);
                 self.hops = HopCounter::new();
+                self.size = 0;
                 self.write_error = None;
                 self.content =
                     envelope_digest(self.from.as_deref().unwrap_or_default(), &self.rcpts);
@@ -297,6 +303,7 @@ impl SmtpHandler for InboundHandler {
 
     async fn data_chunk(&mut self, chunk: Vec<u8>) {
         self.hops.feed(&chunk);
+        self.size += chunk.len() as u64;
         self.content.update(&chunk);
         if self.write_error.is_none()
             && let Some(w) = self.writer.as_mut()
@@ -307,7 +314,7 @@ impl SmtpHandler for InboundHandler {
         }
     }
 
-    async fn data_end(&mut self, _: &Client) -> Vec<Reply> {
+    async fn data_end(&mut self, client: &Client) -> Vec<Reply> {
         let Some(mut writer) = self.writer.take() else {
             return vec![codes::local_error()];
         };
@@ -315,7 +322,10 @@ impl SmtpHandler for InboundHandler {
             return vec![queue_reply(Err(e))];
         }
         if self.hops.hops() > self.intake.config.max_hops {
-            tracing::info!(hops = self.hops.hops(), "mail loop refused");
+            tracing::info!(
+                hops = self.hops.hops(), client = %client.peer.ip(),
+                message_id = %clean(&self.hops.message_id().unwrap_or_default()), "mail loop refused"
+            );
             return vec![too_many_hops()];
         }
         let from = self.from.take().unwrap_or_default();
@@ -325,12 +335,20 @@ impl SmtpHandler for InboundHandler {
             Sha256::new(),
         )));
         let result = self.intake.queue.commit(writer).await;
+        let message_id = self.hops.message_id().unwrap_or_default();
         match &result {
             Ok((id, false)) => {
-                tracing::info!(%id, from = %from, rcpts = ?rcpts, "queued from SMTP");
+                tracing::info!(
+                    %id, message_id = %clean(&message_id), from = %addr(&from), size = self.size,
+                    nrcpt = rcpts.len(), to = %addrs(&rcpts), client = %client.peer.ip(),
+                    helo = %clean(&client.helo), "queued from SMTP"
+                );
             }
             Ok((id, true)) => {
-                tracing::info!(%id, from = %from, "the same message again: already queued once");
+                tracing::info!(
+                    %id, message_id = %clean(&message_id), from = %addr(&from),
+                    client = %client.peer.ip(), "the same message again: already queued once"
+                );
             }
             Err(_) => {}
         }
@@ -401,9 +419,11 @@ impl Relay for RelayService {
             .await
             .map_err(|e| queue_status(&e))?;
         let mut hops = HopCounter::new();
+        let mut size = 0u64;
         let mut body = rpc_stream::Body::new(&mut stream);
         while let Some(c) = body.next().await? {
             hops.feed(&c);
+            size += c.len() as u64;
             writer.write(&c).await.map_err(|e| queue_status(&e))?;
         }
         if hops.hops() > self.0.config.max_hops {
@@ -412,8 +432,11 @@ impl Relay for RelayService {
         match self.0.queue.commit(writer).await {
             Ok((queue_id, duplicate)) => {
                 tracing::info!(
-                    id = %queue_id, duplicate, from = %env.mail_from, rcpts = ?env.rcpt_to,
-                    user = %env.authenticated_user, "queued from submission"
+                    id = %queue_id, message_id = %clean(&hops.message_id().unwrap_or_default()),
+                    from = %addr(&env.mail_from), size, nrcpt = env.rcpt_to.len(),
+                    to = %addrs(&env.rcpt_to), duplicate, key = %clean(&env.message_key),
+                    user = %clean(&env.authenticated_user), client = %clean(submitter),
+                    "queued from submission"
                 );
                 Ok(Response::new(SubmitReply {
                     queue_id,

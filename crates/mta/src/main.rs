@@ -26,8 +26,9 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    facteur_daemon::logging::init();
     let config: MtaConfig = cli.config.load("FACTEUR_MTA")?;
+    // After the config: it says how to log (a config error goes to stderr as is).
+    facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => {
             let shutdown = Shutdown::new();

@@ -9,7 +9,7 @@ use facteur_mua::cli::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if std::env::var_os("FACTEUR_LOG").is_some() {
-        facteur_daemon::logging::init();
+        facteur_daemon::logging::init(&facteur_daemon::logging::LogConfig::default());
     }
     match facteur_mua::run(cli).await {
         Ok(code) => code,

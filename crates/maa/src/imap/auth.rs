@@ -2,6 +2,7 @@
 //! STARTTLS (input pipelined after it closes the connection), and at login
 //! the user's default mailboxes (`Mda::prepare_user`).
 
+use facteur_daemon::logging::clean;
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::core::{AString, Tag};
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, Status};
@@ -183,17 +184,17 @@ impl<M: Mda> Session<M> {
                     account
                 };
                 if let Err(e) = self.ctx.mda.prepare_user(&account).await {
-                    tracing::error!(user = %account, error = %e, "PrepareUser failed");
+                    tracing::error!(user = %clean(&account), error = %e, "PrepareUser failed");
                     if let MdaError::Elsewhere(where_) = e {
                         return Verified::Elsewhere(where_);
                     }
                     return Verified::Unavailable;
                 }
-                tracing::info!(user = %account, "authenticated");
+                tracing::info!(user = %clean(&account), "authenticated");
                 Verified::Ok(account)
             }
             Ok(Verdict::Failed) => {
-                tracing::info!(user, "authentication failed");
+                tracing::info!(user = %clean(user), "authentication failed");
                 self.failed().await
             }
             Err(e) => {

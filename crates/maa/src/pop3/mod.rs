@@ -7,6 +7,7 @@
 //! is locked for the session (RFC 1939 §8); DELE takes effect only at QUIT.
 //! POP3 sees the INBOX only.
 
+use facteur_daemon::logging::clean;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,7 +145,7 @@ impl<M: Mda> Pop3Session<M> {
         };
         let Some(user) = account else {
             self.failures += 1;
-            tracing::info!(user, "authentication failed");
+            tracing::info!(user = %clean(user), "authentication failed");
             tokio::time::sleep(self.shared.auth_failure_delay).await;
             self.send(Response::err("[AUTH] Authentication failed"));
             self.state = State::Authorization { user: None };
@@ -173,7 +174,7 @@ impl<M: Mda> Pop3Session<M> {
         }
         match self.load(&user).await {
             Ok((uidvalidity, msgs)) => {
-                tracing::info!(user = %user, messages = msgs.len(), "logged in");
+                tracing::info!(user = %clean(&user), messages = msgs.len(), "logged in");
                 let total: u64 = msgs.iter().map(|m| m.size).sum();
                 self.send(Response::ok(&format!(
                     "Logged in, {} messages ({total} octets)",

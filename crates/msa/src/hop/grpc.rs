@@ -111,8 +111,8 @@ impl Session {
         drop(tx);
         match call.await {
             Ok(Ok(r)) => {
+                // The handler logs the submission, with this queue ID (from the reply).
                 let r = r.into_inner();
-                tracing::info!(queue_id = %r.queue_id, "submitted");
                 Reply::new(250, "2.0.0", &format!("Ok: queued as {}", r.queue_id))
             }
             Ok(Err(status)) => replies::from_status("Relay.Submit", &status),

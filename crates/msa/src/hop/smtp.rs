@@ -309,9 +309,9 @@ impl Session {
         match c.end_data(stuffer).await {
             Ok(reply) => {
                 if reply.is_positive() {
-                    tracing::info!(next_hop = %self.hop.target(), reply = %reply.text(), "relayed");
+                    tracing::info!(next_hop = %self.hop.target(), reply = %facteur_daemon::logging::clean(&reply.to_string()), "relayed");
                 } else {
-                    tracing::info!(next_hop = %self.hop.target(), reply = %reply.text(), "next hop refused the message");
+                    tracing::info!(next_hop = %self.hop.target(), reply = %facteur_daemon::logging::clean(&reply.to_string()), "next hop refused the message");
                 }
                 tokio::spawn(c.quit());
                 reply
