@@ -233,3 +233,16 @@ fn an_agent_without_a_config_says_it_uses_the_defaults() {
         "{log}"
     );
 }
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key_and_who_set_it() {
+    let o = run(agent("mta", &["config", "check"]).env("FACTEUR_MTA__QUEUE__CONCURRENCY", "many"));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "queue.concurrency (from FACTEUR_MTA__QUEUE__CONCURRENCY): invalid type: string \"many\""
+        ),
+        "{}",
+        text(&o)
+    );
+}

@@ -70,11 +70,8 @@ impl ConfigArgs {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<T, ConfigError> {
         let (table, origins) = self.layer(env_prefix, vars)?;
-        let config =
-            T::deserialize(Value::Table(table.clone())).map_err(|e| ConfigError::Invalid {
-                origin: self.describe(),
-                message: e.to_string(),
-            })?;
+        let config: T = serde_path_to_error::deserialize(Value::Table(table.clone()))
+            .map_err(|e| bad_value(&e, &origins))?;
         keys::check_known(&table, &config, &origins)?;
         Ok(config)
     }
@@ -142,6 +139,30 @@ impl ConfigArgs {
             origins.set(path, format!("--set {set}"));
         }
         Ok((table, origins))
+    }
+}
+
+/// A value of the wrong type, named by its key and by who set it.
+fn bad_value(
+    e: &serde_path_to_error::Error<toml::de::Error>,
+    origins: &keys::Origins,
+) -> ConfigError {
+    let path: Vec<String> = e
+        .path()
+        .iter()
+        .map_while(|seg| match seg {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    let origin = if path.is_empty() {
+        origins.of(&path)
+    } else {
+        format!("{} ({})", keys::dotted(&path), origins.of(&path))
+    };
+    ConfigError::Invalid {
+        origin,
+        message: e.inner().message().to_owned(),
     }
 }
 
@@ -387,6 +408,22 @@ mod tests {
             sets: vec!["smtp.max=notanumber".into()],
         };
         let err = args.load::<Conf>("FACTEUR_TEST_NOPE").unwrap_err();
-        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "smtp.max (from --set smtp.max=notanumber): invalid type: string \"notanumber\", expected u64"
+        );
+        // Inside a flattened struct serde loses the last part of the path: the
+        // table is still named, and the file.
+        let (_dir, path) = file("[smtp]\nmax_connections = \"x\"\n");
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            sets: Vec::new(),
+        };
+        let err = args.load::<Conf>("FACTEUR_TEST_NOPE").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("smtp (in {}): invalid type", path.display())),
+            "{err}"
+        );
     }
 }

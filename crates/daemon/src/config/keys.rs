@@ -39,7 +39,7 @@ impl Origins {
 
     /// The last layer that set `path`, a table above it (`--set smtp={listn=1}`)
     /// or a key below it (`--set bogus.a=1` makes the unknown table `bogus`).
-    fn of(&self, path: &[String]) -> String {
+    pub(super) fn of(&self, path: &[String]) -> String {
         self.set
             .iter()
             .rev()
