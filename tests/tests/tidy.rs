@@ -104,7 +104,7 @@ fn no_agent_crate_depends_on_another() {
 }
 
 /// Load a shipped sample the way the agent's binary loads its config.
-fn load<T: serde::de::DeserializeOwned>(file: &str) -> T {
+fn load<T: serde::de::DeserializeOwned + serde::Serialize>(file: &str) -> T {
     let args = ConfigArgs {
         config: Some(root().join("deploy").join(file)),
         sets: Vec::new(),

@@ -9,20 +9,31 @@
 //!
 //! A value is read as a TOML value when it parses as one (`42`, `true`,
 //! `["a", "b"]`), and as a string otherwise.
+//!
+//! A key no config struct knows is an error naming the file, variable or flag
+//! that set it (see [`keys`]); [`command`] is the `config check|show` subcommand.
+
+mod command;
+mod keys;
+
+pub use keys::UnknownKey;
+
+pub use command::{ConfigCmd, command};
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 /// The flags every agent takes for its configuration.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
-    /// TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// TOML configuration file (none: the built-in defaults).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Override one setting, e.g. `--set smtp.listen=127.0.0.1:2525` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     pub sets: Vec<String>,
 }
 
@@ -36,23 +47,87 @@ pub enum ConfigError {
     },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Unknown(Vec<keys::UnknownKey>),
+    #[error("writing to standard output: {0}")]
+    Output(std::io::Error),
 }
 
 impl ConfigArgs {
-    /// Layer file, environment (variables named `{env_prefix}__...`) and flags into `T`.
-    pub fn load<T: DeserializeOwned>(&self, env_prefix: &str) -> Result<T, ConfigError> {
+    /// Layer file, environment (variables named `{env_prefix}__...`) and flags into `T`;
+    /// a key `T` does not know is an error naming where it was set.
+    pub fn load<T: DeserializeOwned + Serialize>(
+        &self,
+        env_prefix: &str,
+    ) -> Result<T, ConfigError> {
+        self.load_from(env_prefix, std::env::vars())
+    }
+
+    /// [`Self::load`] with the environment given.
+    fn load_from<T: DeserializeOwned + Serialize>(
+        &self,
+        env_prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<T, ConfigError> {
+        let (table, origins) = self.layer(env_prefix, vars)?;
+        let config: T = serde_path_to_error::deserialize(Value::Table(table.clone()))
+            .map_err(|e| bad_value(&e, &origins))?;
+        keys::check_known(&table, &config, &origins)?;
+        Ok(config)
+    }
+
+    /// Where the configuration comes from, for messages: the file, or the defaults.
+    pub fn describe(&self) -> String {
+        self.config.as_ref().map_or_else(
+            || "built-in defaults".to_owned(),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// Log, when no `--config` was given, that the agent runs on its built-in
+    /// defaults and which addresses that makes it listen on.
+    pub fn announce_defaults(&self, agent: &str, listens: &[(&str, &str)]) {
+        if self.config.is_some() {
+            return;
+        }
+        let listens: Vec<String> = listens
+            .iter()
+            .map(|(k, v)| format!("{k}={}", if v.is_empty() { "off" } else { v }))
+            .collect();
+        let overrides = if self.sets.is_empty() {
+            String::new()
+        } else {
+            format!(" (with {} --set)", self.sets.len())
+        };
+        tracing::info!(
+            "{agent}: no --config given, using the built-in defaults{overrides}: {}",
+            listens.join(" ")
+        );
+    }
+
+    /// The layered table, and which environment variable or flag set which key
+    /// (a key in neither came from the file).
+    fn layer(
+        &self,
+        env_prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Table, keys::Origins), ConfigError> {
+        let mut origins = keys::Origins::new(self.config.clone());
         let mut table = match &self.config {
             Some(path) => read_file(path)?,
             None => Table::new(),
         };
         let prefix = format!("{env_prefix}__");
-        let mut env: Vec<(String, String)> = std::env::vars()
+        let mut env: Vec<(String, String)> = vars
+            .into_iter()
             .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_owned(), v)))
             .collect();
         env.sort();
         for (key, value) in env {
             let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-            set_path(&mut table, &path, &value, &format!("{prefix}{key}"))?;
+            let origin = format!("{prefix}{key}");
+            set_path(&mut table, &path, &value, &origin)?;
+            origins.set(path, origin);
         }
         for set in &self.sets {
             let (key, value) = set.split_once('=').ok_or_else(|| ConfigError::Invalid {
@@ -61,14 +136,33 @@ impl ConfigArgs {
             })?;
             let path = split_key(key.trim());
             set_path(&mut table, &path, value, &format!("--set {key}"))?;
+            origins.set(path, format!("--set {set}"));
         }
-        T::deserialize(Value::Table(table)).map_err(|e| ConfigError::Invalid {
-            origin: self
-                .config
-                .as_ref()
-                .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
-            message: e.to_string(),
+        Ok((table, origins))
+    }
+}
+
+/// A value of the wrong type, named by its key and by who set it.
+fn bad_value(
+    e: &serde_path_to_error::Error<toml::de::Error>,
+    origins: &keys::Origins,
+) -> ConfigError {
+    let path: Vec<String> = e
+        .path()
+        .iter()
+        .map_while(|seg| match seg {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
         })
+        .collect();
+    let origin = if path.is_empty() {
+        origins.of(&path)
+    } else {
+        format!("{} ({})", keys::dotted(&path), origins.of(&path))
+    };
+    ConfigError::Invalid {
+        origin,
+        message: e.inner().message().to_owned(),
     }
 }
 
@@ -141,17 +235,141 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Deserialize, Debug, Default)]
+    #[derive(Deserialize, Serialize, Debug, Default)]
+    #[serde(default)]
+    struct Limits {
+        max_connections: u64,
+    }
+    #[derive(Deserialize, Serialize, Debug, Default)]
+    #[serde(default)]
+    struct Tls {
+        cert: String,
+    }
+    #[derive(Deserialize, Serialize, Debug, Default)]
     #[serde(default)]
     struct Smtp {
         listen: String,
         max: u64,
+        tls: Tls,
+        #[serde(flatten)]
+        limits: Limits,
     }
-    #[derive(Deserialize, Debug, Default)]
+    #[derive(Deserialize, Serialize, Debug, Default)]
     #[serde(default)]
     struct Conf {
         hostname: String,
         smtp: Smtp,
+        transport: std::collections::BTreeMap<String, String>,
+    }
+
+    fn unknown(args: &ConfigArgs, env: &[(&str, &str)]) -> Vec<UnknownKey> {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        match args.load_from::<Conf>("FACTEUR_T", env) {
+            Err(ConfigError::Unknown(keys)) => keys,
+            other => panic!("expected unknown keys, got {other:?}"),
+        }
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_names_the_file_and_its_siblings() {
+        let (_dir, path) = file("hostname = \"a\"\n[smtp]\nlistn = \"1.2.3.4:25\"\n");
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            sets: Vec::new(),
+        };
+        let keys = unknown(&args, &[]);
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert_eq!(keys[0].key, "smtp.listn");
+        assert_eq!(keys[0].origin, format!("in {}", path.display()));
+        let text = ConfigError::Unknown(keys).to_string();
+        assert!(
+            text.contains("known keys in [smtp]: listen, max, max_connections, tls"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_next_to_a_flattened_struct_is_caught() {
+        // serde's deny_unknown_fields and serde_ignored both miss this one.
+        let (_dir, path) = file("[smtp]\nmax_connections = 3\nmax_conections = 4\n");
+        let args = ConfigArgs {
+            config: Some(path),
+            sets: Vec::new(),
+        };
+        let keys = unknown(&args, &[]);
+        assert_eq!(
+            keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+            ["smtp.max_conections"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_env_variable_is_named() {
+        let args = ConfigArgs::default();
+        let keys = unknown(
+            &args,
+            &[
+                ("FACTEUR_T__SMTP__LISTEN", "127.0.0.1:25"),
+                ("FACTEUR_T__SMTP__TLS__CERTT", "/c.pem"),
+            ],
+        );
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert_eq!(keys[0].key, "smtp.tls.certt");
+        assert_eq!(keys[0].origin, "from FACTEUR_T__SMTP__TLS__CERTT");
+        assert_eq!(keys[0].known, ["cert"]);
+    }
+
+    #[test]
+    fn an_unknown_flag_wins_over_the_file_that_set_the_same_key() {
+        let (_dir, path) = file("[bogus]\na = 1\n");
+        let args = ConfigArgs {
+            config: Some(path),
+            sets: vec![
+                "smtp.listn=x".into(),
+                "bogus.b=2".into(),
+                "transport.\"a.test\"=mx:".into(),
+            ],
+        };
+        let keys = unknown(&args, &[]);
+        let got: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|k| (k.key.as_str(), k.origin.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bogus", "from --set bogus.b=2"),
+                ("smtp.listn", "from --set smtp.listn=x")
+            ]
+        );
+        let text = ConfigError::Unknown(keys).to_string();
+        assert!(
+            text.contains(
+                "unknown key smtp.listn (from --set smtp.listn=x); known keys in [smtp]:"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_table_given_inline_by_a_flag_is_checked_inside() {
+        let args = ConfigArgs {
+            config: None,
+            sets: vec!["smtp={ listen = \"a\", lisen = \"b\" }".into()],
+        };
+        let keys = unknown(&args, &[]);
+        assert_eq!(keys[0].key, "smtp.lisen");
+        assert_eq!(
+            keys[0].origin,
+            "from --set smtp={ listen = \"a\", lisen = \"b\" }"
+        );
     }
 
     #[test]
@@ -190,6 +408,22 @@ mod tests {
             sets: vec!["smtp.max=notanumber".into()],
         };
         let err = args.load::<Conf>("FACTEUR_TEST_NOPE").unwrap_err();
-        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "smtp.max (from --set smtp.max=notanumber): invalid type: string \"notanumber\", expected u64"
+        );
+        // Inside a flattened struct serde loses the last part of the path: the
+        // table is still named, and the file.
+        let (_dir, path) = file("[smtp]\nmax_connections = \"x\"\n");
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            sets: Vec::new(),
+        };
+        let err = args.load::<Conf>("FACTEUR_TEST_NOPE").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("smtp (in {}): invalid type", path.display())),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::Shutdown;
 
 /// Connection limits of one listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct ConnLimits {
     /// Connections open at once on this listener.

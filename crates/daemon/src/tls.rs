@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Where a server's certificate chain and key are (PEM).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct TlsFiles {
     /// Certificate chain, leaf first.

@@ -2,9 +2,9 @@
 
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MaaConfig {
     /// This host's name, in greetings.
@@ -27,7 +27,7 @@ pub struct MaaConfig {
     pub imap: ImapListen,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Pop3Config {
     /// POP3 with STLS (110); "" disables.
@@ -44,7 +44,7 @@ pub struct Pop3Config {
     pub limits: ConnLimits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ImapListen {
     /// IMAP with STARTTLS (143); "" disables.
@@ -111,5 +111,33 @@ impl Default for ImapListen {
                 ..ConnLimits::default()
             },
         }
+    }
+}
+
+impl MaaConfig {
+    /// The startup checks that need no IO (`config check` runs them too).
+    pub fn check(&self) -> Result<(), String> {
+        for (key, addr) in [
+            ("pop3.tls_listen", &self.pop3.tls_listen),
+            ("imap.tls_listen", &self.imap.tls_listen),
+        ] {
+            if !addr.is_empty() && !self.tls.is_set() {
+                return Err(format!("{key} needs tls.cert and tls.key"));
+            }
+        }
+        if self.listens().iter().all(|(_, a)| a.is_empty()) {
+            return Err("no listener configured".into());
+        }
+        Ok(())
+    }
+
+    /// The addresses it listens on, by key ("" is off).
+    pub fn listens(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("pop3.listen", &self.pop3.listen),
+            ("pop3.tls_listen", &self.pop3.tls_listen),
+            ("imap.listen", &self.imap.listen),
+            ("imap.tls_listen", &self.imap.tls_listen),
+        ]
     }
 }

@@ -21,6 +21,9 @@ pub use config::MaaConfig;
 
 /// Serve POP3 and IMAP until shutdown.
 pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let acceptor = tls::acceptor(&config.tls)?;
     let channel = grpc::channel(&config.mda_url, None)?;
     let mailbox = MailboxClient::new(channel.clone());

@@ -1,8 +1,8 @@
 //! `facteur-maa`: the POP3 and IMAP server.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use facteur_daemon::Shutdown;
-use facteur_daemon::config::ConfigArgs;
+use facteur_daemon::config::{ConfigArgs, ConfigCmd};
 use facteur_maa::MaaConfig;
 
 #[derive(Parser)]
@@ -14,14 +14,36 @@ use facteur_maa::MaaConfig;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve POP3 and IMAP (the default).
+    Serve,
+    /// Check the configuration, or print the effective one.
+    #[command(subcommand)]
+    Config(ConfigCmd),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Cmd::Config(cmd)) = &cli.command {
+        return Ok(facteur_daemon::config::command(
+            &cli.config,
+            "FACTEUR_MAA",
+            cmd,
+            MaaConfig::check,
+        )?);
+    }
     let config: MaaConfig = cli.config.load("FACTEUR_MAA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
+    cli.config
+        .announce_defaults("facteur-maa", &config.listens());
+    // `serve` is the only other command.
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     facteur_maa::run(config, shutdown).await

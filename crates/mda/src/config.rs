@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use facteur_daemon::listener::ConnLimits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MdaConfig {
     /// The name in LMTP greetings and logs, e.g. `mail.paris.test`.
@@ -26,7 +26,7 @@ pub struct MdaConfig {
     pub auth: AuthConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct StoreConfig {
     /// New mail is refused with a temporary error (`452 4.3.1`) when fewer
@@ -49,14 +49,14 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct GrpcConfig {
     /// Delivery, Mailbox and Auth services.
     pub listen: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct LmtpConfig {
     /// LMTP listener (RFC 2033), e.g. for Postfix's `lmtp:` transport; "" disables.
@@ -103,7 +103,7 @@ impl Default for LmtpConfig {
 }
 
 /// `[auth]`: how `Auth.Verify` spends memory and CPU (see `crate::auth`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AuthConfig {
     /// argon2 threads, each owning one reusable memory block; 0 = one per core.
@@ -124,7 +124,7 @@ pub struct AuthConfig {
 }
 
 /// `[auth.throttle]`: failed logins across every connection and agent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ThrottleConfig {
     /// Failures from one IP address (IPv6: one /64) within a window after which
@@ -161,5 +161,23 @@ impl Default for ThrottleConfig {
             window_secs: 600,
             max_entries: 100_000,
         }
+    }
+}
+
+impl MdaConfig {
+    /// The startup checks that need no IO (`config check` runs them too).
+    pub fn check(&self) -> Result<(), String> {
+        if self.grpc.listen.is_empty() {
+            return Err("grpc.listen is required (Delivery, Mailbox and Auth)".into());
+        }
+        Ok(())
+    }
+
+    /// The addresses it listens on, by key ("" is off).
+    pub fn listens(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("grpc.listen", &self.grpc.listen),
+            ("lmtp.listen", &self.lmtp.listen),
+        ]
     }
 }

@@ -74,6 +74,9 @@ pub fn elsewhere_status(root: &std::path::Path) -> tonic::Status {
 
 /// Open the store and serve gRPC (and LMTP) until shutdown.
 pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();

@@ -6,7 +6,7 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use facteur_daemon::Shutdown;
-use facteur_daemon::config::ConfigArgs;
+use facteur_daemon::config::{ConfigArgs, ConfigCmd};
 use facteur_mda::MdaConfig;
 use facteur_mda::accounts::Accounts;
 use facteur_mda::store::SledStore;
@@ -26,6 +26,9 @@ struct Cli {
 enum Cmd {
     /// Serve Delivery, Mailbox and Auth over gRPC, and LMTP (the default).
     Serve,
+    /// Check the configuration, or print the effective one.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Manage accounts (the MDA must not be running: only one process opens the store).
     #[command(subcommand)]
     User(UserCmd),
@@ -119,11 +122,22 @@ fn store_cmd(store: SledStore, hostname: &str, cmd: StoreCmd) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Cmd::Config(cmd)) = &cli.command {
+        return Ok(facteur_daemon::config::command(
+            &cli.config,
+            "FACTEUR_MDA",
+            cmd,
+            MdaConfig::check,
+        )?);
+    }
     let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Config(_) => Ok(()),
         Cmd::Serve => {
+            cli.config
+                .announce_defaults("facteur-mda", &config.listens());
             let shutdown = Shutdown::new();
             shutdown.on_signals();
             facteur_mda::run(config, shutdown).await

@@ -2,9 +2,9 @@
 
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MsaConfig {
     /// This host's name: greeting, EHLO, Received `by`, Message-ID domain.
@@ -76,7 +76,7 @@ impl Default for MsaConfig {
 }
 
 /// STARTTLS towards an `smtp://` next hop.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartTls {
     /// When offered (Postfix's `may`).
@@ -89,7 +89,7 @@ pub enum StartTls {
 }
 
 /// The `[next_hop_smtp]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NextHopSmtp {
     pub starttls: StartTls,
@@ -102,4 +102,25 @@ pub struct NextHopSmtp {
     pub password_file: String,
     /// Name in EHLO; "" is `hostname`.
     pub helo: String,
+}
+
+impl MsaConfig {
+    /// The startup checks that need no IO (`config check` runs them too).
+    pub fn check(&self) -> Result<(), String> {
+        if !self.tls.is_set() {
+            return Err("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS".into());
+        }
+        if self.submission_listen.is_empty() && self.submissions_listen.is_empty() {
+            return Err("no listener configured (submission_listen, submissions_listen)".into());
+        }
+        Ok(())
+    }
+
+    /// The addresses it listens on, by key ("" is off).
+    pub fn listens(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("submission_listen", &self.submission_listen),
+            ("submissions_listen", &self.submissions_listen),
+        ]
+    }
 }

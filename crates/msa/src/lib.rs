@@ -23,6 +23,9 @@ pub use config::MsaConfig;
 
 /// Serve submission until shutdown.
 pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let Some(acceptor) = tls::acceptor(&config.tls)? else {
         bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
     };

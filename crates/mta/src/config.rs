@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MtaConfig {
     /// This MTA's name: greetings, EHLO, Received `by`, e.g. `mail.paris.test`.
@@ -35,7 +35,7 @@ pub struct MtaConfig {
     pub transport: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SmtpConfig {
     /// Inbound SMTP from other MTAs; "" disables.
@@ -57,28 +57,28 @@ pub struct SmtpConfig {
     pub limits: ConnLimits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct GrpcConfig {
     /// The `Relay` service the MSA submits to.
     pub listen: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MdaLink {
     /// The MDA's `Delivery` service, e.g. `http://127.0.0.1:7024`.
     pub url: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(default)]
 pub struct DnsConfig {
     /// Name servers as `ip:port`; empty uses the system's resolv.conf.
     pub nameservers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RelayConfig {
     /// The port other MTAs listen on (25; 2525 in the dev stack).
@@ -96,7 +96,7 @@ pub struct RelayConfig {
     pub tls_handshake_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct QueueConfig {
     /// Delays between attempts, in seconds; the last one repeats.
@@ -194,5 +194,28 @@ impl MtaConfig {
         self.local_domains
             .iter()
             .any(|d| d.trim_end_matches('.').eq_ignore_ascii_case(domain))
+    }
+}
+
+impl MtaConfig {
+    /// The startup checks that need no IO (`config check` runs them too).
+    pub fn check(&self) -> Result<(), String> {
+        crate::routing::Routes::new(&self.transport).map_err(|e| e.to_string())?;
+        crate::routing::Networks::new(&self.smtp.trusted_networks).map_err(|e| e.to_string())?;
+        if self.smtp.auth && (!self.smtp.tls.is_set() || self.smtp.listen.is_empty()) {
+            return Err(
+                "smtp.auth needs smtp.listen and smtp.tls (AUTH is offered after STARTTLS only)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The addresses it listens on, by key ("" is off).
+    pub fn listens(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("smtp.listen", &self.smtp.listen),
+            ("grpc.listen", &self.grpc.listen),
+        ]
     }
 }

@@ -26,6 +26,9 @@ pub use config::MtaConfig;
 
 /// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
     let mda = DeliveryClient::new(rpc_server::channel(

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use facteur_daemon::Shutdown;
-use facteur_daemon::config::ConfigArgs;
+use facteur_daemon::config::{ConfigArgs, ConfigCmd};
 use facteur_mta::MtaConfig;
 
 #[derive(Parser)]
@@ -19,6 +19,9 @@ struct Cli {
 enum Cmd {
     /// Serve SMTP and gRPC Relay, and deliver the queue (the default).
     Serve,
+    /// Check the configuration, or print the effective one.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// List the queue (the MTA must not be running: only one process opens it).
     Queue,
 }
@@ -26,11 +29,22 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Cmd::Config(cmd)) = &cli.command {
+        return Ok(facteur_daemon::config::command(
+            &cli.config,
+            "FACTEUR_MTA",
+            cmd,
+            MtaConfig::check,
+        )?);
+    }
     let config: MtaConfig = cli.config.load("FACTEUR_MTA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Config(_) => Ok(()),
         Cmd::Serve => {
+            cli.config
+                .announce_defaults("facteur-mta", &config.listens());
             let shutdown = Shutdown::new();
             shutdown.on_signals();
             facteur_mta::run(config, shutdown).await
