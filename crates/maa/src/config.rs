@@ -9,6 +9,9 @@ use serde::Deserialize;
 pub struct MaaConfig {
     /// This host's name, in greetings.
     pub hostname: String,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// The MDA's `Mailbox` and `Auth` services.
     pub mda_url: String,
     /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
@@ -65,6 +68,7 @@ impl Default for MaaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            metrics_listen: String::new(),
             mda_url: "http://127.0.0.1:7024".into(),
             tls: TlsFiles::default(),
             passwd_file: String::new(),

@@ -21,6 +21,9 @@ pub use config::MaaConfig;
 
 /// Serve POP3 and IMAP until shutdown.
 pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "maa", &shutdown).await?;
     let acceptor = tls::acceptor(&config.tls)?;
     let channel = grpc::channel(&config.mda_url, None)?;
     let mailbox = MailboxClient::new(channel.clone());

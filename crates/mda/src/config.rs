@@ -10,6 +10,9 @@ use serde::Deserialize;
 pub struct MdaConfig {
     /// The name in LMTP greetings and logs, e.g. `mail.paris.test`.
     pub hostname: String,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Where the mailbox store lives (only the MDA opens it).
     pub data_dir: PathBuf,
     /// Largest message accepted, in bytes, trace headers included: keep it a
@@ -69,6 +72,7 @@ impl Default for MdaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            metrics_listen: String::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mda"),
             max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),

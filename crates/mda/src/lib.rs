@@ -74,6 +74,9 @@ pub fn elsewhere_status(root: &std::path::Path) -> tonic::Status {
 
 /// Open the store and serve gRPC (and LMTP) until shutdown.
 pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "mda", &shutdown).await?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();
@@ -101,12 +104,19 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     };
     let (health, health_service) = rpc_server::health();
-    health
-        .set_serving::<DeliveryServer<grpc::Services<SledStore>>>()
+    {
+        use tonic::server::NamedService;
+        rpc_server::report_serving(
+            health,
+            &[
+                <DeliveryServer<grpc::Services<SledStore>> as NamedService>::NAME,
+                <MailboxServer<grpc::Services<SledStore>> as NamedService>::NAME,
+                <AuthServer<grpc::AuthService> as NamedService>::NAME,
+            ],
+            &shutdown,
+        )
         .await;
-    health
-        .set_serving::<MailboxServer<grpc::Services<SledStore>>>()
-        .await;
+    }
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))

@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
     /// Serve Delivery, Mailbox and Auth over gRPC, and LMTP (the default).
     Serve,
     /// Manage accounts (the MDA must not be running: only one process opens the store).
@@ -122,6 +124,9 @@ async fn main() -> anyhow::Result<()> {
     facteur_daemon::logging::init();
     let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Health(args) => {
+            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MDA").await?)
+        }
         Cmd::Serve => {
             let shutdown = Shutdown::new();
             shutdown.on_signals();

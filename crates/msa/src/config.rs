@@ -9,6 +9,9 @@ use serde::Deserialize;
 pub struct MsaConfig {
     /// This host's name: greeting, EHLO, Received `by`, Message-ID domain.
     pub hostname: String,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Submission with STARTTLS (RFC 6409, port 587); "" disables.
     pub submission_listen: String,
     /// Submission over implicit TLS (RFC 8314, port 465); "" disables.
@@ -51,6 +54,7 @@ impl Default for MsaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            metrics_listen: String::new(),
             submission_listen: "0.0.0.0:587".into(),
             submissions_listen: "0.0.0.0:465".into(),
             tls: TlsFiles::default(),

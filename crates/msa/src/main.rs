@@ -1,6 +1,6 @@
 //! `facteur-msa`: the submission server.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use facteur_daemon::Shutdown;
 use facteur_daemon::config::ConfigArgs;
 use facteur_msa::MsaConfig;
@@ -10,6 +10,16 @@ use facteur_msa::MsaConfig;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve (the default).
+    Serve,
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
 }
 
 #[tokio::main]
@@ -17,7 +27,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     facteur_daemon::logging::init();
     let config: MsaConfig = cli.config.load("FACTEUR_MSA")?;
-    let shutdown = Shutdown::new();
-    shutdown.on_signals();
-    facteur_msa::run(config, shutdown).await
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Health(args) => {
+            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MSA").await?)
+        }
+        Cmd::Serve => {
+            let shutdown = Shutdown::new();
+            shutdown.on_signals();
+            facteur_msa::run(config, shutdown).await
+        }
+    }
 }

@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub struct MtaConfig {
     /// This MTA's name: greetings, EHLO, Received `by`, e.g. `mail.paris.test`.
     pub hostname: String,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Domains whose mail goes to our MDA; port 25 takes mail for these only.
     pub local_domains: Vec<String>,
     /// Queue database and spool.
@@ -113,6 +116,7 @@ impl Default for MtaConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
+            metrics_listen: String::new(),
             local_domains: Vec::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mta"),
             max_message_size: 50 * 1024 * 1024,

@@ -26,6 +26,9 @@ pub use config::MtaConfig;
 
 /// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "mta", &shutdown).await?;
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
     let mda = DeliveryClient::new(rpc_server::channel(
@@ -84,9 +87,12 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut ready = Vec::new();
 
     let (health, health_service) = rpc_server::health();
-    health
-        .set_serving::<RelayServer<intake::RelayService>>()
-        .await;
+    rpc_server::report_serving(
+        health,
+        &[<RelayServer<intake::RelayService> as tonic::server::NamedService>::NAME],
+        &shutdown,
+    )
+    .await;
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));

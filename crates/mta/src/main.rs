@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
     /// Serve SMTP and gRPC Relay, and deliver the queue (the default).
     Serve,
     /// List the queue (the MTA must not be running: only one process opens it).
@@ -29,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
     facteur_daemon::logging::init();
     let config: MtaConfig = cli.config.load("FACTEUR_MTA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Health(args) => {
+            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MTA").await?)
+        }
         Cmd::Serve => {
             let shutdown = Shutdown::new();
             shutdown.on_signals();
