@@ -51,13 +51,28 @@ struct MetricsKey {
     metrics_listen: String,
 }
 
+/// The subcommand: check, print one line (stdout when healthy, stderr with the
+/// reason when not) and give the process's exit code, 0 or 1.
+pub async fn run(top: &ConfigArgs, args: &HealthArgs, env_prefix: &str) -> i32 {
+    match check(top, args, env_prefix).await {
+        Ok(addr) => {
+            println!("healthy: http://{addr}/healthz answered 200");
+            0
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            1
+        }
+    }
+}
+
 /// Run the check with the subcommand's config flags, else the top-level ones;
-/// `env_prefix` is the agent's (`FACTEUR_MTA`). Prints one line on success.
+/// `env_prefix` is the agent's (`FACTEUR_MTA`). Gives the address checked.
 pub async fn check(
     top: &ConfigArgs,
     args: &HealthArgs,
     env_prefix: &str,
-) -> Result<(), HealthError> {
+) -> Result<String, HealthError> {
     let mut merged = top.clone();
     if args.config.config.is_some() {
         merged.config = args.config.config.clone();
@@ -70,11 +85,7 @@ pub async fn check(
     let addr = target(&key.metrics_listen)?;
     match tokio::time::timeout(TIMEOUT, get(&addr)).await {
         Err(_) => Err(HealthError::Timeout { addr }),
-        Ok(r) => {
-            r?;
-            println!("healthy: http://{addr}/healthz answered 200");
-            Ok(())
-        }
+        Ok(r) => r.map(|()| addr),
     }
 }
 

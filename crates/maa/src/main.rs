@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let config: MaaConfig = cli.config.load("FACTEUR_MAA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Health(args) => {
-            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MAA").await?)
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MAA").await)
         }
         Cmd::Serve => {
             let shutdown = Shutdown::new();

@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Health(args) => {
-            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MDA").await?)
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MDA").await)
         }
         Cmd::Serve => {
             let shutdown = Shutdown::new();

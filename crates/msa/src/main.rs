@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let config: MsaConfig = cli.config.load("FACTEUR_MSA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Health(args) => {
-            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MSA").await?)
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MSA").await)
         }
         Cmd::Serve => {
             let shutdown = Shutdown::new();

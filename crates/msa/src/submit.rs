@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use facteur_daemon::metrics::{self, Outcome};
 use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, now_unix, rfc5322_date};
@@ -215,6 +216,8 @@ impl SmtpHandler for SubmitHandler {
                 },
                 failed: None,
             });
+        } else {
+            metrics::messages(Outcome::Refused, 1);
         }
         reply
     }
@@ -245,6 +248,7 @@ impl SmtpHandler for SubmitHandler {
         };
         if let Some(reply) = t.failed.take() {
             self.reset();
+            metrics::messages(Outcome::Refused, 1);
             return vec![reply];
         }
         let fixes = t.fields.fixes();
@@ -253,6 +257,12 @@ impl SmtpHandler for SubmitHandler {
             self.hop.send(&tail).await;
         }
         let reply = self.hop.data_end().await;
+        let outcome = if reply.is_positive() {
+            Outcome::Accepted
+        } else {
+            Outcome::Refused
+        };
+        metrics::messages(outcome, 1);
         self.from = None;
         self.rcpts.clear();
         vec![reply]

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use facteur_daemon::Shutdown;
+use facteur_daemon::metrics::{self, Outcome as Counted};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
@@ -260,7 +261,9 @@ impl Deliverer {
         }
         let mut results: Vec<(String, Outcome)> = Vec::new();
         for ((transport, domain), rcpts) in by_route {
+            let start = std::time::Instant::now();
             results.extend(self.deliver_via(&entry, &transport, &domain, &rcpts).await);
+            metrics::delivery(start.elapsed());
         }
         for (addr, outcome) in results {
             let Some(r) = entry.rcpts.iter_mut().find(|r| r.addr == addr) else {
@@ -269,14 +272,17 @@ impl Deliverer {
             match outcome {
                 Outcome::Delivered(reply) => {
                     tracing::info!(id = %entry.id, rcpt = %addr, %reply, "delivered");
+                    metrics::messages(Counted::Delivered, 1);
                     r.status = RcptStatus::Delivered { reply };
                 }
                 Outcome::Failed(reply) => {
                     tracing::info!(id = %entry.id, rcpt = %addr, %reply, "failed");
+                    metrics::messages(Counted::Bounced, 1);
                     r.status = RcptStatus::Failed { reply };
                 }
                 Outcome::Deferred(reply) => {
                     tracing::info!(id = %entry.id, rcpt = %addr, %reply, "deferred");
+                    metrics::messages(Counted::Deferred, 1);
                     r.last_error = reply;
                 }
             }
@@ -288,6 +294,7 @@ impl Deliverer {
                 .iter_mut()
                 .filter(|r| r.status == RcptStatus::Pending)
             {
+                metrics::messages(Counted::Bounced, 1);
                 r.status = RcptStatus::Failed {
                     reply: format!("delivery time expired: {}", r.last_error),
                 };

@@ -27,7 +27,7 @@ pub use config::MtaConfig;
 /// Open the queue and serve SMTP, gRPC `Relay` and the delivery loop until shutdown.
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // Up first, so /healthz answers 503 until the agent serves.
-    let _metrics =
+    let metrics_server =
         facteur_daemon::metrics_http::start(&config.metrics_listen, "mta", &shutdown).await?;
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
@@ -75,6 +75,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         tls::connector(&config.relay.tls_ca)?
     };
     let dns = dns::MxResolver::new(&config.dns.nameservers)?;
+    let queue_for_gauges = queue.clone();
     let deliverer = Arc::new(deliver::Deliverer::new(
         queue,
         Arc::clone(&config),
@@ -163,6 +164,9 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             Ok(())
         });
     }
+    if metrics_server.is_some() {
+        tokio::spawn(queue_gauges(queue_for_gauges, shutdown.clone()));
+    }
 
     facteur_daemon::announce_ready("facteur-mta", &ready.join(" "));
     while let Some(done) = tasks.join_next().await {
@@ -175,4 +179,27 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         return Err(err);
     }
     Ok(())
+}
+
+/// How often the queue gauges are refreshed (a scan of the index's keys).
+const QUEUE_GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keep `facteur_queue_messages` and `facteur_queue_oldest_seconds` current until shutdown.
+async fn queue_gauges(queue: queue::Queue, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(QUEUE_GAUGES_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match queue.stats().await {
+            Ok(s) => {
+                let age = s.oldest_created.map_or(0, |t| {
+                    facteur_daemon::trace::now_unix().saturating_sub(t).max(0) as u64
+                });
+                facteur_daemon::metrics::queue(s.messages, std::time::Duration::from_secs(age));
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the queue for its gauges failed"),
+        }
+    }
 }

@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let config: MtaConfig = cli.config.load("FACTEUR_MTA")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Health(args) => {
-            Ok(facteur_daemon::health::check(&cli.config, &args, "FACTEUR_MTA").await?)
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MTA").await)
         }
         Cmd::Serve => {
             let shutdown = Shutdown::new();
