@@ -163,3 +163,46 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigArgs;
+    use crate::health::{self, HealthArgs, HealthError};
+
+    async fn check(addr: std::net::SocketAddr) -> Result<String, HealthError> {
+        let args = HealthArgs {
+            config: ConfigArgs {
+                config: None,
+                sets: vec![format!("metrics_listen=\"{addr}\"")],
+            },
+        };
+        health::check(&ConfigArgs::default(), &args, "FACTEUR_TEST_NOPE").await
+    }
+
+    #[tokio::test]
+    async fn healthz_is_503_until_ready_then_200_then_503_on_shutdown() {
+        let shutdown = Shutdown::new();
+        let server = start("127.111.0.1:0", "mta", &shutdown)
+            .await
+            .unwrap()
+            .unwrap();
+        let addr = server.local_addr();
+        let err = check(addr).await.unwrap_err().to_string();
+        assert!(err.contains("503: starting"), "{err}");
+        set_ready();
+        assert_eq!(check(addr).await.unwrap(), addr.to_string());
+        shutdown.trigger();
+        let err = check(addr).await.unwrap_err().to_string();
+        assert!(err.contains("503: shutting down"), "{err}");
+        drop(server);
+        tokio::task::yield_now().await;
+        let err = check(addr).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("http://{addr}/healthz")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unset_listen_serves_nothing() {
+        assert!(start("", "mta", &Shutdown::new()).await.unwrap().is_none());
+    }
+}
