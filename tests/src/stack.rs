@@ -140,7 +140,8 @@ impl StackSpec {
         self.var.join(domain).join(agent)
     }
 
-    fn config_path(&self, domain: &str, agent: &str) -> PathBuf {
+    /// An agent's config file (`var/<domain>/facteur-<agent>.toml`).
+    pub fn config_path(&self, domain: &str, agent: &str) -> PathBuf {
         self.var.join(domain).join(format!("facteur-{agent}.toml"))
     }
 

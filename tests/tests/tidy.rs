@@ -133,4 +133,12 @@ fn shipped_configs_load_and_use_the_standard_ports() {
     assert_eq!(maa.imap.listen, "0.0.0.0:143");
     assert_eq!(maa.imap.tls_listen, "0.0.0.0:993");
     assert_eq!(maa.imap.limits.idle_timeout_secs, 1800);
+    for listen in [
+        &msa.metrics_listen,
+        &mta.metrics_listen,
+        &mda.metrics_listen,
+        &maa.metrics_listen,
+    ] {
+        assert_eq!(listen, "0.0.0.0:9100", "the compose healthchecks use it");
+    }
 }

@@ -76,6 +76,14 @@ impl ConfigArgs {
         Ok(config)
     }
 
+    /// Layer the sources and read only the keys `T` names, ignoring the rest:
+    /// for a command that needs one setting of an agent's config (`health`
+    /// reads `metrics_listen`); the agent itself checks every key when it starts.
+    pub fn load_some<T: DeserializeOwned>(&self, env_prefix: &str) -> Result<T, ConfigError> {
+        let (table, origins) = self.layer(env_prefix, std::env::vars())?;
+        serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| bad_value(&e, &origins))
+    }
+
     /// Where the configuration comes from, for messages: the file, or the defaults.
     pub fn describe(&self) -> String {
         self.config.as_ref().map_or_else(

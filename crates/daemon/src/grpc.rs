@@ -1,5 +1,5 @@
-//! gRPC plumbing shared by the agents: serve a tonic router (with tonic-health) on
-//! a listener this crate bound, and lazy client channels to `http://host:port`.
+//! gRPC plumbing shared by the agents: serve a tonic router (with tonic-health,
+//! SERVING once ready and NOT_SERVING on shutdown) on a listener this crate bound, and lazy client channels to `http://host:port`.
 //! TCP_NODELAY on both ends: small request/response frames must not wait for
 //! Nagle's algorithm and delayed ACKs (40 ms stalls per call otherwise).
 
@@ -18,6 +18,30 @@ pub fn health() -> (
     tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
 ) {
     tonic_health::server::health_reporter()
+}
+
+/// Mark `services` (their gRPC names, `NamedService::NAME`) SERVING now, and
+/// every one of them and the whole server ("") NOT_SERVING once `shutdown` trips.
+pub async fn report_serving(
+    reporter: tonic_health::server::HealthReporter,
+    services: &[&'static str],
+    shutdown: &Shutdown,
+) {
+    use tonic_health::ServingStatus;
+    for name in services {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let (services, shutdown) = (services.to_vec(), shutdown.clone());
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        for name in services.into_iter().chain([""]) {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    });
 }
 
 /// Serve `router` on `listener` until shutdown; in-flight calls finish first.

@@ -1,6 +1,6 @@
 //! The accept loop every listener shares: connection limits (total and per IP), one
-//! task and one tracing span per connection, accept errors that never kill the
-//! server, and a drain of live connections on shutdown.
+//! task, one tracing span and one `facteur_sessions_open` count per connection,
+//! accept errors that never kill the server, and a drain of live connections on shutdown.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -169,6 +169,8 @@ pub async fn serve<F, Fut>(
         let fut = handle(tcp, peer);
         tracker.spawn(
             async move {
+                // Dropped with the task, however the connection ends.
+                let _open = crate::metrics::SessionGuard::open(protocol);
                 tracing::debug!("connected");
                 fut.await;
                 tracing::debug!("disconnected");

@@ -286,7 +286,8 @@ impl PasswdFile {
         Arc::clone(&table)
     }
 
-    /// Check `password` for `user`: `Some(account name as in the file)` when right.
+    /// Check `password` for `user`: `Some(account name as in the file)` when right
+    /// (counted in `facteur_auth_total`).
     pub async fn verify(&self, user: &str, password: &str) -> Result<Option<String>, PasswdError> {
         let _permit = self
             .inner
@@ -295,7 +296,7 @@ impl PasswdFile {
             .await
             .map_err(|_| PasswdError::Task)?;
         let (this, user, password) = (self.clone(), user.to_owned(), password.to_owned());
-        tokio::task::spawn_blocking(move || {
+        let verdict = tokio::task::spawn_blocking(move || {
             let table = this.current();
             match table.users.get(&key(&user)) {
                 Some(entry) => entry.hash.verify(&password).then(|| entry.user.clone()),
@@ -311,7 +312,9 @@ impl PasswdFile {
             }
         })
         .await
-        .map_err(|_| PasswdError::Task)
+        .map_err(|_| PasswdError::Task)?;
+        crate::metrics::auth(verdict.is_some());
+        Ok(verdict)
     }
 }
 

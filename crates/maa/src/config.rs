@@ -11,6 +11,9 @@ pub struct MaaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// The MDA's `Mailbox` and `Auth` services.
     pub mda_url: String,
     /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
@@ -68,6 +71,7 @@ impl Default for MaaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            metrics_listen: String::new(),
             mda_url: "http://127.0.0.1:7024".into(),
             tls: TlsFiles::default(),
             passwd_file: String::new(),

@@ -24,6 +24,9 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     config
         .check()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "maa", &shutdown).await?;
     let acceptor = tls::acceptor(&config.tls)?;
     let channel = grpc::channel(&config.mda_url, None)?;
     let mailbox = MailboxClient::new(channel.clone());

@@ -25,6 +25,8 @@ enum Cmd {
     /// Check the configuration, or print the effective one.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
 }
 
 #[tokio::main]
@@ -41,10 +43,17 @@ async fn main() -> anyhow::Result<()> {
     let config: MaaConfig = cli.config.load("FACTEUR_MAA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
-    cli.config
-        .announce_defaults("facteur-maa", &config.listens());
-    // `serve` is the only other command.
-    let shutdown = Shutdown::new();
-    shutdown.on_signals();
-    facteur_maa::run(config, shutdown).await
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Config(_) => Ok(()),
+        Cmd::Health(args) => {
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MAA").await)
+        }
+        Cmd::Serve => {
+            cli.config
+                .announce_defaults("facteur-maa", &config.listens());
+            let shutdown = Shutdown::new();
+            shutdown.on_signals();
+            facteur_maa::run(config, shutdown).await
+        }
+    }
 }

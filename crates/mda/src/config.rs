@@ -12,6 +12,9 @@ pub struct MdaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Where the mailbox store lives (only the MDA opens it).
     pub data_dir: PathBuf,
     /// Largest message accepted, in bytes, trace headers included: keep it a
@@ -72,6 +75,7 @@ impl Default for MdaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            metrics_listen: String::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mda"),
             max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),

@@ -15,6 +15,7 @@ use facteur_daemon::logging::{addr, clean};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use facteur_daemon::metrics::{self, Outcome};
 use facteur_protocol::smtp::codes;
 use facteur_protocol::smtp::reply::Reply;
 
@@ -223,12 +224,33 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
                 })
                 .collect()
         };
-        match tokio::task::spawn_blocking(job).await {
+        let start = std::time::Instant::now();
+        let replies = match tokio::task::spawn_blocking(job).await {
             Ok(replies) => replies,
             Err(e) => {
                 tracing::error!(error = %e, "filing task failed");
                 vec![codes::local_error(); n]
             }
-        }
+        };
+        metrics::store_since(start);
+        count(&replies);
+        replies
     }
+}
+
+/// The message counters of one filing: the message accepted if any recipient
+/// got it, and per recipient delivered (filed), deferred (4xx) or bounced (5xx).
+fn count(replies: &[Reply]) {
+    let filed = replies.iter().filter(|r| r.is_positive()).count() as u64;
+    let deferred = replies.iter().filter(|r| r.code() / 100 == 4).count() as u64;
+    let refused = replies.len() as u64 - filed - deferred;
+    let message = if filed > 0 {
+        Outcome::Accepted
+    } else {
+        Outcome::Refused
+    };
+    metrics::messages(message, 1);
+    metrics::messages(Outcome::Delivered, filed);
+    metrics::messages(Outcome::Deferred, deferred);
+    metrics::messages(Outcome::Bounced, refused);
 }

@@ -50,10 +50,14 @@ fn status(e: StoreError) -> Status {
     }
 }
 
+/// One store call off the async workers, timed in `facteur_store_seconds`.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Status> {
-    match tokio::task::spawn_blocking(f).await {
+    let start = std::time::Instant::now();
+    let done = tokio::task::spawn_blocking(f).await;
+    facteur_daemon::metrics::store_since(start);
+    match done {
         Ok(r) => r.map_err(status),
         Err(e) => {
             tracing::error!(error = %e, "store task failed");

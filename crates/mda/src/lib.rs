@@ -77,6 +77,9 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     config
         .check()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "mda", &shutdown).await?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();
@@ -104,12 +107,19 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     };
     let (health, health_service) = rpc_server::health();
-    health
-        .set_serving::<DeliveryServer<grpc::Services<SledStore>>>()
+    {
+        use tonic::server::NamedService;
+        rpc_server::report_serving(
+            health,
+            &[
+                <DeliveryServer<grpc::Services<SledStore>> as NamedService>::NAME,
+                <MailboxServer<grpc::Services<SledStore>> as NamedService>::NAME,
+                <AuthServer<grpc::AuthService> as NamedService>::NAME,
+            ],
+            &shutdown,
+        )
         .await;
-    health
-        .set_serving::<MailboxServer<grpc::Services<SledStore>>>()
-        .await;
+    }
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))

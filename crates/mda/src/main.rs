@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
     /// Serve Delivery, Mailbox and Auth over gRPC, and LMTP (the default).
     Serve,
     /// Check the configuration, or print the effective one.
@@ -135,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
     facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Config(_) => Ok(()),
+        Cmd::Health(args) => {
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MDA").await)
+        }
         Cmd::Serve => {
             cli.config
                 .announce_defaults("facteur-mda", &config.listens());

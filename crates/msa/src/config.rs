@@ -11,6 +11,9 @@ pub struct MsaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Submission with STARTTLS (RFC 6409, port 587); "" disables.
     pub submission_listen: String,
     /// Submission over implicit TLS (RFC 8314, port 465); "" disables.
@@ -54,6 +57,7 @@ impl Default for MsaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            metrics_listen: String::new(),
             submission_listen: "0.0.0.0:587".into(),
             submissions_listen: "0.0.0.0:465".into(),
             tls: TlsFiles::default(),

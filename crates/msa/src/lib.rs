@@ -26,6 +26,9 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     config
         .check()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // Up first, so /healthz answers 503 until the agent serves.
+    let _metrics =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "msa", &shutdown).await?;
     let Some(acceptor) = tls::acceptor(&config.tls)? else {
         bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
     };

@@ -21,6 +21,8 @@ enum Cmd {
     /// Check the configuration, or print the effective one.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
 }
 
 #[tokio::main]
@@ -37,10 +39,17 @@ async fn main() -> anyhow::Result<()> {
     let config: MsaConfig = cli.config.load("FACTEUR_MSA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
-    cli.config
-        .announce_defaults("facteur-msa", &config.listens());
-    // `serve` is the only other command.
-    let shutdown = Shutdown::new();
-    shutdown.on_signals();
-    facteur_msa::run(config, shutdown).await
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Config(_) => Ok(()),
+        Cmd::Health(args) => {
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MSA").await)
+        }
+        Cmd::Serve => {
+            cli.config
+                .announce_defaults("facteur-msa", &config.listens());
+            let shutdown = Shutdown::new();
+            shutdown.on_signals();
+            facteur_msa::run(config, shutdown).await
+        }
+    }
 }

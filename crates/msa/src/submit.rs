@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use facteur_daemon::logging::{addr, clean};
+use facteur_daemon::metrics::{self, Outcome};
 use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix, rfc5322_date};
@@ -244,6 +245,8 @@ impl SmtpHandler for SubmitHandler {
                 },
                 failed: None,
             });
+        } else {
+            metrics::messages(Outcome::Refused, 1);
         }
         reply
     }
@@ -276,6 +279,7 @@ impl SmtpHandler for SubmitHandler {
         };
         if let Some(reply) = t.failed.take() {
             self.reset();
+            metrics::messages(Outcome::Refused, 1);
             return vec![reply];
         }
         let fixes = t.fields.fixes();
@@ -304,6 +308,12 @@ impl SmtpHandler for SubmitHandler {
                 %relay, reply = %clean(&reply.to_string()), "submission refused by the next hop"
             );
         }
+        let outcome = if reply.is_positive() {
+            Outcome::Accepted
+        } else {
+            Outcome::Refused
+        };
+        metrics::messages(outcome, 1);
         self.from = None;
         self.rcpts.clear();
         vec![reply]

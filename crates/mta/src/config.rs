@@ -14,6 +14,9 @@ pub struct MtaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// "" (default) disables both.
+    pub metrics_listen: String,
     /// Domains whose mail goes to our MDA; port 25 takes mail for these only.
     pub local_domains: Vec<String>,
     /// Queue database and spool.
@@ -116,6 +119,7 @@ impl Default for MtaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            metrics_listen: String::new(),
             local_domains: Vec::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mta"),
             max_message_size: 50 * 1024 * 1024,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use facteur_daemon::Shutdown;
 use facteur_daemon::logging::{addr, addrs, clean};
+use facteur_daemon::metrics::{self, Outcome as Counted};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
@@ -261,7 +262,9 @@ impl Deliverer {
         }
         let mut results: Vec<(String, Outcome, String)> = Vec::new();
         for ((transport, domain), rcpts) in by_route {
+            let start = std::time::Instant::now();
             let (relay, outcomes) = self.deliver_via(&entry, &transport, &domain, &rcpts).await;
+            metrics::delivery(start.elapsed());
             results.extend(outcomes.into_iter().map(|(a, o)| (a, o, relay.clone())));
         }
         // One line per recipient and attempt, as Postfix's `to=<…>, relay=…,
@@ -276,14 +279,17 @@ impl Deliverer {
             match outcome {
                 Outcome::Delivered(reply) => {
                     tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"sent", reply = %clean(&reply), "delivered");
+                    metrics::messages(Counted::Delivered, 1);
                     r.status = RcptStatus::Delivered { reply };
                 }
                 Outcome::Failed(reply) => {
                     tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"bounced", reply = %clean(&reply), "failed");
+                    metrics::messages(Counted::Bounced, 1);
                     r.status = RcptStatus::Failed { reply };
                 }
                 Outcome::Deferred(reply) => {
                     tracing::info!(id = %entry.id, %to, %relay, delay, attempt, status = %"deferred", reply = %clean(&reply), "deferred");
+                    metrics::messages(Counted::Deferred, 1);
                     r.last_error = reply;
                 }
             }
@@ -295,6 +301,7 @@ impl Deliverer {
                 .iter_mut()
                 .filter(|r| r.status == RcptStatus::Pending)
             {
+                metrics::messages(Counted::Bounced, 1);
                 r.status = RcptStatus::Failed {
                     reply: format!("delivery time expired: {}", r.last_error),
                 };

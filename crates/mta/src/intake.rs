@@ -10,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use facteur_daemon::logging::{addr, addrs, clean};
+use facteur_daemon::metrics::{self, Outcome};
 use facteur_daemon::smtp_server::{Client, SmtpHandler};
 use facteur_daemon::trace::{Hop, HopCounter, now_unix};
 use facteur_protocol::Secret;
@@ -296,6 +297,7 @@ impl SmtpHandler for InboundHandler {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot spool");
+                metrics::messages(Outcome::Refused, 1);
                 queue_reply(Err(e))
             }
         }
@@ -319,6 +321,7 @@ impl SmtpHandler for InboundHandler {
             return vec![codes::local_error()];
         };
         if let Some(e) = self.write_error.take() {
+            metrics::messages(Outcome::Refused, 1);
             return vec![queue_reply(Err(e))];
         }
         if self.hops.hops() > self.intake.config.max_hops {
@@ -326,6 +329,8 @@ impl SmtpHandler for InboundHandler {
                 hops = self.hops.hops(), client = %client.peer.ip(),
                 message_id = %clean(&self.hops.message_id().unwrap_or_default()), "mail loop refused"
             );
+            tracing::info!(hops = self.hops.hops(), "mail loop refused");
+            metrics::messages(Outcome::Refused, 1);
             return vec![too_many_hops()];
         }
         let from = self.from.take().unwrap_or_default();
@@ -352,6 +357,12 @@ impl SmtpHandler for InboundHandler {
             }
             Err(_) => {}
         }
+        let outcome = if result.is_ok() {
+            Outcome::Accepted
+        } else {
+            Outcome::Refused
+        };
+        metrics::messages(outcome, 1);
         vec![queue_reply(result)]
     }
 
@@ -369,6 +380,36 @@ pub struct RelayService(pub Arc<Intake>);
 #[tonic::async_trait]
 impl Relay for RelayService {
     async fn submit(
+        &self,
+        request: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<SubmitReply>, Status> {
+        let result = self.queue_submission(request).await;
+        let outcome = if result.is_ok() {
+            Outcome::Accepted
+        } else {
+            Outcome::Refused
+        };
+        metrics::messages(outcome, 1);
+        result
+    }
+
+    async fn check_recipient(
+        &self,
+        request: Request<RecipientQuery>,
+    ) -> Result<Response<RecipientVerdict>, Status> {
+        let reply = self
+            .0
+            .check_recipient(&request.into_inner().rcpt_to, true)
+            .await;
+        Ok(Response::new(RecipientVerdict {
+            reply: Some(MailReply::from(&reply)),
+        }))
+    }
+}
+
+impl RelayService {
+    /// `Relay.Submit`: read the envelope and the body, queue the message.
+    async fn queue_submission(
         &self,
         request: Request<Streaming<SubmitRequest>>,
     ) -> Result<Response<SubmitReply>, Status> {
@@ -448,18 +489,5 @@ impl Relay for RelayService {
             ))),
             Err(e) => Err(queue_status(&e)),
         }
-    }
-
-    async fn check_recipient(
-        &self,
-        request: Request<RecipientQuery>,
-    ) -> Result<Response<RecipientVerdict>, Status> {
-        let reply = self
-            .0
-            .check_recipient(&request.into_inner().rcpt_to, true)
-            .await;
-        Ok(Response::new(RecipientVerdict {
-            reply: Some(MailReply::from(&reply)),
-        }))
     }
 }

@@ -29,6 +29,9 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     config
         .check()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // Up first, so /healthz answers 503 until the agent serves.
+    let metrics_server =
+        facteur_daemon::metrics_http::start(&config.metrics_listen, "mta", &shutdown).await?;
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
     let mda = DeliveryClient::new(rpc_server::channel(
@@ -75,6 +78,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         tls::connector(&config.relay.tls_ca)?
     };
     let dns = dns::MxResolver::new(&config.dns.nameservers)?;
+    let queue_for_gauges = queue.clone();
     let deliverer = Arc::new(deliver::Deliverer::new(
         queue,
         Arc::clone(&config),
@@ -87,9 +91,12 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut ready = Vec::new();
 
     let (health, health_service) = rpc_server::health();
-    health
-        .set_serving::<RelayServer<intake::RelayService>>()
-        .await;
+    rpc_server::report_serving(
+        health,
+        &[<RelayServer<intake::RelayService> as tonic::server::NamedService>::NAME],
+        &shutdown,
+    )
+    .await;
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));
@@ -160,6 +167,9 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             Ok(())
         });
     }
+    if metrics_server.is_some() {
+        tokio::spawn(queue_gauges(queue_for_gauges, shutdown.clone()));
+    }
 
     facteur_daemon::announce_ready("facteur-mta", &ready.join(" "));
     while let Some(done) = tasks.join_next().await {
@@ -172,4 +182,27 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         return Err(err);
     }
     Ok(())
+}
+
+/// How often the queue gauges are refreshed (a scan of the index's keys).
+const QUEUE_GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keep `facteur_queue_messages` and `facteur_queue_oldest_seconds` current until shutdown.
+async fn queue_gauges(queue: queue::Queue, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(QUEUE_GAUGES_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match queue.stats().await {
+            Ok(s) => {
+                let age = s.oldest_created.map_or(0, |t| {
+                    facteur_daemon::trace::now_unix().saturating_sub(t).max(0) as u64
+                });
+                facteur_daemon::metrics::queue(s.messages, std::time::Duration::from_secs(age));
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the queue for its gauges failed"),
+        }
+    }
 }

@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Exit 0 when the running agent's /healthz (at `metrics_listen`) answers 200.
+    Health(facteur_daemon::health::HealthArgs),
     /// Serve SMTP and gRPC Relay, and deliver the queue (the default).
     Serve,
     /// Check the configuration, or print the effective one.
@@ -42,6 +44,9 @@ async fn main() -> anyhow::Result<()> {
     facteur_daemon::logging::init(&config.log);
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Config(_) => Ok(()),
+        Cmd::Health(args) => {
+            std::process::exit(facteur_daemon::health::run(&cli.config, &args, "FACTEUR_MTA").await)
+        }
         Cmd::Serve => {
             cli.config
                 .announce_defaults("facteur-mta", &config.listens());

@@ -229,6 +229,14 @@ struct Inner {
     min_free: u64,
 }
 
+/// What the queue gauges show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    pub messages: usize,
+    /// Unix time the oldest entry was queued; none when the queue is empty.
+    pub oldest_created: Option<i64>,
+}
+
 /// Key prefixes of the one index tree.
 const ENTRY: &[u8] = b"e/";
 const KEY: &[u8] = b"k/";
@@ -362,6 +370,24 @@ impl Index {
     fn next_due(&self) -> Result<Option<i64>, QueueError> {
         let mut range = self.tree()?.range(SLOT.to_vec()..prefixed(b"s0", b""));
         Ok(range.next().transpose()?.map(|(k, _)| unslot(&k).0))
+    }
+
+    /// How many entries, and when the oldest was queued (ids are time-ordered).
+    fn stats(&self) -> Result<QueueStats, QueueError> {
+        let tree = self.tree()?;
+        let mut messages = 0;
+        for k in tree.scan_prefix(ENTRY).keys() {
+            k?;
+            messages += 1;
+        }
+        let oldest_created = match tree.scan_prefix(ENTRY).next().transpose()? {
+            Some((_, v)) => Some(serde_json::from_slice::<Entry>(&v)?.created),
+            None => None,
+        };
+        Ok(QueueStats {
+            messages,
+            oldest_created,
+        })
     }
 
     fn list(&self) -> Result<Vec<Entry>, QueueError> {
@@ -773,6 +799,11 @@ impl Queue {
     pub async fn get(&self, id: &str) -> Result<Option<Entry>, QueueError> {
         let id = id.to_owned();
         self.call(move |ix| ix.get(&id)).await
+    }
+
+    /// How many messages are queued and when the oldest came (for the gauges).
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        self.call(|ix| ix.stats()).await
     }
 
     /// Every entry (for `facteur-mta queue`).

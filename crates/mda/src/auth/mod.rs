@@ -117,8 +117,14 @@ impl Authenticator {
         password: &str,
         remote: &str,
     ) -> Result<Verdict, AuthError> {
-        self.verify_at(user, password, remote.parse().ok(), Instant::now)
-            .await
+        let verdict = self
+            .verify_at(user, password, remote.parse().ok(), Instant::now)
+            .await;
+        // A temporary failure answered neither yes nor no: not counted.
+        if let Ok(v) = &verdict {
+            facteur_daemon::metrics::auth(matches!(v, Verdict::Ok(_)));
+        }
+        verdict
     }
 
     /// `verify` with the clock given (tests move it).
