@@ -19,10 +19,10 @@ use toml::{Table, Value};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Override one setting, e.g. `--set smtp.listen=127.0.0.1:2525` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     pub sets: Vec<String>,
 }
 
