@@ -136,7 +136,8 @@ impl StackSpec {
         self.var.join(domain).join(agent)
     }
 
-    fn config_path(&self, domain: &str, agent: &str) -> PathBuf {
+    /// The config file of one agent (`var/<domain>/facteur-<agent>.toml`).
+    pub fn config_path(&self, domain: &str, agent: &str) -> PathBuf {
         self.var.join(domain).join(format!("facteur-{agent}.toml"))
     }
 

@@ -124,14 +124,23 @@ fn accounts_client(config: &MdaConfig) -> anyhow::Result<AccountsClient<Channel>
 async fn user_over_grpc(config: &MdaConfig, cmd: UserCmd) -> anyhow::Result<()> {
     let mut c = accounts_client(config)?;
     let at = facteur_daemon::admin::url(&config.grpc.listen);
-    let call = |what: &str| format!("{what} through facteur-mda at {at}");
+    let call = |what: &'static str| {
+        let at = at.clone();
+        move |s: tonic::Status| match s.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown => anyhow::anyhow!(
+                "{what}: no answer from facteur-mda at {at}: {}",
+                s.message()
+            ),
+            _ => anyhow::anyhow!("{what}: {}", s.message()),
+        }
+    };
     match cmd {
         UserCmd::Add { user, password: p } => {
             let password = password(p, &user)?;
             let r = c
                 .add(AccountRequest { user, password })
                 .await
-                .with_context(|| call("adding the account"))?;
+                .map_err(call("adding the account"))?;
             println!("added {}", r.into_inner().user);
         }
         UserCmd::Passwd { user, password: p } => {
@@ -139,21 +148,21 @@ async fn user_over_grpc(config: &MdaConfig, cmd: UserCmd) -> anyhow::Result<()> 
             let r = c
                 .passwd(AccountRequest { user, password })
                 .await
-                .with_context(|| call("changing the password"))?;
+                .map_err(call("changing the password"))?;
             println!("password changed for {}", r.into_inner().user);
         }
         UserCmd::Del { user } => {
             let r = c
                 .del(UserRequest { user })
                 .await
-                .with_context(|| call("deleting the account"))?;
+                .map_err(call("deleting the account"))?;
             println!("deleted {}", r.into_inner().user);
         }
         UserCmd::List => {
             let r = c
                 .list(ListUsersRequest {})
                 .await
-                .with_context(|| call("listing the accounts"))?;
+                .map_err(call("listing the accounts"))?;
             for user in r.into_inner().users {
                 println!("{user}");
             }

@@ -147,9 +147,16 @@ pub fn render_list(entries: &[QueueEntry]) -> String {
     let mut out =
         String::from("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
     let mut bytes = 0u64;
+    // Ids are longer than Postfix's: the column grows so sizes stay aligned.
+    let width = entries
+        .iter()
+        .map(|e| e.id.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     for e in entries {
         bytes += e.size;
-        let id = format!("{}{}", e.id, if e.held { "!" } else { "" });
+        let id = format!("{:<width$}{}", e.id, if e.held { "!" } else { " " });
         let sender = if e.sender.is_empty() {
             "MAILER-DAEMON"
         } else {
@@ -267,12 +274,12 @@ mod tests {
         ];
         let want = "\
 -Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------
-0065A1B2C3D4E5F6A7     1500 Thu Jan  1 00:00:00 pierre@paris.test
+0065A1B2C3D4E5F6A7      1500 Thu Jan  1 00:00:00 pierre@paris.test
                     (451 4.4.1 refused)
                                          andre@lyon.test
                                          x@lyon.test
 
-B!               100 Thu Jan  1 00:00:00 MAILER-DAEMON
+B                 !      100 Thu Jan  1 00:00:00 MAILER-DAEMON
                                          pierre@paris.test
 
 -- 2 Kbytes in 2 Requests.

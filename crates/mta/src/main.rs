@@ -52,6 +52,18 @@ fn client(config: &MtaConfig) -> anyhow::Result<QueueAdminClient<Channel>> {
     )?))
 }
 
+/// A failed admin call as the operator should read it: an unreachable MTA
+/// says where it was looked for; any other refusal is the MTA's own message.
+fn rpc_error(at: &str, what: &str, s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown => anyhow::anyhow!(
+            "{what}: no answer from facteur-mta at {at} (is it running?): {}",
+            s.message()
+        ),
+        _ => anyhow::anyhow!("{what}: {}", s.message()),
+    }
+}
+
 fn state(s: RecipientState) -> &'static str {
     match s {
         RecipientState::Pending => "pending",
@@ -64,21 +76,21 @@ fn state(s: RecipientState) -> &'static str {
 async fn queue_cmd(config: &MtaConfig, cmd: QueueCmd) -> anyhow::Result<()> {
     let mut c = client(config)?;
     let at = facteur_daemon::admin::url(&config.grpc.listen);
-    let call = |what: &str| format!("{what} (is facteur-mta running at {at}?)");
+    let call = |what: &'static str| move |s: tonic::Status| rpc_error(&at, what, s);
     let id_req = |id: &str| QueueIdRequest { id: id.to_owned() };
     match cmd {
         QueueCmd::List => {
             let list = c
                 .list(ListQueueRequest {})
                 .await
-                .with_context(|| call("listing the queue"))?;
+                .map_err(call("listing the queue"))?;
             print!("{}", render_list(&list.into_inner().entries));
         }
         QueueCmd::Show { id } => {
             let shown = c
                 .show(id_req(&id))
                 .await
-                .with_context(|| call("showing the entry"))?
+                .map_err(call("showing the entry"))?
                 .into_inner();
             let e = shown.entry.context("the MTA sent no entry")?;
             let date = facteur_daemon::trace::rfc5322_date;
@@ -110,7 +122,7 @@ async fn queue_cmd(config: &MtaConfig, cmd: QueueCmd) -> anyhow::Result<()> {
                     id: id.clone().unwrap_or_default(),
                 })
                 .await
-                .with_context(|| call("flushing the queue"))?
+                .map_err(call("flushing the queue"))?
                 .into_inner();
             match id {
                 Some(id) if r.held > 0 => anyhow::bail!("{id} is held: release it first"),
@@ -123,19 +135,19 @@ async fn queue_cmd(config: &MtaConfig, cmd: QueueCmd) -> anyhow::Result<()> {
         QueueCmd::Delete { id } => {
             c.delete(id_req(&id))
                 .await
-                .with_context(|| call("deleting the entry"))?;
+                .map_err(call("deleting the entry"))?;
             println!("{id}: removed");
         }
         QueueCmd::Hold { id } => {
             c.hold(id_req(&id))
                 .await
-                .with_context(|| call("holding the entry"))?;
+                .map_err(call("holding the entry"))?;
             println!("{id}: placed on hold");
         }
         QueueCmd::Release { id } => {
             c.release(id_req(&id))
                 .await
-                .with_context(|| call("releasing the entry"))?;
+                .map_err(call("releasing the entry"))?;
             println!("{id}: released from hold");
         }
     }
