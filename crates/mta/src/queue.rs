@@ -834,7 +834,7 @@ impl Queue {
         self.call(move |ix| ix.get(&id)).await
     }
 
-    /// Every entry (for `facteur-mta queue`).
+    /// Every entry (for `facteur-mta queue list`).
     pub async fn list(&self) -> Result<Vec<Entry>, QueueError> {
         self.call(|ix| ix.list()).await
     }
