@@ -1,7 +1,13 @@
 //! Compiles proto/ with protox (pure Rust, no system protoc) and tonic-prost-build.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["relay.proto", "delivery.proto", "mailbox.proto"].map(|f| dir.join(f));
+    let files = [
+        "relay.proto",
+        "delivery.proto",
+        "mailbox.proto",
+        "admin.proto",
+    ]
+    .map(|f| dir.join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -4,6 +4,7 @@
 //! Only this crate (and the agents through it) binds sockets; protocol logic stays
 //! sans-IO in `facteur-protocol`, and this crate is the thin tokio shell around it.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod devpki;

@@ -1,11 +1,15 @@
 //! The MDA's gRPC services: `Delivery` (from the MTA), `Mailbox` (for the MAA,
-//! in `mailbox`) and `Auth` (for the MSA and MAA), all over the one store; the
+//! in `mailbox`), `Auth` (for the MSA and MAA) and `Accounts` (for the operator,
+//! in `accounts`), all over the one store; the
 //! helpers they share (store calls off the async workers, the one store-error
 //! mapping).
 
+mod accounts;
 mod mailbox;
 
+pub use accounts::AccountsService;
 use facteur_daemon::logging::clean;
+
 use std::pin::Pin;
 use std::sync::Arc;
 

@@ -19,6 +19,7 @@ use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
+use facteur_rpc::admin::accounts_server::AccountsServer;
 use facteur_rpc::delivery::delivery_server::DeliveryServer;
 use facteur_rpc::mailbox::auth_server::AuthServer;
 use facteur_rpc::mailbox::mailbox_server::MailboxServer;
@@ -86,6 +87,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || open_store(&config)).await??
     };
     let accounts = accounts::Accounts::new(Arc::new(store.clone()));
+    let accounts_admin = accounts.clone();
     let aliases = config
         .aliases
         .iter()
@@ -123,7 +125,12 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))
-        .add_service(AuthServer::new(grpc::AuthService { auth }));
+        .add_service(AuthServer::new(grpc::AuthService { auth: auth.clone() }))
+        // Privileged: on this listener only (loopback or mTLS), never on LMTP's.
+        .add_service(AccountsServer::new(grpc::AccountsService {
+            accounts: accounts_admin,
+            auth,
+        }));
     let router = match elsewhere {
         // Maildir mode: every Mailbox call is refused before it reaches the store.
         Some(refusal) => router.add_service(MailboxServer::with_interceptor(

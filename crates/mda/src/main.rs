@@ -1,7 +1,9 @@
-//! `facteur-mda`: serve (the default), manage accounts with `user add|passwd|del|list`,
-//! or move mail between the store and a Maildir with `store export|import --maildir DIR`.
+//! `facteur-mda`: serve (the default), manage accounts with `user add|passwd|del|list`
+//! (over the running MDA's gRPC `Accounts`, or on the store directly when no MDA
+//! listens at `grpc.listen`), or move mail between the store and a Maildir with
+//! `store export|import --maildir DIR`.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -12,6 +14,9 @@ use facteur_mda::accounts::Accounts;
 use facteur_mda::store::SledStore;
 use facteur_mda::store::maildir::MaildirTree;
 use facteur_mda::transfer::{self, FolderReport};
+use facteur_rpc::admin::accounts_client::AccountsClient;
+use facteur_rpc::admin::{AccountRequest, ListUsersRequest, UserRequest};
+use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(name = "facteur-mda", version, about = "facteur mail delivery agent")]
@@ -31,7 +36,8 @@ enum Cmd {
     /// Check the configuration, or print the effective one.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Manage accounts (the MDA must not be running: only one process opens the store).
+    /// Manage accounts: through the running MDA (its gRPC listener, `grpc.listen`),
+    /// or on the store directly when no MDA is listening there.
     #[command(subcommand)]
     User(UserCmd),
     /// Move mail between the store and a Maildir++ tree (the MDA must not be running).
@@ -63,7 +69,9 @@ enum StoreCmd {
 
 #[derive(Subcommand)]
 enum UserCmd {
-    /// Add an account; the password is read from --password or standard input.
+    /// Add an account; the password comes from --password or FACTEUR_PASSWORD,
+    /// else a prompt that does not echo (or a line of standard input when it is
+    /// not a terminal).
     Add {
         user: String,
         #[arg(long, env = "FACTEUR_PASSWORD", hide_env_values = true)]
@@ -81,20 +89,120 @@ enum UserCmd {
     List,
 }
 
-fn password(given: Option<String>) -> anyhow::Result<String> {
+/// The password: given (flag or FACTEUR_PASSWORD), else typed twice at a prompt
+/// that hides it, else (standard input is not a terminal: a script) one line of
+/// standard input.
+fn password(given: Option<String>, user: &str) -> anyhow::Result<String> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    let p = line.trim_end_matches(['\r', '\n']).to_owned();
+    let p = if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(format!("Password for {user}: "))
+            .context("reading the password")?;
+        let again = rpassword::prompt_password("Retype it: ").context("reading the password")?;
+        if p != again {
+            bail!("the passwords differ");
+        }
+        p
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
     if p.is_empty() {
         bail!("empty password");
     }
     Ok(p)
+}
+
+/// The client of the running MDA's `Accounts`: the one place it is made.
+fn accounts_client(config: &MdaConfig) -> anyhow::Result<AccountsClient<Channel>> {
+    Ok(AccountsClient::new(facteur_daemon::admin::channel(
+        &config.grpc.listen,
+    )?))
+}
+
+/// `user …` through the running MDA.
+async fn user_over_grpc(config: &MdaConfig, cmd: UserCmd) -> anyhow::Result<()> {
+    let mut c = accounts_client(config)?;
+    let at = facteur_daemon::admin::url(&config.grpc.listen);
+    let call = |what: &'static str| {
+        let at = at.clone();
+        move |s: tonic::Status| match s.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown => anyhow::anyhow!(
+                "{what}: no answer from facteur-mda at {at}: {}",
+                s.message()
+            ),
+            _ => anyhow::anyhow!("{what}: {}", s.message()),
+        }
+    };
+    match cmd {
+        UserCmd::Add { user, password: p } => {
+            let password = password(p, &user)?;
+            let r = c
+                .add(AccountRequest { user, password })
+                .await
+                .map_err(call("adding the account"))?;
+            println!("added {}", r.into_inner().user);
+        }
+        UserCmd::Passwd { user, password: p } => {
+            let password = password(p, &user)?;
+            let r = c
+                .passwd(AccountRequest { user, password })
+                .await
+                .map_err(call("changing the password"))?;
+            println!("password changed for {}", r.into_inner().user);
+        }
+        UserCmd::Del { user } => {
+            let r = c
+                .del(UserRequest { user })
+                .await
+                .map_err(call("deleting the account"))?;
+            println!("deleted {}", r.into_inner().user);
+        }
+        UserCmd::List => {
+            let r = c
+                .list(ListUsersRequest {})
+                .await
+                .map_err(call("listing the accounts"))?;
+            for user in r.into_inner().users {
+                println!("{user}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `user …` on the store itself (no MDA running; sled's lock keeps a second
+/// process out, so this cannot race a running MDA).
+fn user_offline(config: &MdaConfig, cmd: UserCmd) -> anyhow::Result<()> {
+    let store = facteur_mda::open_store(config).context(
+        "opening the store for account changes (no facteur-mda answered at grpc.listen)",
+    )?;
+    let accounts = Accounts::new(std::sync::Arc::new(store));
+    match cmd {
+        UserCmd::Add { user, password: p } => {
+            accounts.add(&user, &password(p, &user)?)?;
+            println!("added {user}");
+        }
+        UserCmd::Passwd { user, password: p } => {
+            accounts.set_password(&user, &password(p, &user)?)?;
+            println!("password changed for {user}");
+        }
+        UserCmd::Del { user } => {
+            accounts.delete(&user)?;
+            println!("deleted {user}");
+        }
+        UserCmd::List => {
+            for user in accounts.list()? {
+                println!("{user}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn store_cmd(store: SledStore, hostname: &str, cmd: StoreCmd) -> anyhow::Result<()> {
@@ -155,30 +263,11 @@ async fn main() -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || store_cmd(store, &hostname, cmd)).await?
         }
         Cmd::User(cmd) => {
-            let store = facteur_mda::open_store(&config).context(
-                "opening the store for account changes (is facteur-mda running? stop it first)",
-            )?;
-            let accounts = Accounts::new(std::sync::Arc::new(store));
-            match cmd {
-                UserCmd::Add { user, password: p } => {
-                    accounts.add(&user, &password(p)?)?;
-                    println!("added {user}");
-                }
-                UserCmd::Passwd { user, password: p } => {
-                    accounts.set_password(&user, &password(p)?)?;
-                    println!("password changed for {user}");
-                }
-                UserCmd::Del { user } => {
-                    accounts.delete(&user)?;
-                    println!("deleted {user}");
-                }
-                UserCmd::List => {
-                    for user in accounts.list()? {
-                        println!("{user}");
-                    }
-                }
+            if facteur_daemon::admin::listening(&config.grpc.listen).await {
+                user_over_grpc(&config, cmd).await
+            } else {
+                tokio::task::spawn_blocking(move || user_offline(&config, cmd)).await?
             }
-            Ok(())
         }
     }
 }

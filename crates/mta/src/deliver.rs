@@ -176,7 +176,7 @@ impl Deliverer {
                         // The list may be stale by now (waiting for a permit lets other
                         // attempts finish): work from the queue's current record only.
                         let entry = match self.queue.get(&listed.id).await {
-                            Ok(Some(e)) if e.next_attempt <= now_unix() => e,
+                            Ok(Some(e)) if !e.held && e.next_attempt <= now_unix() => e,
                             other => {
                                 if let Err(e) = other {
                                     tracing::error!(error = %e, "reading a queue entry failed");

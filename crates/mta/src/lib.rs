@@ -3,6 +3,7 @@
 //! trusted or authenticated clients); routes each domain by its transport:
 //! local domains to the MDA, other domains by DNS MX to their MTAs by default.
 
+pub mod admin;
 pub mod bounce;
 pub mod config;
 pub mod deliver;
@@ -18,6 +19,7 @@ use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
+use facteur_rpc::admin::queue_admin_server::QueueAdminServer;
 use facteur_rpc::delivery::delivery_client::DeliveryClient;
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::relay::relay_server::RelayServer;
@@ -66,6 +68,9 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("opening the queue in {}", config.data_dir.display()))?
     };
+    let queue_admin = admin::QueueAdminService {
+        queue: queue.clone(),
+    };
     let intake = Arc::new(intake::Intake {
         queue: queue.clone(),
         config: Arc::clone(&config),
@@ -99,7 +104,9 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     .await;
     let router = rpc_server::server()
         .add_service(health_service)
-        .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));
+        .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))))
+        // Privileged: on this listener only (loopback or mTLS), never on SMTP's.
+        .add_service(QueueAdminServer::new(queue_admin));
     let grpc_listener = listener::bind(&config.grpc.listen).await?;
     ready.push(format!("grpc={}", grpc_listener.local_addr()?));
     {

@@ -135,6 +135,11 @@ pub struct Entry {
     /// 0 for files spooled before the header existed).
     #[serde(default)]
     pub offset: u64,
+    /// On hold (`facteur-mta queue hold`): never delivered until released.
+    /// Held entries have no schedule slot. Absent in records written before
+    /// holds existed: those read as not held.
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl Entry {
@@ -303,27 +308,79 @@ impl Index {
             prefixed(ENTRY, entry.id.as_bytes()),
             serde_json::to_vec(entry)?,
         );
-        batch.insert(slot(entry.next_attempt, &entry.id), &[]);
+        if !entry.held {
+            batch.insert(slot(entry.next_attempt, &entry.id), &[]);
+        }
         tree.apply_batch(batch)?;
         self.db.written();
         Ok((entry.id.clone(), false))
     }
 
     /// Save an entry's new state, moving its slot; a removed entry stays removed.
+    /// The hold flag is the stored one: only [`Index::set_held`] changes it, so
+    /// an attempt that was in flight when the entry was held does not undo it.
     fn update(&mut self, entry: &Entry) -> Result<(), QueueError> {
         let Some(old) = self.get(&entry.id)? else {
             return Ok(());
         };
+        let entry = Entry {
+            held: old.held,
+            ..entry.clone()
+        };
+        self.put(&old, &entry)
+    }
+
+    /// Replace `old` by `new` (same id) in one batch, with its slot (none when held).
+    fn put(&mut self, old: &Entry, new: &Entry) -> Result<(), QueueError> {
         let mut batch = sled::Batch::default();
         batch.remove(slot(old.next_attempt, &old.id));
-        batch.insert(
-            prefixed(ENTRY, entry.id.as_bytes()),
-            serde_json::to_vec(entry)?,
-        );
-        batch.insert(slot(entry.next_attempt, &entry.id), &[]);
+        batch.insert(prefixed(ENTRY, new.id.as_bytes()), serde_json::to_vec(new)?);
+        if !new.held {
+            batch.insert(slot(new.next_attempt, &new.id), &[]);
+        }
         self.tree()?.apply_batch(batch)?;
         self.db.written();
         Ok(())
+    }
+
+    /// Hold or release an entry; a released one is due at `now`. `None`: no such entry.
+    fn set_held(&mut self, id: &str, held: bool, now: i64) -> Result<Option<Entry>, QueueError> {
+        let Some(old) = self.get(id)? else {
+            return Ok(None);
+        };
+        let mut new = old.clone();
+        new.held = held;
+        if !held && old.held {
+            new.next_attempt = now;
+        }
+        self.put(&old, &new)?;
+        Ok(Some(new))
+    }
+
+    /// Make `id` (or every entry) due at `now`; held entries are left alone.
+    /// Returns (made due, held), or `None` when `id` names no entry.
+    fn flush(&mut self, id: Option<&str>, now: i64) -> Result<Option<(u32, u32)>, QueueError> {
+        let entries = match id {
+            Some(id) => match self.get(id)? {
+                Some(e) => vec![e],
+                None => return Ok(None),
+            },
+            None => self.list()?,
+        };
+        let (mut flushed, mut held) = (0, 0);
+        for old in entries {
+            if old.held {
+                held += 1;
+                continue;
+            }
+            let new = Entry {
+                next_attempt: now.min(old.next_attempt),
+                ..old.clone()
+            };
+            self.put(&old, &new)?;
+            flushed += 1;
+        }
+        Ok(Some((flushed, held)))
     }
 
     /// Delete an entry and its slot; with `key`, its idempotency key too (a
@@ -475,6 +532,7 @@ impl Index {
                 continue;
             }
             match serde_json::from_slice::<Entry>(&v) {
+                Ok(e) if e.held => {}
                 Ok(e) => batch.insert(slot(e.next_attempt, &e.id), &[]),
                 Err(err) => {
                     tracing::error!(%id, error = %err, "unreadable queue entry left aside");
@@ -554,6 +612,7 @@ fn entry_of(id: &str, env: &Envelope, size: u64, offset: u64, now: i64) -> Entry
         smtputf8: env.smtputf8,
         eight_bit: env.eight_bit,
         offset,
+        held: false,
     }
 }
 
@@ -806,9 +865,31 @@ impl Queue {
         self.call(|ix| ix.stats()).await
     }
 
-    /// Every entry (for `facteur-mta queue`).
+    /// Every entry (for `facteur-mta queue list`).
     pub async fn list(&self) -> Result<Vec<Entry>, QueueError> {
         self.call(|ix| ix.list()).await
+    }
+
+    /// Put an entry on hold (`true`) or release it (`false`: due now). `None`:
+    /// no such entry. Durable before it returns.
+    pub async fn set_held(&self, id: &str, held: bool) -> Result<Option<Entry>, QueueError> {
+        let id = id.to_owned();
+        let now = facteur_daemon::trace::now_unix();
+        let entry = self.call(move |ix| ix.set_held(&id, held, now)).await?;
+        if !held {
+            self.kick();
+        }
+        Ok(entry)
+    }
+
+    /// Make one entry (or all) due now and wake the delivery loop; held
+    /// entries stay held. Returns (made due, held); `None`: no such entry.
+    pub async fn flush(&self, id: Option<&str>) -> Result<Option<(u32, u32)>, QueueError> {
+        let id = id.map(str::to_owned);
+        let now = facteur_daemon::trace::now_unix();
+        let counts = self.call(move |ix| ix.flush(id.as_deref(), now)).await?;
+        self.kick();
+        Ok(counts)
     }
 
     /// Save an entry's new state durably, moving it in the schedule.
@@ -1145,6 +1226,67 @@ mod tests {
         let all = q.list().await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, first);
+    }
+
+    #[tokio::test]
+    async fn held_entries_are_never_due_survive_reopen_and_flush_skips_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), opts()).unwrap();
+        let (held, _) = queue_one(&q, "h", b"x").await;
+        let (free, _) = queue_one(&q, "f", b"y").await;
+        for id in [&held, &free] {
+            let mut e = q.get(id).await.unwrap().unwrap();
+            e.next_attempt = i64::MAX / 4;
+            q.update(&e).await.unwrap();
+        }
+        assert!(q.set_held(&held, true).await.unwrap().unwrap().held);
+        assert!(q.set_held("nope", true).await.unwrap().is_none());
+        // An attempt that was in flight saves its copy: the hold stays.
+        let mut stale = q.get(&held).await.unwrap().unwrap();
+        stale.held = false;
+        stale.attempts = 3;
+        q.update(&stale).await.unwrap();
+        let now = q.get(&held).await.unwrap().unwrap();
+        assert!(now.held);
+        assert_eq!(now.attempts, 3);
+        assert!(
+            q.due(facteur_daemon::trace::now_unix(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(q.flush(None).await.unwrap(), Some((1, 1)));
+        assert_eq!(q.flush(Some("nope")).await.unwrap(), None);
+        let due: Vec<String> = q
+            .due(i64::MAX - 1, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(due, vec![free.clone()]);
+        drop(q);
+        let q = reopen(dir.path());
+        assert!(q.get(&held).await.unwrap().unwrap().held);
+        assert_eq!(
+            q.due(facteur_daemon::trace::now_unix(), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let released = q.set_held(&held, false).await.unwrap().unwrap();
+        assert!(!released.held);
+        let due_now = q.due(facteur_daemon::trace::now_unix(), 10).await.unwrap();
+        assert_eq!(due_now.len(), 2, "released and flushed entries are due now");
+    }
+
+    #[test]
+    fn a_record_written_before_holds_existed_reads_as_not_held() {
+        let old = r#"{"id":"A","key":"k","mail_from":"a@x.test","rcpts":[{"addr":"b@y.test","status":"Pending","last_error":""}],"created":1,"attempts":0,"next_attempt":1,"size":3,"smtputf8":false,"eight_bit":false,"offset":0}"#;
+        let e: Entry = serde_json::from_str(old).unwrap();
+        assert!(!e.held);
+        assert_eq!(e.rcpts[0].addr, "b@y.test");
     }
 
     #[tokio::test]

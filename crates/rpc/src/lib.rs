@@ -22,10 +22,17 @@ pub mod facteur {
             tonic::include_proto!("facteur.mailbox.v1");
         }
     }
+    pub mod admin {
+        pub mod v1 {
+            tonic::include_proto!("facteur.admin.v1");
+        }
+    }
 }
 
 pub mod convert;
 
+/// Operator → MTA (`QueueAdmin`) and MDA (`Accounts`): live administration.
+pub use facteur::admin::v1 as admin;
 /// MTA → MDA: delivery of a queued message into mailboxes.
 pub use facteur::delivery::v1 as delivery;
 /// MAA/MSA → MDA: mailbox access and password checks.
