@@ -1,16 +1,99 @@
 //! gRPC plumbing shared by the agents: serve a tonic router (with tonic-health) on
-//! a listener this crate bound, and lazy client channels to `http://host:port`.
+//! a listener this crate bound, and lazy client channels to `host:port`, both with
+//! mutual TLS when `[grpc_tls]` is configured (plaintext is allowed on loopback only).
 //! TCP_NODELAY on both ends: small request/response frames must not wait for
 //! Nagle's algorithm and delayed ACKs (40 ms stalls per call otherwise).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tonic::transport::server::{Router, TcpIncoming};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
 
 use crate::Shutdown;
+
+/// `[grpc_tls]`: the deployment CA and this agent's certificate (PEM paths).
+///
+/// Set: gRPC servers require a client certificate signed by `ca`, clients present
+/// `cert`/`key` and verify the server against `ca`; URLs are `https://`. Unset:
+/// plaintext, allowed only on loopback addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct GrpcTls {
+    /// The CA every peer's certificate must chain to.
+    pub ca: PathBuf,
+    /// This agent's certificate chain, leaf first (server and client auth).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+impl GrpcTls {
+    /// Is mutual TLS configured? An incomplete table is an error.
+    pub fn enabled(&self) -> Result<bool, GrpcError> {
+        let set = [&self.ca, &self.cert, &self.key].map(|p| !p.as_os_str().is_empty());
+        match set {
+            [true, true, true] => Ok(true),
+            [false, false, false] => Ok(false),
+            _ => Err(GrpcError::Incomplete),
+        }
+    }
+
+    fn ca(&self) -> Result<Certificate, GrpcError> {
+        Ok(Certificate::from_pem(read(&self.ca)?))
+    }
+
+    fn identity(&self) -> Result<Identity, GrpcError> {
+        Ok(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("bad gRPC address {url:?}: {message}")]
+    BadAddress { url: String, message: String },
+    #[error("gRPC on {addr} is not loopback: configure [grpc_tls]")]
+    NotLoopback { addr: String },
+    #[error("gRPC URL {url:?}: [grpc_tls] is set, use https://")]
+    PlainWithTls { url: String },
+    #[error("gRPC URL {url:?}: https:// needs [grpc_tls] (ca, cert, key)")]
+    TlsWithoutConfig { url: String },
+    #[error("[grpc_tls] needs all of ca, cert and key")]
+    Incomplete,
+    #[error("[grpc_tls] {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("[grpc_tls]: {0}")]
+    Tls(#[from] tonic::transport::Error),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, GrpcError> {
+    std::fs::read(path).map_err(|source| GrpcError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Is `host` (an IP, `[v6]`, or a name) a loopback one: 127.0.0.0/8, ::1, localhost?
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// The host part of a listen address `host:port` (`[v6]:port` too).
+fn listen_host(listen: &str) -> &str {
+    listen.rsplit_once(':').map_or(listen, |(h, _)| h)
+}
 
 /// The health service every gRPC server carries, and its reporter.
 pub fn health() -> (
@@ -34,31 +117,195 @@ pub async fn serve(
         .await
 }
 
-/// The server builder with the project's settings.
-pub fn server() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+/// The server builder with the project's settings, for a server that will listen
+/// on `listen`: with `[grpc_tls]`, every client must present a certificate signed
+/// by its CA (refused at the handshake otherwise); without, `listen` must be loopback.
+pub fn server(tls: &GrpcTls, listen: &str) -> Result<tonic::transport::Server, GrpcError> {
+    let builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .timeout(Duration::from_secs(600))
+        .timeout(Duration::from_secs(600));
+    if !tls.enabled()? {
+        if !is_loopback_host(listen_host(listen)) {
+            return Err(GrpcError::NotLoopback {
+                addr: listen.to_owned(),
+            });
+        }
+        return Ok(builder);
+    }
+    install_provider();
+    let config = ServerTlsConfig::new()
+        .identity(tls.identity()?)
+        .client_ca_root(tls.ca()?)
+        .timeout(Duration::from_secs(10));
+    Ok(builder.tls_config(config)?)
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("bad gRPC address {url:?}: {message}")]
-pub struct BadAddress {
-    url: String,
-    message: String,
+/// tonic's server builds its rustls config from the process-wide provider: make
+/// it ring, the one the rest of the project uses.
+fn install_provider() {
+    // Err only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A channel to `url` (`http://127.0.0.2:7024`) that connects on first use, so
-/// agents may start in any order and reconnect after a peer restarts. `source`
-/// picks the local address (so the peer sees which agent called).
-pub fn channel(url: &str, source: Option<IpAddr>) -> Result<Channel, BadAddress> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| BadAddress {
+/// A channel to `url` (`https://mda.lyon.test:7024`, or `http://127.0.0.1:7024`
+/// without `[grpc_tls]`) that connects on first use, so agents may start in any
+/// order and reconnect after a peer restarts. `source` picks the local address
+/// (so the peer sees which agent called). With `[grpc_tls]` the server's
+/// certificate must chain to `ca` and name the URL's host, and this agent
+/// presents its own certificate.
+pub fn channel(url: &str, source: Option<IpAddr>, tls: &GrpcTls) -> Result<Channel, GrpcError> {
+    let bad = |message: String| GrpcError::BadAddress {
         url: url.to_owned(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad(e.to_string()))?;
+    let uri = endpoint.uri();
+    let host = uri
+        .host()
+        .ok_or_else(|| bad("no host".to_owned()))?
+        .to_owned();
+    let endpoint = match (uri.scheme_str(), tls.enabled()?) {
+        (Some("https"), true) => {
+            install_provider();
+            let config = ClientTlsConfig::new()
+                .ca_certificate(tls.ca()?)
+                .identity(tls.identity()?)
+                .timeout(Duration::from_secs(10));
+            endpoint.tls_config(config)?
+        }
+        (Some("http"), true) => {
+            return Err(GrpcError::PlainWithTls {
+                url: url.to_owned(),
+            });
+        }
+        (Some("https"), false) => {
+            return Err(GrpcError::TlsWithoutConfig {
+                url: url.to_owned(),
+            });
+        }
+        (Some("http"), false) => {
+            if !is_loopback_host(&host) {
+                return Err(GrpcError::NotLoopback {
+                    addr: url.to_owned(),
+                });
+            }
+            endpoint
+        }
+        _ => return Err(bad("expected http:// or https://".to_owned())),
+    };
     Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .local_address(source)
         .connect_lazy())
+}
+
+/// The URL a local client (an admin command on the same host) dials to reach a
+/// server listening on `listen`: an unspecified address (`0.0.0.0`, `[::]`)
+/// becomes loopback, and the scheme follows `[grpc_tls]`.
+pub fn local_url(listen: &str, tls: &GrpcTls) -> Result<String, GrpcError> {
+    let scheme = if tls.enabled()? { "https" } else { "http" };
+    let addr = match listen.parse::<SocketAddr>() {
+        Ok(mut addr) => {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr.ip() {
+                    IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                    IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                });
+            }
+            addr.to_string()
+        }
+        Err(_) => listen.to_owned(),
+    };
+    Ok(format!("{scheme}://{addr}"))
+}
+
+/// A channel from an admin command to this host's own server listening on
+/// `listen` (the agent's `grpc.listen`), with the agent's `[grpc_tls]`: the
+/// command presents the agent's certificate, and the server's certificate must
+/// name the address dialled (`cargo xtask pki` puts `127.0.0.1` and `localhost`
+/// in every certificate).
+pub fn local_channel(listen: &str, tls: &GrpcTls) -> Result<Channel, GrpcError> {
+    channel(&local_url(listen, tls)?, None, tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for h in [
+            "127.0.0.1",
+            "127.113.0.2",
+            "[::1]",
+            "::1",
+            "localhost",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["0.0.0.0", "10.0.0.1", "[::]", "mda.lyon.test", "lyon-mda"] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+        assert_eq!(listen_host("[::1]:7024"), "[::1]");
+        assert_eq!(listen_host("0.0.0.0:7024"), "0.0.0.0");
+    }
+
+    #[test]
+    fn plaintext_off_loopback_and_mismatched_schemes_are_config_errors() {
+        let none = GrpcTls::default();
+        let err = server(&none, "0.0.0.0:7024").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gRPC on 0.0.0.0:7024 is not loopback: configure [grpc_tls]"
+        );
+        assert!(server(&none, "127.0.0.1:7024").is_ok());
+        assert!(server(&none, "localhost:7024").is_ok());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        assert!(channel("http://127.0.0.1:7024", None, &none).is_ok());
+        assert!(matches!(
+            channel("http://mda.lyon.test:7024", None, &none),
+            Err(GrpcError::NotLoopback { .. })
+        ));
+        assert!(matches!(
+            channel("https://127.0.0.1:7024", None, &none),
+            Err(GrpcError::TlsWithoutConfig { .. })
+        ));
+        let some = GrpcTls {
+            ca: "ca.pem".into(),
+            cert: "a.pem".into(),
+            key: "a-key.pem".into(),
+        };
+        assert!(matches!(
+            channel("http://127.0.0.1:7024", None, &some),
+            Err(GrpcError::PlainWithTls { .. })
+        ));
+        let half = GrpcTls {
+            ca: "ca.pem".into(),
+            ..GrpcTls::default()
+        };
+        assert!(matches!(
+            server(&half, "127.0.0.1:1"),
+            Err(GrpcError::Incomplete)
+        ));
+    }
+
+    #[test]
+    fn local_url_dials_loopback_for_an_unspecified_listen() {
+        let none = GrpcTls::default();
+        assert_eq!(
+            local_url("0.0.0.0:7024", &none).unwrap(),
+            "http://127.0.0.1:7024"
+        );
+        assert_eq!(local_url("[::]:7024", &none).unwrap(), "http://[::1]:7024");
+        assert_eq!(
+            local_url("127.0.0.2:7025", &none).unwrap(),
+            "http://127.0.0.2:7025"
+        );
+    }
 }

@@ -22,7 +22,7 @@ pub use config::MaaConfig;
 /// Serve POP3 and IMAP until shutdown.
 pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let acceptor = tls::acceptor(&config.tls)?;
-    let channel = grpc::channel(&config.mda_url, None)?;
+    let channel = grpc::channel(&config.mda_url, None, &config.grpc_tls)?;
     let mailbox = MailboxClient::new(channel.clone());
     let auth = AuthClient::new(channel.clone());
     let delay = Duration::from_millis(config.auth_failure_delay_ms);

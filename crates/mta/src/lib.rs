@@ -28,9 +28,11 @@ pub use config::MtaConfig;
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
+    let mut grpc_server = rpc_server::server(&config.grpc_tls, &config.grpc.listen)?;
     let mda = DeliveryClient::new(rpc_server::channel(
         &config.mda.url,
         config.relay.source_address,
+        &config.grpc_tls,
     )?);
     let routing = Arc::new(routing::Routing::new(&config, mda).context("configuration")?);
     if config.smtp.auth && (!config.smtp.tls.is_set() || config.smtp.listen.is_empty()) {
@@ -47,6 +49,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(AuthClient::new(rpc_server::channel(
             url,
             config.relay.source_address,
+            &config.grpc_tls,
         )?))
     } else {
         None
@@ -87,7 +90,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     health
         .set_serving::<RelayServer<intake::RelayService>>()
         .await;
-    let router = rpc_server::server()
+    let router = grpc_server
         .add_service(health_service)
         .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));
     let grpc_listener = listener::bind(&config.grpc.listen).await?;
