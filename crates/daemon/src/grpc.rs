@@ -295,6 +295,51 @@ mod tests {
         ));
     }
 
+    /// Serve tonic-health on `127.113.0.5` with `tls`; its address.
+    async fn health_server(tls: &GrpcTls, shutdown: &Shutdown) -> SocketAddr {
+        let listener = TcpListener::bind("127.113.0.5:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_reporter, service) = health();
+        let router = server(tls, &addr.to_string()).unwrap().add_service(service);
+        tokio::spawn(serve(listener, router, shutdown.clone()));
+        addr
+    }
+
+    async fn check(addr: SocketAddr, tls: &GrpcTls) -> Result<(), tonic::Status> {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
+        let channel = channel(&format!("https://{addr}"), None, tls).unwrap();
+        HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn the_client_checks_that_the_server_certificate_names_the_host_dialled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::devpki::Ca::ensure(dir.path()).unwrap();
+        let files = |name: &str, sans: &[&str]| {
+            let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+            let cert = ca.issue(name, &sans).unwrap();
+            GrpcTls {
+                ca: ca.cert_path(),
+                cert: cert.cert,
+                key: cert.key,
+            }
+        };
+        let right = files("right", &["127.113.0.5"]);
+        let wrong = files("wrong", &["mda.lyon.test"]);
+        let client = files("client", &["msa.lyon.test"]);
+        let shutdown = Shutdown::new();
+        let good = health_server(&right, &shutdown).await;
+        let bad = health_server(&wrong, &shutdown).await;
+        check(good, &client).await.unwrap();
+        let err = check(bad, &client).await.unwrap_err();
+        assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+        shutdown.trigger();
+    }
+
     #[test]
     fn local_url_dials_loopback_for_an_unspecified_listen() {
         let none = GrpcTls::default();
