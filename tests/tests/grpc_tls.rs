@@ -70,7 +70,7 @@ fn every_grpc_link_under_mutual_tls_carries_mail_and_refuses_strangers() {
     spec.retry_secs = vec![1, 2, 5];
     let pki = spec.grpc_mtls().expect("gRPC PKI");
     spec.prepare().expect("prepare var/");
-    let stack = spec.start().expect("start the stack");
+    let mut stack = spec.start().expect("start the stack");
 
     // Submission (MSA→MDA Auth, MSA→MTA Relay), relay to lyon, delivery
     // (MTA→MDA), reading by POP3 and IMAP (MAA→MDA Mailbox and Auth).
@@ -120,6 +120,16 @@ fn every_grpc_link_under_mutual_tls_carries_mail_and_refuses_strangers() {
         .await;
         assert!(plain.is_err(), "plaintext gRPC was answered: {plain:?}");
     });
+    let log = stack.log("paris.test", "mda");
+    assert!(
+        log.contains("gRPC TLS handshake refused"),
+        "the MDA did not log the refused handshakes:\n{log}"
+    );
+    let unclean = stack.stop();
+    assert!(
+        unclean.is_empty(),
+        "agents did not stop cleanly: {unclean:?}"
+    );
 }
 
 /// Run an agent with `sets` and no config file; it must exit non-zero naming `message`.

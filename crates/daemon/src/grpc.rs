@@ -9,13 +9,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tonic::transport::server::{Router, TcpIncoming};
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::Shutdown;
+use crate::tls::{TlsError, TlsFiles};
+
+/// How long a client may take over the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[grpc_tls]`: the deployment CA and this agent's certificate (PEM paths).
 ///
@@ -72,6 +76,8 @@ pub enum GrpcError {
     },
     #[error("[grpc_tls]: {0}")]
     Tls(#[from] tonic::transport::Error),
+    #[error("[grpc_tls] {0}")]
+    Server(#[from] TlsError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, GrpcError> {
@@ -103,45 +109,107 @@ pub fn health() -> (
     tonic_health::server::health_reporter()
 }
 
-/// Serve `router` on `listener` until shutdown; in-flight calls finish first.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: Shutdown,
-) -> Result<(), tonic::transport::Error> {
-    // `Server::tcp_nodelay` does not apply to an incoming stream we pass in: the
-    // stream itself sets it on each accepted connection.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    router
-        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
-        .await
-}
+/// The TLS side of a gRPC server, from [`server_tls`]: mutual TLS, or plaintext on loopback.
+#[derive(Clone)]
+pub struct ServerTls(Option<TlsAcceptor>);
 
-/// The server builder with the project's settings, for a server that will listen
-/// on `listen`: with `[grpc_tls]`, every client must present a certificate signed
-/// by its CA (refused at the handshake otherwise); without, `listen` must be loopback.
-pub fn server(tls: &GrpcTls, listen: &str) -> Result<tonic::transport::Server, GrpcError> {
-    let builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .timeout(Duration::from_secs(600));
+/// Check `[grpc_tls]` for a server that will listen on `listen`, before anything
+/// is opened: with it, the acceptor that requires a client certificate signed by
+/// `ca`; without, `listen` must be loopback.
+pub fn server_tls(tls: &GrpcTls, listen: &str) -> Result<ServerTls, GrpcError> {
     if !tls.enabled()? {
         if !is_loopback_host(listen_host(listen)) {
             return Err(GrpcError::NotLoopback {
                 addr: listen.to_owned(),
             });
         }
-        return Ok(builder);
+        return Ok(ServerTls(None));
     }
-    install_provider();
-    let config = ServerTlsConfig::new()
-        .identity(tls.identity()?)
-        .client_ca_root(tls.ca()?)
-        .timeout(Duration::from_secs(10));
-    Ok(builder.tls_config(config)?)
+    let files = TlsFiles {
+        cert: tls.cert.clone(),
+        key: tls.key.clone(),
+    };
+    let config = crate::tls::mutual_server_config(&files, &tls.ca)?;
+    Ok(ServerTls(Some(TlsAcceptor::from(config))))
 }
 
-/// tonic's server builds its rustls config from the process-wide provider: make
-/// it ring, the one the rest of the project uses.
+/// Serve `router` on `listener` until shutdown; in-flight calls finish first.
+/// Under mutual TLS each connection's handshake runs on its own task, bounded by
+/// a deadline; a refused client (no certificate, another CA's) is logged with
+/// its address and never reaches a service.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: ServerTls,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let done = {
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    };
+    match tls.0 {
+        None => {
+            // `Server::tcp_nodelay` does not apply to an incoming stream we pass in:
+            // the stream itself sets it on each accepted connection.
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, done).await
+        }
+        Some(acceptor) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(accept_tls(listener, acceptor, tx, shutdown));
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+            router.serve_with_incoming_shutdown(incoming, done).await
+        }
+    }
+}
+
+type Handshaken = Result<TlsStream<TcpStream>, std::io::Error>;
+
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: tokio::sync::mpsc::Sender<Handshaken>,
+    shutdown: Shutdown,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tx.closed() => return,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off a little, never give up the listener.
+                tracing::warn!(error = %e, "gRPC accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    // Err: the server is stopping.
+                    let _ = tx.send(Ok(stream)).await;
+                }
+                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "gRPC TLS handshake refused"),
+                Err(_) => tracing::warn!(%peer, "gRPC TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// The server builder with the project's settings.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .timeout(Duration::from_secs(600))
+}
+
+/// tonic's client builds its rustls config from the process-wide provider when
+/// one is installed: make it ring, the one the rest of the project uses.
 fn install_provider() {
     // Err only means a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -255,13 +323,13 @@ mod tests {
     #[test]
     fn plaintext_off_loopback_and_mismatched_schemes_are_config_errors() {
         let none = GrpcTls::default();
-        let err = server(&none, "0.0.0.0:7024").unwrap_err();
+        let err = server_tls(&none, "0.0.0.0:7024").err().unwrap();
         assert_eq!(
             err.to_string(),
             "gRPC on 0.0.0.0:7024 is not loopback: configure [grpc_tls]"
         );
-        assert!(server(&none, "127.0.0.1:7024").is_ok());
-        assert!(server(&none, "localhost:7024").is_ok());
+        assert!(server_tls(&none, "127.0.0.1:7024").is_ok());
+        assert!(server_tls(&none, "localhost:7024").is_ok());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -290,7 +358,7 @@ mod tests {
             ..GrpcTls::default()
         };
         assert!(matches!(
-            server(&half, "127.0.0.1:1"),
+            server_tls(&half, "127.0.0.1:1"),
             Err(GrpcError::Incomplete)
         ));
     }
@@ -300,8 +368,9 @@ mod tests {
         let listener = TcpListener::bind("127.113.0.5:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_reporter, service) = health();
-        let router = server(tls, &addr.to_string()).unwrap().add_service(service);
-        tokio::spawn(serve(listener, router, shutdown.clone()));
+        let tls = server_tls(tls, &addr.to_string()).ok().unwrap();
+        let router = server().add_service(service);
+        tokio::spawn(serve(listener, router, tls, shutdown.clone()));
         addr
     }
 

@@ -75,7 +75,7 @@ pub fn elsewhere_status(root: &std::path::Path) -> tonic::Status {
 /// Open the store and serve gRPC (and LMTP) until shutdown.
 pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // Checked before anything is opened: plaintext off loopback is a config error.
-    let mut grpc_server = rpc_server::server(&config.grpc_tls, &config.grpc.listen)?;
+    let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();
@@ -109,7 +109,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     health
         .set_serving::<MailboxServer<grpc::Services<SledStore>>>()
         .await;
-    let router = grpc_server
+    let router = rpc_server::server()
         .add_service(health_service)
         .add_service(DeliveryServer::new(services.clone()))
         .add_service(AuthServer::new(grpc::AuthService { auth }));
@@ -127,7 +127,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            rpc_server::serve(grpc_listener, router, shutdown)
+            rpc_server::serve(grpc_listener, router, grpc_tls, shutdown)
                 .await
                 .context("gRPC server")
         });

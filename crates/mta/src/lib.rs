@@ -28,7 +28,7 @@ pub use config::MtaConfig;
 pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
-    let mut grpc_server = rpc_server::server(&config.grpc_tls, &config.grpc.listen)?;
+    let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
     let mda = DeliveryClient::new(rpc_server::channel(
         &config.mda.url,
         config.relay.source_address,
@@ -90,7 +90,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     health
         .set_serving::<RelayServer<intake::RelayService>>()
         .await;
-    let router = grpc_server
+    let router = rpc_server::server()
         .add_service(health_service)
         .add_service(RelayServer::new(intake::RelayService(Arc::clone(&intake))));
     let grpc_listener = listener::bind(&config.grpc.listen).await?;
@@ -98,7 +98,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     {
         let sd = shutdown.clone();
         tasks.spawn(async move {
-            rpc_server::serve(grpc_listener, router, sd)
+            rpc_server::serve(grpc_listener, router, grpc_tls, sd)
                 .await
                 .context("gRPC server")
         });
