@@ -134,6 +134,43 @@ impl StackSpec {
         self.var.join("tls").join("ca.pem")
     }
 
+    /// Put every gRPC link of the stack under mutual TLS: a deployment CA in
+    /// `var/grpc-tls` (apart from the dev CA of `var/tls`), one certificate per
+    /// agent (`<domain>-<agent>`, valid for its domain's IP), `[grpc_tls]` in every
+    /// agent and `https://` URLs, all as `sets`. Returns the CA's directory.
+    pub fn grpc_mtls(&mut self) -> anyhow::Result<PathBuf> {
+        let dir = self.var.join("grpc-tls");
+        let ca = facteur_daemon::devpki::Ca::ensure(&dir)?;
+        let q = |p: &Path| format!("{:?}", p.display().to_string());
+        let (mta, mda) = (self.ports.mta_grpc, self.ports.mda_grpc);
+        for d in self.domains.clone() {
+            let ip = d.ip;
+            for agent in ["mda", "mta", "msa", "maa"] {
+                let name = format!("{}-{agent}", d.name);
+                let sans = facteur_daemon::devpki::agent_sans(&name, &[ip.to_string()]);
+                let cert = ca.issue(&name, &sans)?;
+                let scoped = format!("{}/{agent}", d.name);
+                let mut sets = vec![
+                    format!("grpc_tls.ca={}", q(&ca.cert_path())),
+                    format!("grpc_tls.cert={}", q(&cert.cert)),
+                    format!("grpc_tls.key={}", q(&cert.key)),
+                ];
+                match agent {
+                    "mta" => sets.push(format!("mda.url=\"https://{ip}:{mda}\"")),
+                    "msa" => {
+                        sets.push(format!("mta_url=\"https://{ip}:{mta}\""));
+                        sets.push(format!("auth_url=\"https://{ip}:{mda}\""));
+                    }
+                    "maa" => sets.push(format!("mda_url=\"https://{ip}:{mda}\"")),
+                    _ => {}
+                }
+                self.sets
+                    .extend(sets.into_iter().map(|set| (scoped.clone(), set)));
+            }
+        }
+        Ok(dir)
+    }
+
     /// An agent's state directory (`var/<domain>/<agent>`; the MTA's spool is
     /// its `spool/`).
     pub fn agent_dir(&self, domain: &str, agent: &str) -> PathBuf {

@@ -7,6 +7,7 @@
 //!   lints, and runs every test layer, then the bench's smoke run.
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
 //! - `interop` runs the Postfix/Dovecot swap matrix and prints it as a table.
+//! - `pki` makes a deployment CA and one certificate per agent for gRPC mutual TLS.
 
 mod bench;
 mod interop;
@@ -29,6 +30,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Make (or keep) a deployment CA in DIR and one certificate per agent for gRPC
+    /// mutual TLS: DIR/ca.pem, ca-key.pem, <name>.pem, <name>-key.pem (keys 0600).
+    Pki {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+        /// `NAME[=SAN,SAN…]`: a certificate named NAME for these DNS names and IP
+        /// addresses (NAME itself when none), plus localhost and 127.0.0.1; repeatable.
+        #[arg(long = "agent", value_name = "NAME[=SAN,…]", required = true)]
+        agents: Vec<String>,
+    },
     /// Build and start the whole chain locally (paris.test and lyon.test).
     Up {
         /// State directory.
@@ -327,9 +338,38 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
     tests.and(torture).and(bench)
 }
 
+/// `cargo xtask pki DIR --agent NAME[=SAN,…]…`: existing files are kept, so it
+/// can run on every `deploy/init` without invalidating what was issued.
+fn pki(dir: &Path, agents: &[String]) -> anyhow::Result<()> {
+    let ca = facteur_daemon::devpki::Ca::ensure(dir)?;
+    for agent in agents {
+        let (name, sans) = agent.split_once('=').unwrap_or((agent, ""));
+        if name.is_empty() || name.contains(['/', '\\']) {
+            bail!("--agent {agent:?}: expected NAME[=SAN,SAN…] with a plain file name");
+        }
+        let given: Vec<String> = sans
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let sans = facteur_daemon::devpki::agent_sans(name, &given);
+        let kept = dir.join(format!("{name}.pem")).exists();
+        let cert = ca.issue(name, &sans)?;
+        if kept {
+            println!("kept {} (delete it to issue it again)", cert.cert.display());
+        } else {
+            println!("made {} for {}", cert.cert.display(), sans.join(", "));
+        }
+    }
+    println!("{}", ca.cert_path().display());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Up { var } => up(&var),
+        Task::Pki { dir, agents } => pki(&dir, &agents),
         Task::Test {
             no_install,
             no_lint,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use crate::grpc::{self, BadAddress};
+use crate::grpc::{self, GrpcError, GrpcTls};
 
 /// The address to dial for a listener bound to `listen`: `0.0.0.0` becomes
 /// `127.0.0.1`, `[::]` becomes `[::1]`; a host name is kept.
@@ -33,9 +33,10 @@ pub fn url(listen: &str) -> String {
     format!("http://{}", dial_address(listen))
 }
 
-/// A channel to the agent listening on `listen`.
-pub fn channel(listen: &str) -> Result<Channel, BadAddress> {
-    grpc::channel(&url(listen), None)
+/// A channel to the agent listening on `listen`, with the agent's own
+/// `[grpc_tls]` identity when set (its listener then requires a client certificate).
+pub fn channel(listen: &str, tls: &GrpcTls) -> Result<Channel, GrpcError> {
+    grpc::local_channel(listen, tls)
 }
 
 /// Is anything accepting connections on `listen`? False only when the

@@ -70,6 +70,30 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     Ok(Arc::new(config))
 }
 
+/// A server config that also requires a client certificate chaining to the CAs
+/// in `client_ca` (gRPC mutual TLS), offering ALPN `h2`.
+pub fn mutual_server_config(
+    files: &TlsFiles,
+    client_ca: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(client_ca)? {
+        roots.add(cert)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| pem_err(client_ca, e))?;
+    let certs = load_certs(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_err(&files.key, e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// An acceptor for the given files, or `None` when TLS is not configured.
 pub fn acceptor(files: &TlsFiles) -> Result<Option<TlsAcceptor>, TlsError> {
     if !files.is_set() {

@@ -1,5 +1,6 @@
 //! The MAA's configuration (see `deploy/facteur-maa.toml` for a commented sample).
 
+use facteur_daemon::grpc::GrpcTls;
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,8 @@ pub struct MaaConfig {
     pub metrics_listen: String,
     /// The MDA's `Mailbox` and `Auth` services.
     pub mda_url: String,
+    /// Mutual TLS on gRPC (`ca`, `cert`, `key`); unset: plaintext, loopback only.
+    pub grpc_tls: GrpcTls,
     /// Certificate and key: STLS/STARTTLS and the implicit-TLS ports; passwords
     /// are accepted only over TLS.
     pub tls: TlsFiles,
@@ -73,6 +76,7 @@ impl Default for MaaConfig {
             log: facteur_daemon::logging::LogConfig::default(),
             metrics_listen: String::new(),
             mda_url: "http://127.0.0.1:7024".into(),
+            grpc_tls: GrpcTls::default(),
             tls: TlsFiles::default(),
             passwd_file: String::new(),
             auth_failure_delay_ms: 1000,

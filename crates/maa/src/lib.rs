@@ -28,7 +28,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let _metrics =
         facteur_daemon::metrics_http::start(&config.metrics_listen, "maa", &shutdown).await?;
     let acceptor = tls::acceptor(&config.tls)?;
-    let channel = grpc::channel(&config.mda_url, None)?;
+    let channel = grpc::channel(&config.mda_url, None, &config.grpc_tls)?;
     let mailbox = MailboxClient::new(channel.clone());
     let auth = AuthClient::new(channel.clone());
     let delay = Duration::from_millis(config.auth_failure_delay_ms);

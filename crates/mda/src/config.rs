@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use facteur_daemon::grpc::GrpcTls;
 use facteur_daemon::listener::ConnLimits;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,8 @@ pub struct MdaConfig {
     /// little above the MTA's limit, which counts only what the sender sent.
     pub max_message_size: u64,
     pub grpc: GrpcConfig,
+    /// Mutual TLS on gRPC (`ca`, `cert`, `key`); unset: plaintext, loopback only.
+    pub grpc_tls: GrpcTls,
     pub lmtp: LmtpConfig,
     pub store: StoreConfig,
     /// Delivery aliases: `"postmaster@example.org" = "alice@example.org"`. RFC 5321
@@ -79,6 +82,7 @@ impl Default for MdaConfig {
             data_dir: PathBuf::from("/var/lib/facteur/mda"),
             max_message_size: 51 * 1024 * 1024,
             grpc: GrpcConfig::default(),
+            grpc_tls: GrpcTls::default(),
             lmtp: LmtpConfig::default(),
             store: StoreConfig::default(),
             aliases: std::collections::BTreeMap::new(),

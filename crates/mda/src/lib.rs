@@ -81,6 +81,8 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // Up first, so /healthz answers 503 until the agent serves.
     let _metrics =
         facteur_daemon::metrics_http::start(&config.metrics_listen, "mda", &shutdown).await?;
+    // Checked before anything is opened: plaintext off loopback is a config error.
+    let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();
@@ -145,7 +147,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            rpc_server::serve(grpc_listener, router, shutdown)
+            rpc_server::serve(grpc_listener, router, grpc_tls, shutdown)
                 .await
                 .context("gRPC server")
         });

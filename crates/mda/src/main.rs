@@ -122,6 +122,7 @@ fn password(given: Option<String>, user: &str) -> anyhow::Result<String> {
 fn accounts_client(config: &MdaConfig) -> anyhow::Result<AccountsClient<Channel>> {
     Ok(AccountsClient::new(facteur_daemon::admin::channel(
         &config.grpc.listen,
+        &config.grpc_tls,
     )?))
 }
 

@@ -1,5 +1,6 @@
 //! The MSA's configuration (see `deploy/facteur-msa.toml` for a commented sample).
 
+use facteur_daemon::grpc::GrpcTls;
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,8 @@ pub struct MsaConfig {
     /// A passwd-file (Dovecot's format): when set, AUTH is checked against it
     /// instead of the `Auth` service.
     pub passwd_file: String,
+    /// Mutual TLS on gRPC (`ca`, `cert`, `key`); unset: plaintext, loopback only.
+    pub grpc_tls: GrpcTls,
     /// Local address for calls to the MTA and MDA; none: the system's choice.
     pub source_address: Option<std::net::IpAddr>,
     /// Largest message accepted, in bytes (announced in SIZE).
@@ -66,6 +69,7 @@ impl Default for MsaConfig {
             next_hop_smtp: NextHopSmtp::default(),
             auth_url: "http://127.0.0.1:7024".into(),
             passwd_file: String::new(),
+            grpc_tls: GrpcTls::default(),
             source_address: None,
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,

@@ -40,12 +40,14 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         None => hop::NextHop::Grpc(RelayClient::new(grpc::channel(
             &config.mta_url,
             config.source_address,
+            &config.grpc_tls,
         )?)),
     };
     let passwords = if config.passwd_file.is_empty() {
         submit::Passwords::Mda(AuthClient::new(grpc::channel(
             &config.auth_url,
             config.source_address,
+            &config.grpc_tls,
         )?))
     } else {
         submit::Passwords::File(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use facteur_daemon::grpc::GrpcTls;
 use facteur_daemon::listener::ConnLimits;
 use facteur_daemon::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,8 @@ pub struct MtaConfig {
     pub max_hops: usize,
     pub smtp: SmtpConfig,
     pub grpc: GrpcConfig,
+    /// Mutual TLS on gRPC (`ca`, `cert`, `key`); unset: plaintext, loopback only.
+    pub grpc_tls: GrpcTls,
     pub mda: MdaLink,
     pub dns: DnsConfig,
     pub relay: RelayConfig,
@@ -70,7 +73,8 @@ pub struct GrpcConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MdaLink {
-    /// The MDA's `Delivery` service, e.g. `http://127.0.0.1:7024`.
+    /// The MDA's `Delivery` service, e.g. `http://127.0.0.1:7024`
+    /// (`https://mda.paris.test:7024` with `[grpc_tls]`).
     pub url: String,
 }
 
@@ -126,6 +130,7 @@ impl Default for MtaConfig {
             max_hops: 50,
             smtp: SmtpConfig::default(),
             grpc: GrpcConfig::default(),
+            grpc_tls: GrpcTls::default(),
             mda: MdaLink::default(),
             dns: DnsConfig::default(),
             relay: RelayConfig::default(),

@@ -36,9 +36,11 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         facteur_daemon::metrics_http::start(&config.metrics_listen, "mta", &shutdown).await?;
     let config = Arc::new(config);
     // Checked before anything is opened: a bad value is a config error.
+    let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
     let mda = DeliveryClient::new(rpc_server::channel(
         &config.mda.url,
         config.relay.source_address,
+        &config.grpc_tls,
     )?);
     let routing = Arc::new(routing::Routing::new(&config, mda).context("configuration")?);
     if config.smtp.auth && (!config.smtp.tls.is_set() || config.smtp.listen.is_empty()) {
@@ -55,6 +57,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(AuthClient::new(rpc_server::channel(
             url,
             config.relay.source_address,
+            &config.grpc_tls,
         )?))
     } else {
         None
@@ -112,7 +115,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     {
         let sd = shutdown.clone();
         tasks.spawn(async move {
-            rpc_server::serve(grpc_listener, router, sd)
+            rpc_server::serve(grpc_listener, router, grpc_tls, sd)
                 .await
                 .context("gRPC server")
         });

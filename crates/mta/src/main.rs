@@ -54,6 +54,7 @@ enum QueueCmd {
 fn client(config: &MtaConfig) -> anyhow::Result<QueueAdminClient<Channel>> {
     Ok(QueueAdminClient::new(facteur_daemon::admin::channel(
         &config.grpc.listen,
+        &config.grpc_tls,
     )?))
 }
 

@@ -98,7 +98,9 @@ impl FromStr for Transport {
             "grpc" if rest.starts_with("http://") || rest.starts_with("https://") => {
                 Ok(Transport::Grpc(Some(rest.to_owned())))
             }
-            "grpc" => Err(format!("{s:?}: expected grpc: or grpc:http://host:port")),
+            "grpc" => Err(format!(
+                "{s:?}: expected grpc:, grpc:http://host:port or grpc:https://host:port"
+            )),
             "lmtp" => rest.parse().map(Transport::Lmtp),
             "smtp" => rest.parse().map(Transport::Smtp),
             "mx" if rest.is_empty() => Ok(Transport::Mx),
@@ -218,8 +220,9 @@ impl Routing {
         let routes = Routes::new(&config.transport)?;
         let mut others = HashMap::new();
         for url in routes.grpc_urls() {
-            let channel = facteur_daemon::grpc::channel(url, config.relay.source_address)
-                .map_err(|e| bad("transport", e.to_string()))?;
+            let channel =
+                facteur_daemon::grpc::channel(url, config.relay.source_address, &config.grpc_tls)
+                    .map_err(|e| bad("transport", e.to_string()))?;
             others.insert(url.to_owned(), DeliveryClient::new(channel));
         }
         Ok(Self {
