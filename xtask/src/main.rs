@@ -7,8 +7,10 @@
 //!   lints, and runs every test layer, then the bench's smoke run.
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
 //! - `interop` runs the Postfix/Dovecot swap matrix and prints it as a table.
+//! - `images` builds the container images of `deploy/compose.yaml`.
 
 mod bench;
+mod images;
 mod interop;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,8 @@ enum Task {
     /// Send mail through both domains while kill -9ing random agents; check that
     /// every acknowledged message is filed exactly once.
     Torture(torture::Args),
+    /// Build the container images of deploy/compose.yaml (facteur/*:dev).
+    Images(images::Args),
 }
 
 fn root() -> PathBuf {
@@ -337,5 +341,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Interop(args) => interop::main(&args),
         Task::Torture(args) => torture::main(&args),
+        Task::Images(args) => images::main(&args),
     }
 }
