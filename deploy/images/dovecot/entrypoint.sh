@@ -1,21 +1,17 @@
 #!/bin/sh
-# facteur/dovecot: write the passwd-file for $DOVECOT_USERS (space-separated
-# addresses) with the password of /run/secrets/password (SHA512-CRYPT), copy
-# the TLS secrets, then `dovecot -F`. Mail: Maildir++ under /var/mail/vhosts.
+# facteur/dovecot: copy the TLS secrets (tls_cert, tls_key) and the passwd-file
+# secret (passwd: user:{SCHEME}hash::::::, made by deploy/init) where Dovecot
+# reads them, then `dovecot -F`. Mail: Maildir++ under /var/mail/vhosts.
 set -e
 mkdir -p /etc/dovecot/tls /var/mail/vhosts /var/lib/dovecot/index
-for f in cert key; do
+for f in tls_cert tls_key; do
     if [ -r "/run/secrets/$f" ]; then
         cp "/run/secrets/$f" "/etc/dovecot/tls/$f.pem"
     fi
 done
-chmod 600 /etc/dovecot/tls/key.pem 2>/dev/null || true
-if [ -n "$DOVECOT_USERS" ] && [ -r /run/secrets/password ]; then
-    hash=$(doveadm pw -s SHA512-CRYPT -p "$(cat /run/secrets/password)")
-    : > /etc/dovecot/passwd
-    for u in $DOVECOT_USERS; do
-        echo "$u:$hash::::::" >> /etc/dovecot/passwd
-    done
+chmod 600 /etc/dovecot/tls/tls_key.pem 2>/dev/null || true
+if [ -r /run/secrets/passwd ]; then
+    cp /run/secrets/passwd /etc/dovecot/passwd
     chmod 644 /etc/dovecot/passwd
 fi
 chown -R mail:mail /var/mail/vhosts /var/lib/dovecot/index

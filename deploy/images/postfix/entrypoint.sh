@@ -6,7 +6,7 @@ if [ -d /etc/facteur/postfix ]; then
     cp /etc/facteur/postfix/main.cf /etc/facteur/postfix/master.cf /etc/postfix/
 fi
 mkdir -p /etc/postfix/tls
-for f in cert key ca; do
+for f in tls_cert tls_key public_ca; do
     if [ -r "/run/secrets/$f" ]; then
         cp "/run/secrets/$f" "/etc/postfix/tls/$f.pem"
     fi
