@@ -7,9 +7,11 @@
 //!   lints, and runs every test layer, then the bench's smoke run.
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
 //! - `interop` runs the Postfix/Dovecot swap matrix and prints it as a table.
-//! - `images` builds the container images of `deploy/compose.yaml`.
+//! - `images` builds the container images of `deploy/compose.yaml`; `compose-test`
+//!   brings that deployment and its variants up and sends mail through them.
 
 mod bench;
+mod compose;
 mod images;
 mod interop;
 
@@ -55,6 +57,8 @@ enum Task {
     Torture(torture::Args),
     /// Build the container images of deploy/compose.yaml (facteur/*:dev).
     Images(images::Args),
+    /// Build the images, bring up deploy/compose.yaml and each variant, send and read mail.
+    ComposeTest(compose::Args),
 }
 
 fn root() -> PathBuf {
@@ -342,5 +346,6 @@ fn main() -> anyhow::Result<()> {
         Task::Interop(args) => interop::main(&args),
         Task::Torture(args) => torture::main(&args),
         Task::Images(args) => images::main(&args),
+        Task::ComposeTest(args) => compose::main(&args),
     }
 }
