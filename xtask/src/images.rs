@@ -192,6 +192,9 @@ fn shared_libraries(bin: &Path) -> anyhow::Result<BTreeSet<PathBuf>> {
 fn digest_files(hasher: &mut Sha256, files: &[&Path]) -> anyhow::Result<()> {
     for f in files {
         hasher.update(f.to_string_lossy().as_bytes());
+        // The mode too: an entrypoint's executable bit is an input.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
+        hasher.update(mode.to_le_bytes());
         hasher.update(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
     }
     Ok(())
