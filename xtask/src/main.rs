@@ -8,8 +8,12 @@
 //! - `bench` compares facteur with a reference Postfix + Dovecot (`bench/`).
 //! - `interop` runs the Postfix/Dovecot swap matrix and prints it as a table.
 //! - `pki` makes a deployment CA and one certificate per agent for gRPC mutual TLS.
+//! - `images` builds the container images of `deploy/compose.yaml`; `compose-test`
+//!   brings that deployment and its variants up and sends mail through them.
 
 mod bench;
+mod compose;
+mod images;
 mod interop;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +66,10 @@ enum Task {
     /// Send mail through both domains while kill -9ing random agents; check that
     /// every acknowledged message is filed exactly once.
     Torture(torture::Args),
+    /// Build the container images of deploy/compose.yaml (facteur/*:dev).
+    Images(images::Args),
+    /// Build the images, bring up deploy/compose.yaml and each variant, send and read mail.
+    ComposeTest(compose::Args),
 }
 
 fn root() -> PathBuf {
@@ -377,5 +385,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Interop(args) => interop::main(&args),
         Task::Torture(args) => torture::main(&args),
+        Task::Images(args) => images::main(&args),
+        Task::ComposeTest(args) => compose::main(&args),
     }
 }
