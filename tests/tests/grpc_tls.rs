@@ -180,7 +180,13 @@ fn plaintext_grpc_off_loopback_or_a_mismatched_scheme_stops_the_agent() {
     );
     refuses(
         "maa",
-        &["mda_url=http://mda.lyon.test:7024".into()],
+        // No implicit-TLS listeners: without a certificate they are a config
+        // error of their own, checked first.
+        &[
+            "mda_url=http://mda.lyon.test:7024".into(),
+            "pop3.tls_listen=".into(),
+            "imap.tls_listen=".into(),
+        ],
         "gRPC on http://mda.lyon.test:7024 is not loopback: configure [grpc_tls]",
     );
     // With [grpc_tls], http:// is a config error; https:// without it too.
@@ -194,7 +200,11 @@ fn plaintext_grpc_off_loopback_or_a_mismatched_scheme_stops_the_agent() {
         format!("grpc_tls.cert={:?}", cert.cert.display().to_string()),
         format!("grpc_tls.key={:?}", cert.key.display().to_string()),
     ];
-    let mut plain_url = vec!["mda_url=http://127.0.0.1:7024".to_owned()];
+    let mut plain_url = vec![
+        "mda_url=http://127.0.0.1:7024".to_owned(),
+        "pop3.tls_listen=".to_owned(),
+        "imap.tls_listen=".to_owned(),
+    ];
     plain_url.extend(tls.iter().cloned());
     refuses("maa", &plain_url, "[grpc_tls] is set, use https://");
     // The MSA wants its submission certificate before it looks at gRPC.
