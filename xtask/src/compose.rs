@@ -1,10 +1,11 @@
 //! `cargo xtask compose-test`: the deployment of deploy/compose.yaml, end to end.
 //!
 //! Builds the images, copies deploy/ into a temp dir and runs its `init` there,
-//! then for the base deployment and each variant file: adds the dev accounts,
-//! `up -d`, waits (bounded) until every healthcheck is green, sends mail
-//! paris→lyon and lyon→paris with the tools image (on the compose networks) and
-//! reads it back by POP3 and IMAP. On the base deployment it also scrapes
+//! then for the base deployment and each variant file: `up -d`, waits (bounded)
+//! until every healthcheck is green, adds the dev accounts through the running
+//! MDAs (`docker-compose exec … facteur-mda user add`), sends mail paris→lyon and
+//! lyon→paris with the tools image (on the compose networks) and reads each back
+//! by POP3 and IMAP. On the base deployment it also scrapes
 //! `/metrics` and sees the delivered counters move, and `docker kill`s lyon's MTA
 //! while paris has mail for it, `docker start`s it and checks that every message
 //! arrives exactly once. A [`Project`] guard runs `down -v` on drop, on failure too.
@@ -106,6 +107,7 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<()> {
         crate::run(
             Command::new(deploy.join("init"))
                 .arg(deploy.join("secrets"))
+                .env("FACTEUR_SRC", crate::root())
                 .current_dir(crate::root()),
         )?;
         for v in VARIANTS {
@@ -225,27 +227,29 @@ impl Drop for Project {
 }
 
 fn run_variant(p: &Project, v: &Variant) -> anyhow::Result<()> {
-    let password = p.deploy.join("secrets/password");
+    p.run(&["up", "-d"])?;
+    if let Err(e) = wait_healthy(p) {
+        p.logs();
+        return Err(e);
+    }
+    // Accounts through the running MDAs (their gRPC Accounts service, mTLS).
+    let password = std::fs::read_to_string(p.deploy.join("secrets/password"))
+        .context("reading the dev password")?;
+    let env = format!("FACTEUR_PASSWORD={}", password.trim());
     for (service, user) in v.users {
-        let file = std::fs::File::open(&password).context("opening the dev password")?;
-        let mut add = p.cmd(&[
-            "run",
-            "--rm",
-            "--no-deps",
+        p.run(&[
+            "exec",
             "-T",
+            "-e",
+            &env,
             service,
+            "/facteur-mda",
             "--config",
             "/etc/facteur/facteur-mda.toml",
             "user",
             "add",
             user,
-        ]);
-        crate::run(add.stdin(file))?;
-    }
-    p.run(&["up", "-d"])?;
-    if let Err(e) = wait_healthy(p) {
-        p.logs();
-        return Err(e);
+        ])?;
     }
     let tag = format!("{}-{}", v.name, std::process::id());
     let lyon_delivered = || {
@@ -281,18 +285,21 @@ fn run_variant(p: &Project, v: &Variant) -> anyhow::Result<()> {
         "--subject",
         &to_paris,
     ])?;
-    wait_mail(
-        p,
-        &["pop3", "--host", v.lyon_reader, "--port", "995"],
-        "andre@lyon.test",
-        &[&to_lyon],
-    )?;
-    wait_mail(
-        p,
-        &["imap", "--host", "paris-maa", "--port", "993"],
-        "jacques@paris.test",
-        &[&to_paris],
-    )?;
+    // Each message readable over both POP3 and IMAP (implicit TLS).
+    for (proto, port) in [("pop3", "995"), ("imap", "993")] {
+        wait_mail(
+            p,
+            &[proto, "--host", v.lyon_reader, "--port", port],
+            "andre@lyon.test",
+            &[&to_lyon],
+        )?;
+        wait_mail(
+            p,
+            &[proto, "--host", "paris-maa", "--port", port],
+            "jacques@paris.test",
+            &[&to_paris],
+        )?;
+    }
     if let Some(before) = before {
         let after: f64 = lyon_delivered()?.trim().parse().unwrap_or(0.0);
         if after <= before {
