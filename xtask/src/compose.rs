@@ -6,9 +6,10 @@
 //! MDAs (`docker-compose exec … facteur-mda user add`), sends mail paris→lyon and
 //! lyon→paris with the tools image (on the compose networks) and reads each back
 //! by POP3 and IMAP. On the base deployment it also scrapes
-//! `/metrics` and sees the delivered counters move, and `docker kill`s lyon's MTA
-//! while paris has mail for it, `docker start`s it and checks that every message
-//! arrives exactly once. A [`Project`] guard runs `down -v` on drop, on failure too.
+//! `/metrics` and sees the delivered counters move, `docker kill`s lyon's MTA
+//! while paris has mail for it, lists paris's queue as an operator would, kills
+//! paris's MTA (which holds the only copies) too, starts both, flushes the queue
+//! and checks that every message arrives exactly once. A [`Project`] guard runs `down -v` on drop, on failure too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -329,8 +330,9 @@ fn send_paris(p: &Project, v: &Variant, subject: &str) -> anyhow::Result<()> {
     p.mailcheck(&args).map(drop)
 }
 
-/// Kill lyon's MTA, send a batch from paris (queued there), start it again:
-/// every message must reach andre exactly once.
+/// Kill lyon's MTA, send a batch from paris (queued there, as `queue list`
+/// shows), kill paris's MTA too, start both, `queue flush`: every message must
+/// reach andre exactly once and paris's queue must empty.
 fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
     let mta = p.container("lyon-mta")?;
     crate::run(Command::new("docker").args(["kill", &mta]))?;
@@ -340,7 +342,33 @@ fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
     for s in &subjects {
         send_paris(p, v, s)?;
     }
+    // The operator's view of the running paris MTA: the batch waits in its queue.
+    let queue = |verb: &str| {
+        p.output(&[
+            "exec",
+            "-T",
+            "paris-mta",
+            "/facteur-mta",
+            "--config",
+            "/etc/facteur/facteur-mta.toml",
+            "queue",
+            verb,
+        ])
+    };
+    let listed = queue("list")?;
+    eprint!("{listed}");
+    let requests = format!("in {KILL_BATCH} Requests.");
+    if !listed.contains(&requests) {
+        bail!("paris-mta's queue list should show the {KILL_BATCH} waiting messages:\n{listed}");
+    }
+    // The MTA holding the only copies dies too (SIGKILL): its queue volume keeps them.
+    let paris_mta = p.container("paris-mta")?;
+    crate::run(Command::new("docker").args(["kill", &paris_mta]))?;
+    crate::run(Command::new("docker").args(["start", &paris_mta]))?;
     crate::run(Command::new("docker").args(["start", &mta]))?;
+    wait_healthy(p)?;
+    // Do not wait for the retry timer: flush, as `postqueue -f` would.
+    queue("flush")?;
     let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
     wait_mail(
         p,
@@ -348,7 +376,21 @@ fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
         "andre@lyon.test",
         &wanted,
     )?;
-    eprintln!("==> after docker kill/start of lyon-mta: {KILL_BATCH} messages, each once");
+    eprintln!(
+        "==> after docker kill/start of lyon-mta and paris-mta and a queue flush: {KILL_BATCH} messages, each once"
+    );
+    // The paris entry goes once lyon's 250 is in; allow that a moment to land.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = queue("list")?;
+        if left.contains("Mail queue is empty") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("paris-mta's queue should be empty once lyon has the mail:\n{left}");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     Ok(())
 }
 
