@@ -1,13 +1,15 @@
 //! `cargo xtask compose-test`: the deployment of deploy/compose.yaml, end to end.
 //!
 //! Builds the images, copies deploy/ into a temp dir and runs its `init` there,
-//! then for the base deployment and each variant file: adds the dev accounts,
-//! `up -d`, waits (bounded) until every healthcheck is green, sends mail
-//! paris→lyon and lyon→paris with the tools image (on the compose networks) and
-//! reads it back by POP3 and IMAP. On the base deployment it also scrapes
-//! `/metrics` and sees the delivered counters move, and `docker kill`s lyon's MTA
-//! while paris has mail for it, `docker start`s it and checks that every message
-//! arrives exactly once. A [`Project`] guard runs `down -v` on drop, on failure too.
+//! then for the base deployment and each variant file: `up -d`, waits (bounded)
+//! until every healthcheck is green, adds the dev accounts through the running
+//! MDAs (`docker-compose exec … facteur-mda user add`), sends mail paris→lyon and
+//! lyon→paris with the tools image (on the compose networks) and reads each back
+//! by POP3 and IMAP. On the base deployment it also scrapes
+//! `/metrics` and sees the delivered counters move, `docker kill`s lyon's MTA
+//! while paris has mail for it, lists paris's queue as an operator would, kills
+//! paris's MTA (which holds the only copies) too, starts both, flushes the queue
+//! and checks that every message arrives exactly once. A [`Project`] guard runs `down -v` on drop, on failure too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -106,6 +108,7 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<()> {
         crate::run(
             Command::new(deploy.join("init"))
                 .arg(deploy.join("secrets"))
+                .env("FACTEUR_SRC", crate::root())
                 .current_dir(crate::root()),
         )?;
         for v in VARIANTS {
@@ -225,27 +228,29 @@ impl Drop for Project {
 }
 
 fn run_variant(p: &Project, v: &Variant) -> anyhow::Result<()> {
-    let password = p.deploy.join("secrets/password");
+    p.run(&["up", "-d"])?;
+    if let Err(e) = wait_healthy(p) {
+        p.logs();
+        return Err(e);
+    }
+    // Accounts through the running MDAs (their gRPC Accounts service, mTLS).
+    let password = std::fs::read_to_string(p.deploy.join("secrets/password"))
+        .context("reading the dev password")?;
+    let env = format!("FACTEUR_PASSWORD={}", password.trim());
     for (service, user) in v.users {
-        let file = std::fs::File::open(&password).context("opening the dev password")?;
-        let mut add = p.cmd(&[
-            "run",
-            "--rm",
-            "--no-deps",
+        p.run(&[
+            "exec",
             "-T",
+            "-e",
+            &env,
             service,
+            "/facteur-mda",
             "--config",
             "/etc/facteur/facteur-mda.toml",
             "user",
             "add",
             user,
-        ]);
-        crate::run(add.stdin(file))?;
-    }
-    p.run(&["up", "-d"])?;
-    if let Err(e) = wait_healthy(p) {
-        p.logs();
-        return Err(e);
+        ])?;
     }
     let tag = format!("{}-{}", v.name, std::process::id());
     let lyon_delivered = || {
@@ -281,18 +286,21 @@ fn run_variant(p: &Project, v: &Variant) -> anyhow::Result<()> {
         "--subject",
         &to_paris,
     ])?;
-    wait_mail(
-        p,
-        &["pop3", "--host", v.lyon_reader, "--port", "995"],
-        "andre@lyon.test",
-        &[&to_lyon],
-    )?;
-    wait_mail(
-        p,
-        &["imap", "--host", "paris-maa", "--port", "993"],
-        "jacques@paris.test",
-        &[&to_paris],
-    )?;
+    // Each message readable over both POP3 and IMAP (implicit TLS).
+    for (proto, port) in [("pop3", "995"), ("imap", "993")] {
+        wait_mail(
+            p,
+            &[proto, "--host", v.lyon_reader, "--port", port],
+            "andre@lyon.test",
+            &[&to_lyon],
+        )?;
+        wait_mail(
+            p,
+            &[proto, "--host", "paris-maa", "--port", port],
+            "jacques@paris.test",
+            &[&to_paris],
+        )?;
+    }
     if let Some(before) = before {
         let after: f64 = lyon_delivered()?.trim().parse().unwrap_or(0.0);
         if after <= before {
@@ -322,8 +330,9 @@ fn send_paris(p: &Project, v: &Variant, subject: &str) -> anyhow::Result<()> {
     p.mailcheck(&args).map(drop)
 }
 
-/// Kill lyon's MTA, send a batch from paris (queued there), start it again:
-/// every message must reach andre exactly once.
+/// Kill lyon's MTA, send a batch from paris (queued there, as `queue list`
+/// shows), kill paris's MTA too, start both, `queue flush`: every message must
+/// reach andre exactly once and paris's queue must empty.
 fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
     let mta = p.container("lyon-mta")?;
     crate::run(Command::new("docker").args(["kill", &mta]))?;
@@ -333,7 +342,33 @@ fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
     for s in &subjects {
         send_paris(p, v, s)?;
     }
+    // The operator's view of the running paris MTA: the batch waits in its queue.
+    let queue = |verb: &str| {
+        p.output(&[
+            "exec",
+            "-T",
+            "paris-mta",
+            "/facteur-mta",
+            "--config",
+            "/etc/facteur/facteur-mta.toml",
+            "queue",
+            verb,
+        ])
+    };
+    let listed = queue("list")?;
+    eprint!("{listed}");
+    let requests = format!("in {KILL_BATCH} Requests.");
+    if !listed.contains(&requests) {
+        bail!("paris-mta's queue list should show the {KILL_BATCH} waiting messages:\n{listed}");
+    }
+    // The MTA holding the only copies dies too (SIGKILL): its queue volume keeps them.
+    let paris_mta = p.container("paris-mta")?;
+    crate::run(Command::new("docker").args(["kill", &paris_mta]))?;
+    crate::run(Command::new("docker").args(["start", &paris_mta]))?;
     crate::run(Command::new("docker").args(["start", &mta]))?;
+    wait_healthy(p)?;
+    // Do not wait for the retry timer: flush, as `postqueue -f` would.
+    queue("flush")?;
     let wanted: Vec<&str> = subjects.iter().map(String::as_str).collect();
     wait_mail(
         p,
@@ -341,7 +376,21 @@ fn kill_mid_flow(p: &Project, v: &Variant, tag: &str) -> anyhow::Result<()> {
         "andre@lyon.test",
         &wanted,
     )?;
-    eprintln!("==> after docker kill/start of lyon-mta: {KILL_BATCH} messages, each once");
+    eprintln!(
+        "==> after docker kill/start of lyon-mta and paris-mta and a queue flush: {KILL_BATCH} messages, each once"
+    );
+    // The paris entry goes once lyon's 250 is in; allow that a moment to land.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = queue("list")?;
+        if left.contains("Mail queue is empty") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("paris-mta's queue should be empty once lyon has the mail:\n{left}");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     Ok(())
 }
 

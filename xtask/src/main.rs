@@ -343,7 +343,11 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
         no_build: true,
         ..bench::BenchArgs::default()
     });
-    tests.and(torture).and(bench)
+    // The docker-compose deployment and its swap variants, from images built here
+    // (a release build, Debian roots): fails clearly where Docker is missing.
+    eprintln!("==> cargo xtask compose-test");
+    let compose = compose::main(&compose::Args::default());
+    tests.and(torture).and(bench).and(compose)
 }
 
 /// `cargo xtask pki DIR --agent NAME[=SAN,…]…`: existing files are kept, so it
