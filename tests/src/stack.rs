@@ -95,6 +95,10 @@ pub struct StackSpec {
     /// Environment variables for every process (after the launcher's
     /// `FACTEUR_LOG`, so `("FACTEUR_LOG", "debug")` wins).
     pub env: Vec<(String, String)>,
+    /// Every agent keeps its connections' transcripts in
+    /// `var/transcripts/<domain>-<agent>.jsonl` (on in the dev stack, for
+    /// `cargo xtask demo` and `facteur-mua trace`; the bench turns it off).
+    pub transcripts: bool,
 }
 
 impl StackSpec {
@@ -123,6 +127,7 @@ impl StackSpec {
             extra_users: Vec::new(),
             listener_limits: None,
             env: Vec::new(),
+            transcripts: true,
         }
     }
 
@@ -175,6 +180,13 @@ impl StackSpec {
     /// its `spool/`).
     pub fn agent_dir(&self, domain: &str, agent: &str) -> PathBuf {
         self.var.join(domain).join(agent)
+    }
+
+    /// Where an agent's transcripts go (when [`StackSpec::transcripts`] is on).
+    pub fn transcript_file(&self, domain: &str, agent: &str) -> PathBuf {
+        self.var
+            .join("transcripts")
+            .join(format!("{domain}-{agent}.jsonl"))
     }
 
     /// An agent's config file (`var/<domain>/facteur-<agent>.toml`).
@@ -237,7 +249,15 @@ impl StackSpec {
             .map(|n| format!("min_free_bytes = {n}\n"))
             .unwrap_or_default();
         let q = |p: &Path| format!("{:?}", p.display().to_string());
-        vec![
+        let transcript = |agent: &str| {
+            if self.transcripts {
+                let file = self.transcript_file(name, agent);
+                format!("\n[transcript]\nenabled = true\nfile = {}\n", q(&file))
+            } else {
+                String::new()
+            }
+        };
+        let mut configs = vec![
             (
                 "mda",
                 format!(
@@ -289,7 +309,11 @@ impl StackSpec {
                     q(&key),
                 ),
             ),
-        ]
+        ];
+        for (agent, config) in &mut configs {
+            config.push_str(&transcript(agent));
+        }
+        configs
     }
 
     fn bin(&self, agent: &str) -> PathBuf {

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Shutdown;
 use crate::stream::Stream;
+use crate::transcript::{Proto, Recording, Transcripts};
 
 /// What the session wants after a batch of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,17 @@ pub struct ConnOptions {
     pub deadlines: Deadlines,
     pub tls: Option<TlsAcceptor>,
     pub read_buffer: usize,
+    /// Where each connection's transcript goes, if anywhere.
+    pub transcript: Option<Tap>,
+}
+
+/// A listener's transcript tap: the sink, the protocol, and what the record calls
+/// the connection (`submission`, `smtp`, `lmtp`, `pop3`).
+#[derive(Clone, Debug)]
+pub struct Tap {
+    pub transcripts: Transcripts,
+    pub proto: Proto,
+    pub kind: &'static str,
 }
 
 impl ConnOptions {
@@ -99,7 +111,23 @@ impl ConnOptions {
             deadlines: limits.deadlines(),
             tls,
             read_buffer,
+            transcript: None,
         }
+    }
+
+    /// Record every connection (as `transcripts` samples them) as `kind`.
+    pub fn with_transcript(
+        mut self,
+        transcripts: &Transcripts,
+        proto: Proto,
+        kind: &'static str,
+    ) -> Self {
+        self.transcript = transcripts.enabled().then(|| Tap {
+            transcripts: transcripts.clone(),
+            proto,
+            kind,
+        });
+        self
     }
 }
 
@@ -139,14 +167,28 @@ const GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Drive `session` on `stream` until it closes, the peer leaves, or shutdown.
 pub async fn run<S: Session>(
+    stream: Stream,
+    session: S,
+    opts: &ConnOptions,
+    shutdown: &Shutdown,
+) -> Result<(), ConnError> {
+    run_recorded(stream, session, opts, shutdown, None).await
+}
+
+/// [`run`], keeping the connection's transcript in `rec` (stored when it ends).
+pub async fn run_recorded<S: Session>(
     mut stream: Stream,
     mut session: S,
     opts: &ConnOptions,
     shutdown: &Shutdown,
+    mut rec: Option<Recording>,
 ) -> Result<(), ConnError> {
-    let result = drive(&mut stream, &mut session, opts, shutdown).await;
+    let result = drive(&mut stream, &mut session, opts, shutdown, &mut rec).await;
     session.finish().await;
     let _ = stream.shutdown().await;
+    if let Some(rec) = rec {
+        rec.finish();
+    }
     result
 }
 
@@ -155,10 +197,11 @@ async fn drive<S: Session>(
     session: &mut S,
     opts: &ConnOptions,
     shutdown: &Shutdown,
+    rec: &mut Option<Recording>,
 ) -> Result<(), ConnError> {
     let mut buf = vec![0u8; opts.read_buffer.max(512)];
     let mut clock = RequestClock::new(opts.deadlines);
-    write_out(stream, opts.idle_timeout, session.take_output()).await?;
+    write_out(stream, opts.idle_timeout, session.take_output(), rec).await?;
     loop {
         // The read waits for the idle timer or the request deadline, the sooner.
         let idle = Instant::now() + opts.idle_timeout;
@@ -167,7 +210,7 @@ async fn drive<S: Session>(
         let read = tokio::time::timeout_at(until.into(), stream.read(&mut buf));
         let n = tokio::select! {
             _ = shutdown.cancelled() => {
-                let _ = write_out(stream, GOODBYE, session.shutdown_reply()).await;
+                let _ = write_out(stream, GOODBYE, session.shutdown_reply(), rec).await;
                 return Ok(());
             }
             r = read => match r {
@@ -177,7 +220,7 @@ async fn drive<S: Session>(
                     } else {
                         tracing::debug!("idle timeout");
                     }
-                    let _ = write_out(stream, GOODBYE, session.timeout_reply()).await;
+                    let _ = write_out(stream, GOODBYE, session.timeout_reply(), rec).await;
                     return Ok(());
                 }
                 Ok(r) => r?,
@@ -186,10 +229,13 @@ async fn drive<S: Session>(
         if n == 0 {
             return Ok(());
         }
+        if let Some(rec) = rec.as_mut() {
+            rec.client(&buf[..n]);
+        }
         let mut step = session.input(&buf[..n]).await;
         clock.update(Instant::now(), n, session.progress());
         loop {
-            write_out(stream, opts.idle_timeout, session.take_output()).await?;
+            write_out(stream, opts.idle_timeout, session.take_output(), rec).await?;
             match step {
                 Step::Continue => {}
                 Step::Close => return Ok(()),
@@ -206,10 +252,13 @@ async fn drive<S: Session>(
                         Handshake::Shutdown => return Ok(()),
                     }
                     tracing::debug!("TLS started");
+                    if let Some(rec) = rec.as_mut() {
+                        rec.note("TLS started");
+                    }
                     session.tls_started();
                     clock = RequestClock::new(opts.deadlines);
                     clock.update(Instant::now(), 0, session.progress());
-                    write_out(stream, opts.idle_timeout, session.take_output()).await?;
+                    write_out(stream, opts.idle_timeout, session.take_output(), rec).await?;
                 }
             }
             if !session.has_more() {
@@ -226,9 +275,13 @@ async fn write_out(
     stream: &mut Stream,
     limit: std::time::Duration,
     bytes: Vec<u8>,
+    rec: &mut Option<Recording>,
 ) -> std::io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
+    }
+    if let Some(rec) = rec.as_mut() {
+        rec.server(&bytes);
     }
     let write = async {
         stream.write_all(&bytes).await?;
@@ -264,6 +317,9 @@ pub async fn serve_sessions<S, F>(
 {
     let opts = std::sync::Arc::new(opts);
     let make = std::sync::Arc::new(make);
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| String::new(), |a| a.to_string());
     let sd = shutdown.clone();
     let implicit_tls = endpoint.implicit_tls;
     crate::listener::serve(
@@ -273,10 +329,11 @@ pub async fn serve_sessions<S, F>(
         endpoint.busy,
         shutdown,
         move |tcp, peer| {
-            let (opts, make, sd) = (
+            let (opts, make, sd, local) = (
                 std::sync::Arc::clone(&opts),
                 std::sync::Arc::clone(&make),
                 sd.clone(),
+                local.clone(),
             );
             async move {
                 let stream = match (implicit_tls, &opts.tls) {
@@ -302,7 +359,14 @@ pub async fn serve_sessions<S, F>(
                     (false, _) => Stream::Plain(tcp),
                 };
                 let session = make(peer, stream.is_tls());
-                if let Err(e) = run(stream, session, &opts, &sd).await {
+                let mut rec = opts
+                    .transcript
+                    .as_ref()
+                    .and_then(|t| t.transcripts.start(t.proto, t.kind, peer, &local));
+                if let (Some(rec), true) = (rec.as_mut(), implicit_tls) {
+                    rec.note("TLS (implicit)");
+                }
+                if let Err(e) = run_recorded(stream, session, &opts, &sd, rec).await {
                     tracing::info!(error = %e, "connection ended");
                 }
             }

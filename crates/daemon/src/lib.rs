@@ -21,6 +21,7 @@ pub mod smtp_server;
 pub mod stream;
 pub mod tls;
 pub mod trace;
+pub mod transcript;
 
 pub use shutdown::Shutdown;
 

@@ -12,6 +12,9 @@ pub struct MaaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// Per-connection transcripts (`[transcript]`, off by default; the dev stack
+    /// turns them on for `cargo xtask demo` and `facteur-mua trace`).
+    pub transcript: facteur_daemon::transcript::TranscriptConfig,
     /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
     /// "" (default) disables both.
     pub metrics_listen: String,
@@ -74,6 +77,7 @@ impl Default for MaaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            transcript: facteur_daemon::transcript::TranscriptConfig::default(),
             metrics_listen: String::new(),
             mda_url: "http://127.0.0.1:7024".into(),
             grpc_tls: GrpcTls::default(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::passwd_file::PasswdFile;
+use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_rpc::mailbox::auth_client::AuthClient;
 use facteur_rpc::mailbox::mailbox_client::MailboxClient;
@@ -61,7 +62,13 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 .max(config.pop3.limits.idle_timeout_secs.saturating_add(60)),
         ),
     });
-    let pop3_opts = ConnOptions::new(&config.pop3.limits, acceptor.clone(), 4096);
+    let transcripts = Transcripts::open(&config.transcript, "facteur-maa", &config.hostname)
+        .context("opening the transcript file")?;
+    let pop3_opts = ConnOptions::new(&config.pop3.limits, acceptor.clone(), 4096).with_transcript(
+        &transcripts,
+        Proto::Pop3,
+        "pop3",
+    );
     for (addr, implicit) in [
         (&config.pop3.listen, false),
         (&config.pop3.tls_listen, true),

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::admin::accounts_server::AccountsServer;
@@ -83,6 +84,8 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         facteur_daemon::metrics_http::start(&config.metrics_listen, "mda", &shutdown).await?;
     // Checked before anything is opened: plaintext off loopback is a config error.
     let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
+    let transcripts = Transcripts::open(&config.transcript, "facteur-mda", &config.hostname)
+        .context("opening the transcript file")?;
     // Opening replays sled's log: blocking work, kept off the async workers.
     let store = {
         let config = config.clone();
@@ -164,7 +167,11 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             chunking: true,
             ..ServerConfig::default()
         };
-        let opts = ConnOptions::new(&config.lmtp.limits, None, 16 * 1024);
+        let opts = ConnOptions::new(&config.lmtp.limits, None, 16 * 1024).with_transcript(
+            &transcripts,
+            Proto::Lmtp,
+            "lmtp",
+        );
         let hostname = config.hostname.clone();
         let sd = shutdown.clone();
         tasks.spawn(async move {

@@ -12,6 +12,9 @@ pub struct MsaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// Per-connection transcripts (`[transcript]`, off by default; the dev stack
+    /// turns them on for `cargo xtask demo` and `facteur-mua trace`).
+    pub transcript: facteur_daemon::transcript::TranscriptConfig,
     /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
     /// "" (default) disables both.
     pub metrics_listen: String,
@@ -60,6 +63,7 @@ impl Default for MsaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            transcript: facteur_daemon::transcript::TranscriptConfig::default(),
             metrics_listen: String::new(),
             submission_listen: "0.0.0.0:587".into(),
             submissions_listen: "0.0.0.0:465".into(),

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::passwd_file::PasswdFile;
 use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_daemon::{Shutdown, grpc, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::mailbox::auth_client::AuthClient;
@@ -73,7 +74,13 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         require_auth: true,
         chunking: true,
     };
-    let opts = ConnOptions::new(&config.limits, Some(acceptor), 16 * 1024);
+    let transcripts = Transcripts::open(&config.transcript, "facteur-msa", &config.hostname)
+        .context("opening the transcript file")?;
+    let opts = ConnOptions::new(&config.limits, Some(acceptor), 16 * 1024).with_transcript(
+        &transcripts,
+        Proto::Smtp,
+        "submission",
+    );
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = Vec::new();
     for (addr, implicit) in [

@@ -15,6 +15,9 @@ pub struct MtaConfig {
     pub hostname: String,
     /// How the log is written (`[log] format = "text" | "json"`).
     pub log: facteur_daemon::logging::LogConfig,
+    /// Per-connection transcripts (`[transcript]`, off by default; the dev stack
+    /// turns them on for `cargo xtask demo` and `facteur-mua trace`).
+    pub transcript: facteur_daemon::transcript::TranscriptConfig,
     /// HTTP listener for `GET /metrics` (Prometheus) and `GET /healthz`;
     /// "" (default) disables both.
     pub metrics_listen: String,
@@ -123,6 +126,7 @@ impl Default for MtaConfig {
         Self {
             hostname: "localhost".into(),
             log: facteur_daemon::logging::LogConfig::default(),
+            transcript: facteur_daemon::transcript::TranscriptConfig::default(),
             metrics_listen: String::new(),
             local_domains: Vec::new(),
             data_dir: PathBuf::from("/var/lib/facteur/mta"),

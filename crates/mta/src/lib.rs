@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use facteur_daemon::conn::{ConnOptions, Endpoint, serve_sessions};
 use facteur_daemon::smtp_server::SmtpSession;
+use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener, tls};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::admin::queue_admin_server::QueueAdminServer;
@@ -35,6 +36,8 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics_server =
         facteur_daemon::metrics_http::start(&config.metrics_listen, "mta", &shutdown).await?;
     let config = Arc::new(config);
+    let transcripts = Transcripts::open(&config.transcript, "facteur-mta", &config.hostname)
+        .context("opening the transcript file")?;
     // Checked before anything is opened: a bad value is a config error.
     let grpc_tls = rpc_server::server_tls(&config.grpc_tls, &config.grpc.listen)?;
     let mda = DeliveryClient::new(rpc_server::channel(
@@ -141,7 +144,11 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             require_auth: false,
             chunking: true,
         };
-        let opts = ConnOptions::new(&config.smtp.limits, acceptor, 16 * 1024);
+        let opts = ConnOptions::new(&config.smtp.limits, acceptor, 16 * 1024).with_transcript(
+            &transcripts,
+            Proto::Smtp,
+            "smtp",
+        );
         let sd = shutdown.clone();
         let limits = config.smtp.limits.clone();
         let hostname = config.hostname.clone();

@@ -11,6 +11,7 @@ pub mod pop3;
 pub mod sasl;
 pub mod secret;
 pub mod smtp;
+pub mod transcript;
 pub mod utf7;
 
 #[cfg(feature = "codec")]

@@ -23,6 +23,8 @@ pub(crate) fn spec(var: PathBuf, bin_dir: PathBuf, users: &[String]) -> StackSpe
     spec.dns_ip = Ipv4Addr::new(127, 0, 0, 9);
     spec.extra_users = users.to_vec();
     spec.listener_limits = Some((LIMIT, LIMIT));
+    // Production's default: no transcripts (they cost a little per connection).
+    spec.transcripts = false;
     spec
 }
 
