@@ -78,7 +78,18 @@ pub struct SmtpClient {
     framer: LineFramer,
     extensions: Vec<String>,
     timeouts: Timeouts,
+    /// Where the dialogue is recorded, once [`SmtpClient::record`] is called.
+    tap: Option<Tap>,
+    /// What the server said before a tap was attached (the greeting), bounded.
+    early: Option<Vec<u8>>,
 }
+
+/// A connection's transcript shared with the code that drives the client, so it
+/// survives the client being dropped on an error path.
+pub type Tap = std::sync::Arc<std::sync::Mutex<crate::transcript::Recording>>;
+
+/// What of the server's first words is kept for a tap attached after connecting.
+const EARLY_MAX: usize = 4096;
 
 impl SmtpClient {
     /// Connect and read the greeting; a non-2xx greeting is an error.
@@ -126,6 +137,8 @@ impl SmtpClient {
             framer: LineFramer::new(MAX_REPLY_LINE),
             extensions: Vec::new(),
             timeouts,
+            tap: None,
+            early: Some(Vec::new()),
         };
         let greeting = client.read_reply("greeting").await?;
         expect(greeting, "greeting", 2)?;
@@ -135,6 +148,45 @@ impl SmtpClient {
     /// Is the connection encrypted?
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
+    }
+
+    /// Record the dialogue from here on into `tap`, starting with the greeting.
+    pub fn record(&mut self, tap: Tap) {
+        if let Some(early) = self.early.take()
+            && let Ok(mut rec) = tap.lock()
+        {
+            rec.server(&early);
+        }
+        self.tap = Some(tap);
+    }
+
+    fn tap_server(&mut self, bytes: &[u8]) {
+        if let Some(tap) = &self.tap {
+            if let Ok(mut rec) = tap.lock() {
+                rec.server(bytes);
+            }
+        } else if let Some(early) = self.early.as_mut() {
+            let room = EARLY_MAX.saturating_sub(early.len());
+            early.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    fn tap_client(&mut self, bytes: &[u8]) {
+        // Past the greeting, a tap attached later would show replies without commands.
+        self.early = None;
+        if let Some(tap) = &self.tap
+            && let Ok(mut rec) = tap.lock()
+        {
+            rec.client(bytes);
+        }
+    }
+
+    fn tap_note(&self, text: &str) {
+        if let Some(tap) = &self.tap
+            && let Ok(mut rec) = tap.lock()
+        {
+            rec.note(text);
+        }
     }
 
     async fn read_reply(&mut self, stage: &'static str) -> Result<Reply, SmtpClientError> {
@@ -167,11 +219,13 @@ impl SmtpClient {
             if n == 0 {
                 return Err(SmtpClientError::Closed);
             }
+            self.tap_server(&buf[..n]);
             self.framer.push(&buf[..n]);
         }
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), SmtpClientError> {
+        self.tap_client(bytes);
         tokio::time::timeout(self.timeouts.command, async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
@@ -239,6 +293,7 @@ impl SmtpClient {
         }
         let plain = std::mem::take(&mut self.stream);
         self.stream = tls_handshake(plain, connector, server_name, &self.timeouts).await?;
+        self.tap_note(&format!("TLS started (server name {server_name})"));
         self.extensions.clear();
         Ok(())
     }

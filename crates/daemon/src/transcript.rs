@@ -215,6 +215,12 @@ impl Recording {
         self.transcript.note(text);
     }
 
+    /// A message this record concerns (by Message-ID), known from elsewhere than
+    /// the wire (a gRPC hand-over).
+    pub fn message_id(&mut self, id: &str) {
+        self.transcript.message_id(id);
+    }
+
     /// A queue ID this connection's message has or got.
     pub fn queue_id(&mut self, id: &str) {
         if !self.queue_ids.iter().any(|q| q == id) {

@@ -118,6 +118,7 @@ pub async fn run(config: MaaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         mda: mda::GrpcMda::new(channel.clone()).with_passwd_file(passwd),
         tls: acceptor.clone(),
+        transcripts: transcripts.clone(),
         shutdown: shutdown.clone(),
     });
     for (addr, implicit) in [

@@ -14,6 +14,7 @@ mod smtp;
 use std::sync::Arc;
 
 use facteur_daemon::smtp_server::Client;
+use facteur_daemon::transcript::Transcripts;
 use facteur_protocol::address::{ForwardPath, ReversePath};
 use facteur_protocol::smtp::command::MailParams;
 use facteur_protocol::smtp::reply::Reply;
@@ -24,8 +25,16 @@ pub use smtp::SmtpHop;
 
 /// Where this MSA sends mail (shared by every session).
 pub enum NextHop {
-    Grpc(RelayClient<Channel>),
+    Grpc(GrpcHop),
     Smtp(Arc<SmtpHop>),
+}
+
+/// The MTA's `Relay` service, and where its hand-overs are recorded.
+pub struct GrpcHop {
+    pub relay: RelayClient<Channel>,
+    /// The MTA's URL, as the transcript names the other end.
+    pub url: String,
+    pub transcripts: Transcripts,
 }
 
 /// What a hop needs at the start of the message data.
@@ -48,7 +57,7 @@ pub enum HopSession {
 impl NextHop {
     pub fn session(&self) -> HopSession {
         match self {
-            NextHop::Grpc(relay) => HopSession::Grpc(grpc::Session::new(relay.clone())),
+            NextHop::Grpc(hop) => HopSession::Grpc(grpc::Session::new(hop)),
             NextHop::Smtp(hop) => HopSession::Smtp(smtp::Session::new(Arc::clone(hop))),
         }
     }

@@ -33,16 +33,22 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let Some(acceptor) = tls::acceptor(&config.tls)? else {
         bail!("the MSA needs tls.cert and tls.key: AUTH is only offered over TLS");
     };
+    let transcripts = Transcripts::open(&config.transcript, "facteur-msa", &config.hostname)
+        .context("opening the transcript file")?;
     let next_hop = match hop::SmtpHop::from_config(&config).await? {
         Some(smtp) => {
             tracing::info!(next_hop = %smtp.target(), "relaying to an SMTP next hop");
             hop::NextHop::Smtp(Arc::new(smtp))
         }
-        None => hop::NextHop::Grpc(RelayClient::new(grpc::channel(
-            &config.mta_url,
-            config.source_address,
-            &config.grpc_tls,
-        )?)),
+        None => hop::NextHop::Grpc(hop::GrpcHop {
+            relay: RelayClient::new(grpc::channel(
+                &config.mta_url,
+                config.source_address,
+                &config.grpc_tls,
+            )?),
+            url: config.mta_url.clone(),
+            transcripts: transcripts.clone(),
+        }),
     };
     let passwords = if config.passwd_file.is_empty() {
         submit::Passwords::Mda(AuthClient::new(grpc::channel(
@@ -74,8 +80,6 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         require_auth: true,
         chunking: true,
     };
-    let transcripts = Transcripts::open(&config.transcript, "facteur-msa", &config.hostname)
-        .context("opening the transcript file")?;
     let opts = ConnOptions::new(&config.limits, Some(acceptor), 16 * 1024).with_transcript(
         &transcripts,
         Proto::Smtp,

@@ -20,6 +20,7 @@ use facteur_daemon::logging::{addr, addrs, clean};
 use facteur_daemon::metrics::{self, Outcome as Counted};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
 use facteur_daemon::trace::now_unix;
+use facteur_daemon::transcript::{Proto, Recording, Transcripts};
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
 use facteur_protocol::smtp::command::{Body, Command, MailParams};
 use facteur_protocol::smtp::reply::Reply;
@@ -43,6 +44,15 @@ enum Outcome {
     Delivered(String),
     Failed(String),
     Deferred(String),
+}
+
+impl Outcome {
+    /// The reply text the outcome carries.
+    fn text(&self) -> &str {
+        match self {
+            Outcome::Delivered(t) | Outcome::Failed(t) | Outcome::Deferred(t) => t,
+        }
+    }
 }
 
 fn outcome_of(reply: &Reply) -> Outcome {
@@ -80,6 +90,8 @@ pub struct Deliverer {
     pub routing: Arc<Routing>,
     pub dns: MxResolver,
     pub tls: TlsConnector,
+    /// Where each delivery attempt's dialogue (and DNS answers) is recorded.
+    pub transcripts: Transcripts,
     in_flight: Mutex<HashSet<String>>,
     /// Attempts whose outcome could not be saved: `(entry, done)`. They are
     /// never delivered again from the stale stored state; the loop retries
@@ -94,6 +106,7 @@ impl Deliverer {
         routing: Arc<Routing>,
         dns: MxResolver,
         tls: TlsConnector,
+        transcripts: Transcripts,
     ) -> Self {
         Self {
             queue,
@@ -101,6 +114,7 @@ impl Deliverer {
             routing,
             dns,
             tls,
+            transcripts,
             in_flight: Mutex::new(HashSet::new()),
             unsaved: Mutex::new(HashMap::new()),
         }
@@ -393,7 +407,10 @@ impl Deliverer {
             Transport::Grpc(url) => {
                 let relay = format!("grpc:{}", url.as_deref().unwrap_or(&self.config.mda.url));
                 match self.routing.delivery(url.as_deref()) {
-                    Some(mda) => (Some(relay), self.deliver_grpc(mda, entry, rcpts).await),
+                    Some(mda) => {
+                        let outcomes = self.deliver_grpc(mda, entry, rcpts, &relay).await;
+                        (Some(relay), outcomes)
+                    }
                     None => (
                         Some(relay),
                         all_of(rcpts, || {
@@ -411,6 +428,57 @@ impl Deliverer {
 
     /// Hand the message to an MDA over gRPC, streamed from the spool.
     async fn deliver_grpc(
+        &self,
+        mda: DeliveryClient<Channel>,
+        entry: &Entry,
+        rcpts: &[String],
+        relay: &str,
+    ) -> Vec<(String, Outcome)> {
+        let mut rec = self
+            .start_record(entry, Proto::Smtp, "grpc-out", relay)
+            .await;
+        if let Some(rec) = rec.as_mut() {
+            let to: Vec<String> = rcpts.iter().map(|r| format!("<{r}>")).collect();
+            rec.note(&format!(
+                "gRPC Delivery.Deliver → {relay}: key {}:{}, MAIL FROM:<{}>, RCPT TO:{} ({} octets)",
+                entry.key,
+                entry.id,
+                entry.mail_from,
+                to.join(","),
+                entry.size
+            ));
+        }
+        let outcomes = self.deliver_grpc_call(mda, entry, rcpts).await;
+        if let Some(mut rec) = rec {
+            for (rcpt, outcome) in &outcomes {
+                rec.note(&format!("gRPC reply ← <{rcpt}>: {}", outcome.text()));
+            }
+            rec.finish();
+        }
+        outcomes
+    }
+
+    /// A transcript record for one attempt at `entry`, tagged with its queue ID
+    /// and Message-ID (read from the spooled header).
+    async fn start_record(
+        &self,
+        entry: &Entry,
+        proto: Proto,
+        kind: &str,
+        peer: &str,
+    ) -> Option<Recording> {
+        let mut rec = self
+            .transcripts
+            .start(proto, kind, peer, &self.config.hostname)?;
+        rec.queue_id(&entry.id);
+        if let Some(id) = facteur_protocol::transcript::message_id(&self.queue.headers(entry).await)
+        {
+            rec.message_id(&id);
+        }
+        Some(rec)
+    }
+
+    async fn deliver_grpc_call(
         &self,
         mda: DeliveryClient<Channel>,
         entry: &Entry,
@@ -504,12 +572,35 @@ impl Deliverer {
             ))),
             None => self.dns.exchangers(domain).await,
         };
+        let asked = if literal.is_some() {
+            format!("no DNS: {domain} is an address literal (RFC 5321 §5.1)")
+        } else {
+            format!("DNS ? MX {domain} (then A/AAAA of each exchanger)")
+        };
         match exchangers {
             Ok(x) => {
-                self.deliver_to(entry, &x, self.config.relay.port, rcpts, false)
+                let answer: Vec<String> = x
+                    .iter()
+                    .map(|m| {
+                        let ips: Vec<String> = m.addrs.iter().map(ToString::to_string).collect();
+                        format!("{} [{}]", m.host, ips.join(", "))
+                    })
+                    .collect();
+                let notes = [asked, format!("DNS ! {}", answer.join("; "))];
+                self.deliver_to(entry, &x, self.config.relay.port, rcpts, false, &notes)
                     .await
             }
-            Err(e) => (None, dns_failure(rcpts, e)),
+            Err(e) => {
+                if let Some(mut rec) = self
+                    .start_record(entry, Proto::Smtp, "smtp-out", domain)
+                    .await
+                {
+                    rec.note(&asked);
+                    rec.note(&format!("DNS ! {e}"));
+                    rec.finish();
+                }
+                (None, dns_failure(rcpts, e))
+            }
         }
     }
 
@@ -531,7 +622,14 @@ impl Deliverer {
                     host: hop.host.clone(),
                     addrs,
                 }];
-                self.deliver_to(entry, &host, hop.port, rcpts, lmtp).await
+                let notes = [format!(
+                    "transport: {} {}:{}",
+                    if lmtp { "lmtp" } else { "smtp" },
+                    hop.host,
+                    hop.port
+                )];
+                self.deliver_to(entry, &host, hop.port, rcpts, lmtp, &notes)
+                    .await
             }
             Err(e) => (None, dns_failure(rcpts, e)),
         }
@@ -546,6 +644,7 @@ impl Deliverer {
         port: u16,
         rcpts: &[String],
         lmtp: bool,
+        notes: &[String],
     ) -> (Option<String>, Vec<(String, Outcome)>) {
         let mut last = String::from("451 4.4.1 no exchanger answered");
         for mx in hosts {
@@ -553,7 +652,10 @@ impl Deliverer {
                 let addr = SocketAddr::new(*ip, port);
                 // Postfix's form: `mail.lyon.test[127.0.0.3]:2525`.
                 let relay = format!("{}[{ip}]:{port}", mx.host);
-                match self.relay_via(entry, &mx.host, addr, rcpts, lmtp).await {
+                match self
+                    .relay_recorded(entry, &mx.host, addr, rcpts, lmtp, notes)
+                    .await
+                {
                     Ok(replies) => {
                         let outcomes = rcpts
                             .iter()
@@ -580,6 +682,47 @@ impl Deliverer {
         (None, all_of(rcpts, || Outcome::Deferred(last.clone())))
     }
 
+    /// [`Deliverer::relay_via`], with the attempt's transcript recorded.
+    async fn relay_recorded(
+        &self,
+        entry: &Entry,
+        host: &str,
+        addr: SocketAddr,
+        rcpts: &[String],
+        lmtp: bool,
+        notes: &[String],
+    ) -> Result<Vec<Reply>, SmtpClientError> {
+        let (proto, kind) = if lmtp {
+            (Proto::Lmtp, "lmtp-out")
+        } else {
+            (Proto::Smtp, "smtp-out")
+        };
+        let peer = format!("{host}[{}]:{}", addr.ip(), addr.port());
+        let tap = self
+            .start_record(entry, proto, kind, &peer)
+            .await
+            .map(|mut rec| {
+                for n in notes {
+                    rec.note(n);
+                }
+                rec.note(&format!("connect to {addr}"));
+                Arc::new(std::sync::Mutex::new(rec))
+            });
+        let result = self
+            .relay_via(entry, host, addr, rcpts, lmtp, tap.clone())
+            .await;
+        if let Some(rec) = tap.and_then(|t| Arc::try_unwrap(t).ok()) {
+            let mut rec = rec
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = &result {
+                rec.note(&format!("attempt failed: {e}"));
+            }
+            rec.finish();
+        }
+        result
+    }
+
     async fn relay_via(
         &self,
         entry: &Entry,
@@ -587,6 +730,7 @@ impl Deliverer {
         addr: SocketAddr,
         rcpts: &[String],
         lmtp: bool,
+        tap: Option<facteur_daemon::smtp_client::Tap>,
     ) -> Result<Vec<Reply>, SmtpClientError> {
         let timeouts = Timeouts {
             command: Duration::from_secs(self.config.relay.command_timeout_secs.max(1)),
@@ -595,6 +739,9 @@ impl Deliverer {
         };
         let mut client =
             SmtpClient::connect_from(addr, self.config.relay.source_address, timeouts).await?;
+        if let Some(tap) = tap {
+            client.record(tap);
+        }
         client.hello(&self.config.hostname, lmtp).await?;
         // The same TLS policy to every SMTP next hop, MX or smarthost; LMTP
         // (usually a hop on the same host) uses TLS when offered, never requires it.

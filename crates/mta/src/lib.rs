@@ -96,6 +96,7 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         routing,
         dns,
         connector,
+        transcripts.clone(),
     ));
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -210,6 +210,13 @@ impl Transcript {
         &self.message_ids
     }
 
+    /// A message this connection carried, known otherwise than from its bytes.
+    pub fn message_id(&mut self, id: &str) {
+        if !self.message_ids.iter().any(|m| m == id) {
+            self.message_ids.push(id.to_owned());
+        }
+    }
+
     /// The lines and the Message-IDs, ending the transcript.
     pub fn finish(mut self) -> (Vec<Line>, Vec<String>, usize) {
         for dir in [Dir::Client, Dir::Server] {

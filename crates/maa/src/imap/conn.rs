@@ -21,6 +21,8 @@ use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
+use facteur_daemon::transcript::Recording;
+
 use super::reply::{bad_code, toobig};
 use super::{ImapContext, ImapError};
 
@@ -81,6 +83,16 @@ pub(super) struct Connection {
     literal_left: u64,
     /// The tag of the command under way, from its first line.
     tag: Option<Tag<'static>>,
+    /// The session's transcript, stored when the connection is dropped.
+    pub(super) rec: Option<Recording>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(rec) = self.rec.take() {
+            rec.finish();
+        }
+    }
 }
 
 impl Connection {
@@ -105,6 +117,7 @@ impl Connection {
             max_literal,
             literal_left: 0,
             tag: None,
+            rec: None,
         }
     }
 
@@ -234,6 +247,9 @@ impl Connection {
         let plain = std::mem::take(&mut self.stream);
         self.stream = super::accept_tls(plain, acceptor, ctx).await?;
         tracing::debug!("TLS started");
+        if let Some(rec) = self.rec.as_mut() {
+            rec.note("TLS started");
+        }
         Ok(())
     }
 
@@ -338,10 +354,14 @@ impl Connection {
         let request = self.clock.deadline();
         let until = request.map_or(idle, |d| d.min(idle));
         self.pending.reserve(READ_CHUNK);
+        let before = self.pending.len();
         let read = self.stream.read_buf(&mut self.pending);
         match tokio::time::timeout_at(until.into(), read).await {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(n)) => {
+                if let Some(rec) = self.rec.as_mut() {
+                    rec.client(&self.pending[before..]);
+                }
                 self.clock.update(Instant::now(), n, self.progress());
                 Ok(true)
             }
@@ -352,6 +372,9 @@ impl Connection {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ImapError> {
+        if let Some(rec) = self.rec.as_mut() {
+            rec.server(bytes);
+        }
         let write = async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await

@@ -113,6 +113,8 @@ pub struct ImapContext<M> {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Tripped when the server stops: live sessions say `* BYE` and close.
     pub shutdown: facteur_daemon::Shutdown,
+    /// Where each session's transcript goes (off: nowhere).
+    pub transcripts: facteur_daemon::transcript::Transcripts,
 }
 
 /// Why a connection ended badly. A client leaving (LOGOUT, EOF) is `Ok`.

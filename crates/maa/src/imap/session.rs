@@ -105,6 +105,12 @@ pub(super) async fn run<M: Mda>(
     let server = Server::new(options, greeting);
     let max = cfg.max_literal_pre_auth;
     let mut conn = Connection::new(stream, server, max, idle, deadlines);
+    conn.rec = session.ctx.transcripts.start(
+        facteur_daemon::transcript::Proto::Imap,
+        "imap",
+        peer,
+        &session.ctx.config.hostname,
+    );
     let result = session.drive(&mut conn).await;
     conn.shutdown().await;
     result

@@ -98,6 +98,7 @@ async fn start_with(implicit_tls: bool, tweak: impl FnOnce(&mut ImapConfig)) -> 
         mda: mda.clone(),
         tls: Some(acceptor),
         shutdown: shutdown.clone(),
+        transcripts: facteur_daemon::transcript::Transcripts::off(),
     });
     Harness {
         mda,

@@ -13,23 +13,35 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use super::Begin;
+use facteur_daemon::transcript::{Proto, Recording, Transcripts};
+
+use super::{Begin, GrpcHop};
 
 struct Transfer {
     tx: mpsc::Sender<SubmitRequest>,
     call: JoinHandle<Result<tonic::Response<SubmitReply>, tonic::Status>>,
     sent: u64,
+    /// The hand-over's transcript record, and the message's first bytes (for its
+    /// Message-ID).
+    rec: Option<Box<(Recording, Vec<u8>)>>,
 }
+
+/// How much of the message is kept to find its Message-ID.
+const HEAD: usize = 16 * 1024;
 
 pub struct Session {
     relay: RelayClient<Channel>,
+    url: String,
+    transcripts: Transcripts,
     transfer: Option<Transfer>,
 }
 
 impl Session {
-    pub(super) fn new(relay: RelayClient<Channel>) -> Self {
+    pub(super) fn new(hop: &GrpcHop) -> Self {
         Self {
-            relay,
+            relay: hop.relay.clone(),
+            url: hop.url.clone(),
+            transcripts: hop.transcripts.clone(),
             transfer: None,
         }
     }
@@ -72,13 +84,32 @@ impl Session {
         if tx.send(first).await.is_err() {
             return codes::local_error();
         }
+        let rec = self
+            .transcripts
+            .start(Proto::Smtp, "grpc-out", &self.url, b.hostname)
+            .map(|mut rec| {
+                let to: Vec<String> = b.rcpts.iter().map(|r| format!("<{r}>")).collect();
+                rec.note(&format!(
+                    "gRPC Relay.Submit → {}: key msa-{}, MAIL FROM:<{}>, RCPT TO:{}",
+                    self.url,
+                    b.id,
+                    b.from,
+                    to.join(",")
+                ));
+                Box::new((rec, Vec::new()))
+            });
         let mut relay = self.relay.clone();
         let call = tokio::spawn(async move {
             relay
                 .submit(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await
         });
-        self.transfer = Some(Transfer { tx, call, sent: 0 });
+        self.transfer = Some(Transfer {
+            tx,
+            call,
+            sent: 0,
+            rec,
+        });
         codes::start_data()
     }
 
@@ -86,6 +117,10 @@ impl Session {
         let Some(t) = self.transfer.as_mut() else {
             return;
         };
+        if let Some((_, head)) = t.rec.as_deref_mut() {
+            let room = HEAD.saturating_sub(head.len());
+            head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
         for piece in bytes.chunks(facteur_rpc::CHUNK_SIZE) {
             t.sent += piece.len() as u64;
             let req = SubmitRequest {
@@ -107,20 +142,46 @@ impl Session {
             part: Some(submit_request::Part::End(MessageEnd { size: t.sent })),
         };
         let _ = t.tx.send(end).await;
-        let Transfer { tx, call, .. } = t;
+        let Transfer {
+            tx,
+            call,
+            rec,
+            sent,
+            ..
+        } = t;
         drop(tx);
-        match call.await {
+        let (reply, queue_id) = match call.await {
             Ok(Ok(r)) => {
                 // The handler logs the submission, with this queue ID (from the reply).
                 let r = r.into_inner();
-                Reply::new(250, "2.0.0", &format!("Ok: queued as {}", r.queue_id))
+                let reply = Reply::new(250, "2.0.0", &format!("Ok: queued as {}", r.queue_id));
+                (reply, Some(r.queue_id))
             }
-            Ok(Err(status)) => replies::from_status("Relay.Submit", &status),
+            Ok(Err(status)) => (replies::from_status("Relay.Submit", &status), None),
             Err(e) => {
                 tracing::error!(error = %e, "submit task failed");
-                codes::local_error()
+                (codes::local_error(), None)
             }
+        };
+        if let Some((mut rec, head)) = rec.map(|b| *b) {
+            if let Some(id) = facteur_protocol::transcript::message_id(&head) {
+                rec.note(&format!(
+                    "gRPC stream: {sent} octets of message, Message-ID: {id}"
+                ));
+                rec.message_id(&id);
+            }
+            if let Some(q) = &queue_id {
+                rec.queue_id(q);
+            }
+            rec.note(&format!(
+                "gRPC reply ← {}: {} {}",
+                self.url,
+                reply.code(),
+                reply.text()
+            ));
+            rec.finish();
         }
+        reply
     }
 
     pub(super) fn reset(&mut self) {

@@ -106,6 +106,7 @@ async fn with_the_mda_down_login_answers_unavailable() {
         mda: Down,
         tls: Some(acceptor),
         shutdown: facteur_daemon::Shutdown::new(),
+        transcripts: facteur_daemon::transcript::Transcripts::off(),
     });
     let (client, server) = tokio::io::duplex(64 * 1024);
     let peer = "127.0.0.1:40000".parse().unwrap();
