@@ -7,6 +7,7 @@
 //! real Dovecot instances beside it for the interop tests, [`postfix`] real
 //! Postfix instances, and [`mailcheck`] has what their rows check in a message.
 
+pub mod demo;
 pub mod dovecot;
 pub mod mailcheck;
 pub mod postfix;

@@ -70,6 +70,20 @@ enum Task {
     Images(images::Args),
     /// Build the images, bring up deploy/compose.yaml and each variant, send and read mail.
     ComposeTest(compose::Args),
+    /// Watch one message walk the 8 steps of the pipeline (pierre@paris.test →
+    /// andre@lyon.test), each hop's real dialogue read back from the agents'
+    /// transcripts; starts the dev stack if it is not running.
+    Demo {
+        /// The language of the demo.
+        #[arg(long, value_enum, default_value_t = facteur_tests::demo::Lang::En)]
+        lang: facteur_tests::demo::Lang,
+        /// Wait for Enter between steps (for a classroom).
+        #[arg(long)]
+        step: bool,
+        /// State directory of the dev stack.
+        #[arg(long, default_value = "var")]
+        var: PathBuf,
+    },
 }
 
 fn root() -> PathBuf {
@@ -176,6 +190,46 @@ Press Ctrl-C to stop.",
     } else {
         bail!("not stopped cleanly: {}", unclean.join("; "))
     }
+}
+
+/// `cargo xtask demo`: on the running dev stack, or on one started for it.
+fn demo(lang: facteur_tests::demo::Lang, step: bool, var: &Path) -> anyhow::Result<()> {
+    build_bins()?;
+    let var = if var.is_absolute() {
+        var.to_path_buf()
+    } else {
+        root().join(var)
+    };
+    let spec = StackSpec::dev(var, bin_dir()?, 0);
+    let submission = spec
+        .domain("paris.test")
+        .map(|d| std::net::SocketAddr::from((d.ip, spec.ports.submission)))
+        .context("the dev stack has no paris.test")?;
+    let running =
+        std::net::TcpStream::connect_timeout(&submission, std::time::Duration::from_secs(1))
+            .is_ok();
+    let stack = if running {
+        eprintln!("==> the dev stack is running (`cargo xtask up`): using it");
+        None
+    } else {
+        eprintln!("==> starting the dev stack for the demo (stopped at the end)");
+        spec.prepare()?;
+        Some(spec.start()?)
+    };
+    let mut pause = || {
+        if step {
+            eprint!("   [Enter] ");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = facteur_tests::demo::run(&spec, lang, &mut out, &mut pause);
+    drop(out);
+    if let Some(mut stack) = stack {
+        stack.stop();
+    }
+    result.map(drop)
 }
 
 /// Does this shell check succeed (e.g. `command -v swaks`)?
@@ -391,5 +445,6 @@ fn main() -> anyhow::Result<()> {
         Task::Torture(args) => torture::main(&args),
         Task::Images(args) => images::main(&args),
         Task::ComposeTest(args) => compose::main(&args),
+        Task::Demo { lang, step, var } => demo(lang, step, &var),
     }
 }
