@@ -401,3 +401,282 @@ fn wait_record(file: &Path, pick: impl Fn(&Record) -> bool) -> anyhow::Result<Re
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The page of the route (`cargo xtask demo --html FILE`): the agents of both
+/// domains as boxes, the hops as arrows, each step a section with its time, its
+/// delay, the envelope beside the header as it stood there, and the transcript.
+/// Self-contained: no script, no external resource.
+pub fn html(o: &Outcome, lang: Lang) -> String {
+    let r = |kind: &str, agent: &str| {
+        o.records
+            .iter()
+            .find(|r| r.kind == kind && r.agent == agent)
+    };
+    let submitted = r("submission", "facteur-msa");
+    let handover = r("grpc-out", "facteur-msa");
+    let relayed = r("smtp-out", "facteur-mta");
+    let received = r("smtp", "facteur-mta");
+    let delivered = o
+        .records
+        .iter()
+        .find(|r| r.kind == "grpc-out" && r.agent == "facteur-mta");
+    let popped = r("pop3", "facteur-maa");
+    let imapped = r("imap", "facteur-maa");
+    let t0 = submitted.map_or(0, |r| r.start_ms);
+    let t = |en: &'static str, fr: &'static str| lang.t(en, fr);
+    let mut page = String::new();
+    let title = t(
+        "facteur: the route of one message",
+        "facteur : le trajet d'un message",
+    );
+    page.push_str(&format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{CSS}</style></head><body>\n<h1>{title}</h1>\n<p>{} <code>{}</code></p>\n",
+        if lang == Lang::Fr { "fr" } else { "en" },
+        esc(t("Message-ID:", "Message-ID :")),
+        esc(&o.message_id),
+    ));
+    // The pipeline: boxes and arrows, each clickable to its step.
+    let agent = |id: &str, name: &str, what: &str, step: usize| {
+        format!(
+            "<a class=\"agent\" id=\"agent-{id}\" href=\"#step-{step}\"><b>{}</b><br><small>{}</small></a>",
+            esc(name),
+            esc(what)
+        )
+    };
+    let arrow = |step: usize, label: &str| {
+        format!(
+            "<a class=\"hop\" href=\"#step-{step}\" data-hop=\"{step}\"><span>{step}</span>{}<br>→</a>",
+            esc(label)
+        )
+    };
+    page.push_str("<div class=\"pipeline\">\n<section class=\"domain\" data-domain=\"paris.test\"><h2>paris.test</h2><div class=\"row\">");
+    page.push_str(&agent(
+        "paris-mua",
+        t("MUA (pierre)", "MUA (pierre)"),
+        "facteur-mua",
+        1,
+    ));
+    page.push_str(&arrow(2, t("SMTP submission", "soumission SMTP")));
+    page.push_str(&agent(
+        "paris-msa",
+        "MSA",
+        t("submission agent", "agent de soumission"),
+        2,
+    ));
+    page.push_str(&arrow(2, "gRPC Relay"));
+    page.push_str(&agent(
+        "paris-mta",
+        "MTA",
+        t("transfer agent", "agent de transfert"),
+        3,
+    ));
+    page.push_str("</div></section>\n");
+    page.push_str(&arrow(3, "DNS MX + SMTP"));
+    page.push_str(
+        "<section class=\"domain\" data-domain=\"lyon.test\"><h2>lyon.test</h2><div class=\"row\">",
+    );
+    page.push_str(&agent(
+        "lyon-mta",
+        "MTA",
+        t("transfer agent", "agent de transfert"),
+        3,
+    ));
+    page.push_str(&arrow(4, "gRPC Delivery"));
+    page.push_str(&agent(
+        "lyon-mda",
+        "MDA",
+        t("delivery agent", "agent de distribution (facteur)"),
+        5,
+    ));
+    page.push_str(&arrow(6, "Mailbox"));
+    page.push_str(&agent(
+        "lyon-maa",
+        "MAA",
+        t("access agent", "agent d'accès"),
+        6,
+    ));
+    page.push_str(&arrow(7, "POP3 / IMAP"));
+    page.push_str(&agent(
+        "lyon-mua",
+        t("MUA (andre)", "MUA (andre)"),
+        "facteur-mua",
+        8,
+    ));
+    page.push_str("</div></section>\n</div>\n");
+
+    let steps: [(&str, &str, Vec<&Record>); 8] = [
+        (
+            "pierre composes a message with his MUA",
+            "pierre rédige un message avec son MUA",
+            Vec::new(),
+        ),
+        (
+            "MUA → MSA: SMTP submission (RFC 6409), then the MSA's gRPC hand-over to paris's MTA",
+            "MUA → MSA : soumission SMTP (RFC 6409), puis remise par gRPC au MTA de paris",
+            submitted.into_iter().chain(handover).collect(),
+        ),
+        (
+            "MTA of paris.test → MTA of lyon.test, found by DNS MX: SMTP (RFC 5321)",
+            "MTA de paris.test → MTA de lyon.test, trouvé par le DNS (MX) : SMTP (RFC 5321)",
+            relayed.into_iter().chain(received).collect(),
+        ),
+        (
+            "lyon's MTA hands it to the MDA (gRPC Delivery)",
+            "le MTA de lyon le remet au MDA (gRPC Delivery)",
+            delivered.into_iter().collect(),
+        ),
+        (
+            "the MDA stores it in andre's mailbox",
+            "le MDA le range dans la boîte aux lettres d'andre",
+            Vec::new(),
+        ),
+        (
+            "on request, the MAA takes it out: POP3 (RFC 1939)",
+            "à la demande, le MAA le sort de la boîte : relève POP3 (RFC 1939)",
+            popped.into_iter().collect(),
+        ),
+        (
+            "it reaches andre's client: IMAP (RFC 9051)",
+            "il arrive dans le client d'andre : IMAP (RFC 9051)",
+            imapped.into_iter().collect(),
+        ),
+        ("andre reads it", "andre le lit", Vec::new()),
+    ];
+    for (i, (en, fr, records)) in steps.iter().enumerate() {
+        let n = i + 1;
+        page.push_str(&format!(
+            "<section class=\"step\" id=\"step-{n}\" data-step=\"{n}\"><h2>{} {n}/8 — {}</h2>\n",
+            t("Step", "Étape"),
+            esc(lang.t(en, fr))
+        ));
+        match n {
+            1 => {
+                if let Some(r) = submitted {
+                    page.push_str(&headers_block(lang, &r.headers));
+                }
+            }
+            5 => page.push_str(&format!(
+                "<p class=\"filed\">andre@lyon.test: INBOX, UID {} — {} {}</p>\n",
+                esc(&o.uid),
+                esc(t("lyon's queue ID", "identifiant dans la file de lyon")),
+                esc(&o.lyon_queue_id)
+            )),
+            8 => {
+                if let Some(r) = imapped.or(popped) {
+                    page.push_str(&headers_block(lang, &r.headers));
+                }
+            }
+            _ => {}
+        }
+        for r in records {
+            page.push_str(&record_block(lang, r, t0));
+        }
+        page.push_str("</section>\n");
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:1.5em;max-width:80em}\
+.pipeline{display:flex;align-items:center;flex-wrap:wrap;gap:.5em}\
+.domain{border:2px solid #446;border-radius:8px;padding:.5em}\
+.domain h2{margin:.1em 0 .4em;font-size:1em}.row{display:flex;align-items:center;gap:.4em}\
+.agent{display:block;border:1px solid #333;border-radius:6px;padding:.5em .7em;background:#eef;color:#000;text-decoration:none;text-align:center}\
+.hop{text-align:center;font-size:.8em;color:#036;text-decoration:none}.hop span{display:inline-block;background:#036;color:#fff;border-radius:50%;width:1.4em;margin-right:.3em}\
+.step{border-top:1px solid #ccc;margin-top:1em}.cols{display:flex;gap:1em;flex-wrap:wrap}\
+.cols>div{flex:1;min-width:20em}pre{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:.85em}\
+.C{color:#036}.S{color:#060}.N{color:#a50}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}";
+
+fn headers_block(lang: Lang, headers: &[String]) -> String {
+    format!(
+        "<div class=\"headers\"><h3>{}</h3><pre>{}</pre></div>\n",
+        esc(lang.t("Header", "En-tête")),
+        esc(&headers.join("\n"))
+    )
+}
+
+/// One record: when, the envelope beside the header, and the transcript.
+fn record_block(lang: Lang, r: &Record, t0: u64) -> String {
+    let (from, to) = envelope(r);
+    let day_ms = r.start_ms % 86_400_000;
+    let when = format!(
+        "{:02}:{:02}:{:02}.{:03} UTC",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    );
+    let mut out = format!(
+        "<div class=\"record\" data-agent=\"{}\" data-kind=\"{}\"><h3>{} {} — {} ({}, +{} ms, {} {} ms)</h3>\n<div class=\"cols\"><div><h4>{}</h4><table><tr><th>MAIL FROM</th><td>{}</td></tr><tr><th>RCPT TO</th><td>{}</td></tr></table></div>",
+        esc(&r.agent),
+        esc(&r.kind),
+        esc(&r.agent),
+        esc(&r.kind),
+        esc(&r.peer),
+        esc(&when),
+        r.start_ms.saturating_sub(t0),
+        esc(lang.t("lasting", "durée")),
+        r.end_ms.saturating_sub(r.start_ms),
+        esc(lang.t("Envelope", "Enveloppe")),
+        esc(from.as_deref().unwrap_or("—")),
+        esc(&to.join(", ")),
+    );
+    if !r.headers.is_empty() {
+        out.push_str(&format!("<div>{}</div>", headers_block(lang, &r.headers)));
+    }
+    out.push_str("</div>\n<details open><summary>");
+    out.push_str(&esc(lang.t("Transcript", "Transcription")));
+    out.push_str("</summary><pre>");
+    for l in &r.lines {
+        let (class, prefix) = match l.dir {
+            Dir::Client => ("C", "C:"),
+            Dir::Server => ("S", "S:"),
+            Dir::Note => ("N", " *"),
+        };
+        out.push_str(&format!(
+            "<span class=\"{class}\">{prefix} {}</span>\n",
+            esc(&l.text)
+        ));
+    }
+    out.push_str("</pre></details></div>\n");
+    out
+}
+
+/// MAIL FROM and RCPT TO as the record shows them (commands or gRPC notes).
+fn envelope(r: &Record) -> (Option<String>, Vec<String>) {
+    let mut from = None;
+    let mut to = Vec::new();
+    let path = |s: &str| s.split('>').next().map(|p| format!("{p}>"));
+    for l in &r.lines {
+        for part in l.text.split(", ") {
+            if let Some(rest) = part.find("MAIL FROM:").map(|i| &part[i + 10..]) {
+                from = from.or_else(|| path(rest));
+            }
+            if let Some(rest) = part.find("RCPT TO:").map(|i| &part[i + 8..]) {
+                for one in rest.split(',') {
+                    if let Some(p) = path(one)
+                        && !to.contains(&p)
+                    {
+                        to.push(p);
+                    }
+                }
+            }
+        }
+    }
+    (from, to)
+}
+
+/// HTML text escaping.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -2,7 +2,9 @@
 //! runs to the end, shows the 8 steps with the real dialogues (passwords
 //! masked), and what its transcripts say matches what the agents logged.
 
-use facteur_tests::demo::{Lang, Outcome, run};
+use std::process::Command;
+
+use facteur_tests::demo::{Lang, Outcome, html, run};
 use facteur_tests::{Stack, StackSpec};
 
 fn demo(stack: &Stack, lang: Lang) -> (String, Outcome) {
@@ -105,6 +107,7 @@ fn the_demo_walks_the_8_steps_in_english_and_in_french_from_the_agents_records()
         "{en}"
     );
     check_against_logs(&stack, &en, &o_en);
+    check_page_in_chromium(dir.path(), &o_en);
 
     let (fr, o_fr) = demo(&stack, Lang::Fr);
     for n in 1..=8 {
@@ -125,4 +128,81 @@ fn the_demo_walks_the_8_steps_in_english_and_in_french_from_the_agents_records()
     );
     check_against_logs(&stack, &fr, &o_fr);
     assert_ne!(o_en.message_id, o_fr.message_id);
+}
+
+/// The page of the route, rendered by headless Chromium from Debian: a
+/// screenshot is made, and the DOM Chromium built has the 8 steps, both domains,
+/// the hops, and each hop's envelope and header.
+fn check_page_in_chromium(dir: &std::path::Path, o: &Outcome) {
+    let page = dir.join("route.html");
+    std::fs::write(&page, html(o, Lang::En)).expect("write the page");
+    let url = format!("file://{}", page.display());
+    let chromium = |args: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,2400",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("run chromium (Debian package chromium; cargo xtask test installs it)");
+        assert!(
+            out.status.success(),
+            "chromium {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = dir.join("route.png");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    let dom = chromium(&["--dump-dom"]);
+    for n in 1..=8 {
+        assert!(
+            dom.contains(&format!("data-step=\"{n}\"")),
+            "step {n} missing from the DOM"
+        );
+    }
+    for d in ["paris.test", "lyon.test"] {
+        assert!(dom.contains(&format!("data-domain=\"{d}\"")), "{d} missing");
+    }
+    for hop in [2, 3, 4, 6, 7] {
+        assert!(
+            dom.contains(&format!("data-hop=\"{hop}\"")),
+            "hop {hop} missing"
+        );
+    }
+    // The envelope beside the header: the submission's header has no
+    // Received line yet, the one andre reads has one per MTA.
+    assert!(
+        dom.contains("<th>MAIL FROM</th><td>&lt;pierre@paris.test&gt;</td>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<th>RCPT TO</th><td>&lt;andre@lyon.test&gt;</td>"),
+        "{dom}"
+    );
+    let step = |n: usize| {
+        let start = dom.find(&format!("id=\"step-{n}\"")).expect("step section");
+        let end = dom[start..]
+            .find("</section>")
+            .map_or(dom.len(), |e| start + e);
+        dom[start..end].to_owned()
+    };
+    let composed = step(1);
+    assert!(composed.contains("Subject: Hello Andre"), "{composed}");
+    assert!(!composed.contains("Received:"), "{composed}");
+    let read = step(8);
+    assert!(read.matches("Received:").count() >= 2, "{read}");
+    assert!(read.contains("Return-Path:"), "{read}");
+    assert!(dom.contains(&o.message_id.replace('<', "&lt;").replace('>', "&gt;")));
 }

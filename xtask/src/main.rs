@@ -83,6 +83,12 @@ enum Task {
         /// State directory of the dev stack.
         #[arg(long, default_value = "var")]
         var: PathBuf,
+        /// Also write the page of the route to FILE (one self-contained HTML page).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Serve the page of the route on this loopback address until Ctrl-C.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8025")]
+        serve: Option<std::net::SocketAddr>,
     },
 }
 
@@ -193,7 +199,16 @@ Press Ctrl-C to stop.",
 }
 
 /// `cargo xtask demo`: on the running dev stack, or on one started for it.
-fn demo(lang: facteur_tests::demo::Lang, step: bool, var: &Path) -> anyhow::Result<()> {
+fn demo(
+    lang: facteur_tests::demo::Lang,
+    step: bool,
+    var: &Path,
+    html: Option<&Path>,
+    serve: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    if serve.is_some_and(|a| !a.ip().is_loopback()) {
+        bail!("--serve: only on a loopback address (127.0.0.0/8 or ::1)");
+    }
     build_bins()?;
     let var = if var.is_absolute() {
         var.to_path_buf()
@@ -226,10 +241,43 @@ fn demo(lang: facteur_tests::demo::Lang, step: bool, var: &Path) -> anyhow::Resu
     let mut out = std::io::stdout().lock();
     let result = facteur_tests::demo::run(&spec, lang, &mut out, &mut pause);
     drop(out);
+    let page = result
+        .as_ref()
+        .ok()
+        .map(|o| facteur_tests::demo::html(o, lang));
+    if let (Some(file), Some(page)) = (html, &page) {
+        std::fs::write(file, page).with_context(|| format!("writing {}", file.display()))?;
+        eprintln!("==> the page of the route: {}", file.display());
+    }
+    if let (Some(addr), Some(page)) = (serve, &page) {
+        serve_page(addr, page)?;
+    }
     if let Some(mut stack) = stack {
         stack.stop();
     }
     result.map(drop)
+}
+
+/// `--serve`: answer every HTTP request on `addr` with the page, until Ctrl-C.
+/// A few lines of HTTP/1.0 rather than a web framework: one static page, on
+/// loopback, for a classroom's browser.
+fn serve_page(addr: std::net::SocketAddr, page: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    eprintln!("==> the page of the route on http://{addr}/ (Ctrl-C to stop)");
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let mut request = [0u8; 2048];
+        let _ = conn.read(&mut request);
+        let head = format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            page.len()
+        );
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(page.as_bytes());
+    }
+    Ok(())
 }
 
 /// Does this shell check succeed (e.g. `command -v swaks`)?
@@ -251,6 +299,8 @@ fn install() -> anyhow::Result<()> {
         ("perl -MIO::Socket::SSL -e1", "libio-socket-ssl-perl"),
         ("command -v fetchmail", "fetchmail"),
         ("command -v mbsync", "isync"),
+        // The demo's page of the route is checked in headless Chromium.
+        ("command -v chromium", "chromium"),
         ("command -v offlineimap", "offlineimap3"),
         ("command -v neomutt", "neomutt"),
         ("command -v tmux", "tmux"),
@@ -445,6 +495,12 @@ fn main() -> anyhow::Result<()> {
         Task::Torture(args) => torture::main(&args),
         Task::Images(args) => images::main(&args),
         Task::ComposeTest(args) => compose::main(&args),
-        Task::Demo { lang, step, var } => demo(lang, step, &var),
+        Task::Demo {
+            lang,
+            step,
+            var,
+            html,
+            serve,
+        } => demo(lang, step, &var, html.as_deref(), serve),
     }
 }

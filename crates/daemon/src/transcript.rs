@@ -77,6 +77,10 @@ pub struct Record {
     pub end_ms: u64,
     /// The messages that crossed (their Message-ID).
     pub message_ids: Vec<String>,
+    /// The header of the message as it crossed here (each hop adds its own
+    /// Received line; the envelope is in the lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
     /// Queue IDs this agent gave or used, when it knows them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue_ids: Vec<String>,
@@ -176,6 +180,7 @@ impl Transcripts {
             local: local.to_string(),
             start_ms: unix_ms(),
             queue_ids: Vec::new(),
+            headers: Vec::new(),
             transcript: Transcript::new(proto, inner.limits),
         })
     }
@@ -190,6 +195,8 @@ pub struct Recording {
     local: String,
     start_ms: u64,
     queue_ids: Vec<String>,
+    /// Header lines known otherwise than from the wire (a gRPC hand-over).
+    headers: Vec<String>,
     transcript: Transcript,
 }
 
@@ -221,6 +228,12 @@ impl Recording {
         self.transcript.message_id(id);
     }
 
+    /// The message's header as it is handed over (the first bytes of the
+    /// message), when no body crossed this record's wire.
+    pub fn header_bytes(&mut self, head: &[u8]) {
+        self.headers = facteur_protocol::transcript::header_lines(head, Limits::default().max_line);
+    }
+
     /// A queue ID this connection's message has or got.
     pub fn queue_id(&mut self, id: &str) {
         if !self.queue_ids.iter().any(|q| q == id) {
@@ -230,7 +243,12 @@ impl Recording {
 
     /// Store the record (or drop it, counted, when the writer is behind).
     pub fn finish(self) {
-        let (lines, message_ids, dropped) = self.transcript.finish();
+        let f = self.transcript.finish();
+        let headers = if f.headers.is_empty() {
+            self.headers
+        } else {
+            f.headers
+        };
         let record = Record {
             agent: self.sink.agent.clone(),
             host: self.sink.host.clone(),
@@ -239,10 +257,11 @@ impl Recording {
             local: self.local,
             start_ms: self.start_ms,
             end_ms: unix_ms(),
-            message_ids,
+            message_ids: f.message_ids,
+            headers,
             queue_ids: self.queue_ids,
-            lines,
-            dropped,
+            lines: f.lines,
+            dropped: f.dropped,
         };
         match self.sink.tx.try_send(record) {
             Ok(()) => {}

@@ -471,9 +471,10 @@ impl Deliverer {
             .transcripts
             .start(proto, kind, peer, &self.config.hostname)?;
         rec.queue_id(&entry.id);
-        if let Some(id) = facteur_protocol::transcript::message_id(&self.queue.headers(entry).await)
-        {
+        let head = self.queue.headers(entry).await;
+        if let Some(id) = facteur_protocol::transcript::message_id(&head) {
             rec.message_id(&id);
+            rec.header_bytes(&head);
         }
         Some(rec)
     }

@@ -155,6 +155,44 @@ pub struct Transcript {
     /// POP3: inside a multi-line listing.
     pop3_multi: bool,
     message_ids: Vec<String>,
+    /// The header of the first message that crossed, as its lines.
+    headers: Vec<String>,
+}
+
+/// A finished transcript.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    pub lines: Vec<Line>,
+    pub message_ids: Vec<String>,
+    /// The header lines of the first message that crossed (bounded).
+    pub headers: Vec<String>,
+    /// Lines left out over the limit.
+    pub dropped: usize,
+}
+
+/// Header lines kept of a message.
+const MAX_HEADER_LINES: usize = 60;
+
+/// The header lines of a message's first bytes (to the blank line), clipped.
+pub fn header_lines(head: &[u8], max_line: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() || out.len() == MAX_HEADER_LINES {
+            break;
+        }
+        let mut clipped: String = line
+            .chars()
+            .take(max_line)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if line.chars().count() > max_line {
+            clipped.push('…');
+        }
+        out.push(clipped);
+    }
+    out
 }
 
 impl Transcript {
@@ -172,6 +210,7 @@ impl Transcript {
             pop3_owed: VecDeque::new(),
             pop3_multi: false,
             message_ids: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -217,8 +256,13 @@ impl Transcript {
         }
     }
 
-    /// The lines and the Message-IDs, ending the transcript.
-    pub fn finish(mut self) -> (Vec<Line>, Vec<String>, usize) {
+    /// The header lines of the first message that crossed.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Everything kept, ending the transcript.
+    pub fn finish(mut self) -> Finished {
         for dir in [Dir::Client, Dir::Server] {
             let side = self.side(dir);
             if !side.partial.is_empty() {
@@ -227,7 +271,12 @@ impl Transcript {
                 self.push(dir, text);
             }
         }
-        (self.lines, self.message_ids, self.dropped)
+        Finished {
+            lines: self.lines,
+            message_ids: self.message_ids,
+            headers: self.headers,
+            dropped: self.dropped,
+        }
     }
 
     fn side(&mut self, dir: Dir) -> &mut Side {
@@ -310,6 +359,9 @@ impl Transcript {
             body.octets
         };
         let id = message_id(&body.head);
+        if self.headers.is_empty() && id.is_some() {
+            self.headers = header_lines(&body.head, self.limits.max_line);
+        }
         let text = match &id {
             Some(id) => format!("({octets} octets of message, Message-ID: {id})"),
             None => format!("({octets} octets)"),

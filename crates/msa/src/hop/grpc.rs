@@ -169,6 +169,7 @@ impl Session {
                     "gRPC stream: {sent} octets of message, Message-ID: {id}"
                 ));
                 rec.message_id(&id);
+                rec.header_bytes(&head);
             }
             if let Some(q) = &queue_id {
                 rec.queue_id(q);
