@@ -210,7 +210,7 @@ pub fn run(
         ),
         out,
     )?;
-    dialogue(out, &submitted, since(&submitted))?;
+    dialogue(out, lang, &submitted, since(&submitted))?;
     writeln!(
         out,
         "  {}",
@@ -219,7 +219,7 @@ pub fn run(
             "puis le MSA remet le message au MTA de paris (agent de transfert) par gRPC :",
         )
     )?;
-    dialogue(out, &handover, since(&handover))?;
+    dialogue(out, lang, &handover, since(&handover))?;
     // 3
     step(
         3,
@@ -233,7 +233,7 @@ pub fn run(
         ),
         out,
     )?;
-    dialogue(out, &relayed, since(&relayed))?;
+    dialogue(out, lang, &relayed, since(&relayed))?;
     writeln!(
         out,
         "  {} {} ({} ms)",
@@ -257,7 +257,7 @@ pub fn run(
         ),
         out,
     )?;
-    dialogue(out, &delivered, since(&delivered))?;
+    dialogue(out, lang, &delivered, since(&delivered))?;
     // 5
     step(
         5,
@@ -286,7 +286,7 @@ pub fn run(
         ),
         out,
     )?;
-    dialogue(out, &popped, since(&popped))?;
+    dialogue(out, lang, &popped, since(&popped))?;
     writeln!(
         out,
         "  {} {imap}:",
@@ -295,7 +295,7 @@ pub fn run(
             "et le même message en IMAP (RFC 9051) avec STARTTLS, à",
         )
     )?;
-    dialogue(out, &imapped, since(&imapped))?;
+    dialogue(out, lang, &imapped, since(&imapped))?;
     // 7
     step(
         7,
@@ -350,20 +350,51 @@ fn hostport(host: &str, addr: &str) -> String {
 }
 
 /// One record's lines, as the course shows a telnet session.
-fn dialogue(out: &mut dyn Write, r: &Record, at_ms: u64) -> anyhow::Result<()> {
+fn dialogue(out: &mut dyn Write, lang: Lang, r: &Record, at_ms: u64) -> anyhow::Result<()> {
     writeln!(out, "  [{} {}, +{at_ms} ms]", r.agent, r.kind)?;
     for l in &r.lines {
-        let prefix = match l.dir {
-            Dir::Client => "C:",
-            Dir::Server => "S:",
-            Dir::Note => " *",
+        let (prefix, text) = match l.dir {
+            Dir::Client => ("C:", l.text.clone()),
+            Dir::Server => ("S:", l.text.clone()),
+            Dir::Note => (" *", note(lang, &l.text)),
         };
-        writeln!(out, "    {prefix} {}", l.text)?;
+        writeln!(out, "    {prefix} {text}")?;
     }
     if r.dropped > 0 {
         writeln!(out, "    … {} more lines", r.dropped)?;
     }
     Ok(())
+}
+
+/// The agents' notes (recorded in English) in the demo's language; the wire's
+/// own lines stay as they crossed.
+fn note(lang: Lang, text: &str) -> String {
+    if lang == Lang::En {
+        return text.to_owned();
+    }
+    const FR: &[(&str, &str)] = &[
+        ("TLS started (server name ", "TLS établi (nom du serveur "),
+        ("TLS started", "TLS établi"),
+        ("TLS (implicit)", "TLS d'emblée (implicite)"),
+        ("DNS ? MX ", "DNS ? MX "),
+        (
+            "(then A/AAAA of each exchanger)",
+            "(puis A/AAAA de chaque serveur)",
+        ),
+        ("connect to ", "connexion à "),
+        ("gRPC stream: ", "flux gRPC : "),
+        ("octets of message", "octets de message"),
+        ("gRPC reply ← ", "réponse gRPC ← "),
+        ("attempt failed: ", "tentative échouée : "),
+        ("transport: ", "transport : "),
+        (" filed as UID ", " rangé sous l'UID "),
+        ("key ", "clé "),
+    ];
+    let mut out = text.to_owned();
+    for (en, fr) in FR {
+        out = out.replace(en, fr);
+    }
+    out
 }
 
 /// The queue ID in `… queued as ID`.

@@ -42,7 +42,7 @@ fn check_against_logs(stack: &Stack, text: &str, o: &Outcome) {
         &format!("Message-ID: {}", o.message_id),
         &format!("queued as {}", o.paris_queue_id),
         &format!("queued as {}", o.lyon_queue_id),
-        &format!("filed as UID {}", o.uid),
+        &format!("UID {}", o.uid),
     ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }

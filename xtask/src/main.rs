@@ -301,6 +301,9 @@ fn install() -> anyhow::Result<()> {
         ("command -v mbsync", "isync"),
         // The demo's page of the route is checked in headless Chromium.
         ("command -v chromium", "chromium"),
+        // What docs/TEACHING.md has students type by hand.
+        ("command -v dig", "bind9-dnsutils"),
+        ("command -v openssl", "openssl"),
         ("command -v offlineimap", "offlineimap3"),
         ("command -v neomutt", "neomutt"),
         ("command -v tmux", "tmux"),
