@@ -1,4 +1,4 @@
-//! The command line: `send`, `fetch`, `show` and `trace`, as clap derive types.
+//! The command line: `send`, `fetch`, `show`, `trace` and `why`, as clap derive types.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,30 @@ pub enum Cmd {
     Show(FileArg),
     /// Print the path a message took, hop by hop, from its Received headers.
     Trace(FileArg),
+    /// Why a message to or from an address (or with a queue ID) was refused,
+    /// deferred or bounced, in plain words, from the agents' transcripts.
+    Why(WhyArgs),
+}
+
+/// `why`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct WhyArgs {
+    /// An address (`nobody@lyon.test`) or a queue ID (`0006B0FC…`).
+    pub target: String,
+    /// The directory of the agents' transcript files (the dev stack's
+    /// `var/transcripts`).
+    #[arg(long, env = "FACTEUR_TRANSCRIPTS", default_value = "var/transcripts")]
+    pub transcripts: PathBuf,
+    /// The language of the explanation.
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    pub lang: Lang,
+}
+
+/// English or French.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    En,
+    Fr,
 }
 
 /// How the connection is secured.

@@ -13,6 +13,7 @@ pub mod received;
 pub mod send;
 pub mod show;
 pub mod trace;
+pub mod why;
 
 use std::io::Read;
 use std::path::Path;
@@ -65,6 +66,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Trace(f) => {
             print!("{}", trace::render(&read_input(f.file.as_deref())?)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Why(args) => {
+            let records = why::read_dir(&args.transcripts)?;
+            let found = why::findings(&records, &args.target);
+            print!(
+                "{}",
+                why::render(&args.target, &found, args.lang == cli::Lang::Fr)
+            );
+            Ok(if found.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
