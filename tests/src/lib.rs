@@ -9,6 +9,7 @@
 
 pub mod demo;
 pub mod dovecot;
+pub mod lab;
 pub mod mailcheck;
 pub mod postfix;
 pub mod stack;

@@ -70,6 +70,19 @@ enum Task {
     Images(images::Args),
     /// Build the images, bring up deploy/compose.yaml and each variant, send and read mail.
     ComposeTest(compose::Args),
+    /// Break the chain on purpose (a stack of its own, started and stopped by the
+    /// lab), watch what happens, then undo the fault.
+    Lab {
+        /// The exercise.
+        #[arg(value_enum)]
+        exercise: facteur_tests::lab::Exercise,
+        /// The language of the texts.
+        #[arg(long, value_enum, default_value_t = facteur_tests::demo::Lang::En)]
+        lang: facteur_tests::demo::Lang,
+        /// State directory of the lab's stack.
+        #[arg(long, default_value = "var/lab")]
+        var: PathBuf,
+    },
     /// Watch one message walk the 8 steps of the pipeline (pierre@paris.test →
     /// andre@lyon.test), each hop's real dialogue read back from the agents'
     /// transcripts; starts the dev stack if it is not running.
@@ -196,6 +209,41 @@ Press Ctrl-C to stop.",
     } else {
         bail!("not stopped cleanly: {}", unclean.join("; "))
     }
+}
+
+/// `cargo xtask lab`: a stack of its own on the dev addresses, broken on purpose.
+fn lab(
+    exercise: facteur_tests::lab::Exercise,
+    lang: facteur_tests::demo::Lang,
+    var: &Path,
+) -> anyhow::Result<()> {
+    build_bins()?;
+    let var = if var.is_absolute() {
+        var.to_path_buf()
+    } else {
+        root().join(var)
+    };
+    let spec = StackSpec::dev(var, bin_dir()?, 0);
+    let submission = spec
+        .domain("paris.test")
+        .map(|d| std::net::SocketAddr::from((d.ip, spec.ports.submission)))
+        .context("the dev stack has no paris.test")?;
+    if std::net::TcpStream::connect_timeout(&submission, std::time::Duration::from_secs(1)).is_ok()
+    {
+        bail!(
+            "the dev stack is running (`cargo xtask up`): stop it first, the lab starts and breaks a stack of its own on the same addresses"
+        );
+    }
+    spec.prepare()?;
+    let mut stack = spec.start()?;
+    let mut out = std::io::stdout().lock();
+    let result = facteur_tests::lab::run(&mut stack, exercise, lang, &mut out);
+    drop(out);
+    let unclean = stack.stop();
+    if !unclean.is_empty() {
+        eprintln!("warning: not stopped cleanly: {}", unclean.join("; "));
+    }
+    result.map(drop)
 }
 
 /// `cargo xtask demo`: on the running dev stack, or on one started for it.
@@ -498,6 +546,11 @@ fn main() -> anyhow::Result<()> {
         Task::Torture(args) => torture::main(&args),
         Task::Images(args) => images::main(&args),
         Task::ComposeTest(args) => compose::main(&args),
+        Task::Lab {
+            exercise,
+            lang,
+            var,
+        } => lab(exercise, lang, &var),
         Task::Demo {
             lang,
             step,
