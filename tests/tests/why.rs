@@ -86,6 +86,48 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         )
     };
 
+    // `send --transcript` prints the dialogue as the course's telnet sessions do.
+    let (ok, out) = mua(
+        &stack,
+        &pw,
+        &[
+            "send",
+            "--server",
+            &submission,
+            "--user",
+            "pierre@paris.test",
+            "--from",
+            "pierre@paris.test",
+            "--to",
+            "andre@lyon.test",
+            "--subject",
+            "telnet",
+            "--body",
+            "x",
+            "--transcript",
+        ],
+    );
+    assert!(ok, "{out}");
+    for line in [
+        "S: 220 mail.paris.test",
+        "C: STARTTLS",
+        "C: AUTH PLAIN ********",
+        "S: 235 ",
+        "C: RCPT TO:<andre@lyon.test>",
+        "C: .",
+        "S: 250 2.0.0 Ok: queued as",
+        "C: QUIT",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "{line:?} missing:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("AHBpZXJyZ"),
+        "the AUTH PLAIN token is shown:\n{out}"
+    );
+
     // Unknown user: the MSA takes it (another domain), lyon's MTA says 550 5.1.1.
     let (ok, out) = send(&stack, "nobody@lyon.test");
     assert!(ok, "{out}");

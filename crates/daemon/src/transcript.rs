@@ -174,7 +174,9 @@ impl Transcripts {
             return None;
         }
         Some(Recording {
-            sink: Arc::clone(inner),
+            sink: Some(Arc::clone(inner)),
+            agent: inner.agent.clone(),
+            host: inner.host.clone(),
             kind: kind.to_owned(),
             peer: peer.to_string(),
             local: local.to_string(),
@@ -189,7 +191,10 @@ impl Transcripts {
 /// One connection being recorded; [`Recording::finish`] stores it.
 #[derive(Debug)]
 pub struct Recording {
-    sink: Arc<Inner>,
+    /// Where [`Recording::finish`] sends it; none for a client's own transcript.
+    sink: Option<Arc<Inner>>,
+    agent: String,
+    host: String,
     kind: String,
     peer: String,
     local: String,
@@ -207,6 +212,23 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Recording {
+    /// A transcript kept by the caller, not stored (`facteur-mua send --transcript`):
+    /// end it with [`Recording::into_record`].
+    pub fn detached(proto: Proto, agent: &str, kind: &str, peer: &str) -> Self {
+        Self {
+            sink: None,
+            agent: agent.to_owned(),
+            host: String::new(),
+            kind: kind.to_owned(),
+            peer: peer.to_owned(),
+            local: String::new(),
+            start_ms: unix_ms(),
+            queue_ids: Vec::new(),
+            headers: Vec::new(),
+            transcript: Transcript::new(proto, Limits::default()),
+        }
+    }
+
     /// Bytes the client sent.
     pub fn client(&mut self, bytes: &[u8]) {
         self.transcript.client(bytes);
@@ -242,16 +264,30 @@ impl Recording {
     }
 
     /// Store the record (or drop it, counted, when the writer is behind).
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        let Some(sink) = self.sink.take() else {
+            return;
+        };
+        let record = self.into_record();
+        match sink.tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                ::metrics::counter!("facteur_transcripts_dropped_total").increment(1);
+            }
+        }
+    }
+
+    /// The record as it stands, ending the recording (nothing is stored).
+    pub fn into_record(self) -> Record {
         let f = self.transcript.finish();
         let headers = if f.headers.is_empty() {
             self.headers
         } else {
             f.headers
         };
-        let record = Record {
-            agent: self.sink.agent.clone(),
-            host: self.sink.host.clone(),
+        Record {
+            agent: self.agent,
+            host: self.host,
             kind: self.kind,
             peer: self.peer,
             local: self.local,
@@ -262,12 +298,6 @@ impl Recording {
             queue_ids: self.queue_ids,
             lines: f.lines,
             dropped: f.dropped,
-        };
-        match self.sink.tx.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                ::metrics::counter!("facteur_transcripts_dropped_total").increment(1);
-            }
         }
     }
 }

@@ -121,6 +121,10 @@ pub struct SendArgs {
     /// The name to give in EHLO.
     #[arg(long, default_value = "localhost")]
     pub helo: String,
+    /// Print the SMTP dialogue (`C:`/`S:` lines, the password masked, the message
+    /// as one line), like the course's telnet sessions.
+    #[arg(long)]
+    pub transcript: bool,
 }
 
 #[derive(Debug, Clone, Args)]

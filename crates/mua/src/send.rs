@@ -9,6 +9,7 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
+use facteur_daemon::transcript::{Proto, Recording};
 use facteur_protocol::Secret;
 use facteur_protocol::address::{ForwardPath, Mailbox, ReversePath};
 use facteur_protocol::smtp::{Command, MailParams, Reply};
@@ -145,6 +146,43 @@ async fn submit(
     let mut client = connected
         .map_err(smtp_error("connect"))
         .with_context(|| format!("connecting to {} ({addr})", server.spec))?;
+    let tap = args.transcript.then(|| {
+        let rec = Recording::detached(Proto::Smtp, "facteur-mua", "submission", &addr.to_string());
+        std::sync::Arc::new(std::sync::Mutex::new(rec))
+    });
+    if let Some(tap) = &tap {
+        client.record(std::sync::Arc::clone(tap));
+    }
+    let result = dialogue(args, server, password, from, rcpts, message, utf8, client).await;
+    if let Some(rec) = tap.and_then(|t| std::sync::Arc::try_unwrap(t).ok()) {
+        let record = rec
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .into_record();
+        print_transcript(&record);
+    }
+    result
+}
+
+/// A transcript as the course prints a telnet session.
+pub fn print_transcript(record: &facteur_daemon::transcript::Record) {
+    for l in &record.lines {
+        println!("{} {}", l.dir.prefix(), l.text);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dialogue(
+    args: &SendArgs,
+    server: &Server,
+    password: &Secret<String>,
+    from: ReversePath,
+    rcpts: &[Command],
+    message: &[u8],
+    utf8: bool,
+    mut client: SmtpClient,
+) -> anyhow::Result<Vec<Reply>> {
+    let conn = &args.conn;
     client
         .hello(&args.helo, false)
         .await
