@@ -127,6 +127,44 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         !out.contains("AHBpZXJyZ"),
         "the AUTH PLAIN token is shown:\n{out}"
     );
+    // `fetch --transcript` (POP3) likewise, before the message.
+    let pop3 = format!("{lyon}:{}", p.pop3);
+    let fetch = |stack: &Stack| {
+        mua(
+            stack,
+            &pw,
+            &[
+                "fetch",
+                "--pop3",
+                &pop3,
+                "--user",
+                "andre@lyon.test",
+                "--last",
+                "--transcript",
+            ],
+        )
+    };
+    let arrived = Stack::wait_until(Duration::from_secs(60), || {
+        let (ok, out) = fetch(&stack);
+        ok && out.contains("Subject:    telnet")
+    });
+    assert!(arrived, "andre never got the telnet message");
+    let (_, out) = fetch(&stack);
+    for line in [
+        "C: STLS",
+        "C: USER andre@lyon.test",
+        "C: PASS ********",
+        "C: RETR 1",
+        "C: QUIT",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} missing:\n{out}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("S: (") && l.contains("octets of message")),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("PASS {pw}")), "{out}");
 
     // Unknown user: the MSA takes it (another domain), lyon's MTA says 550 5.1.1.
     let (ok, out) = send(&stack, "nobody@lyon.test");
@@ -154,7 +192,6 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
     why_says(&stack, "victim@paris.test", "fr", "relais refusé");
 
     // A wrong POP3 password.
-    let pop3 = format!("{lyon}:{}", p.pop3);
     let (ok, out) = mua(
         &stack,
         "not-the-password",

@@ -1,9 +1,12 @@
 //! `fetch`: get messages over POP3 or IMAP and print each one as `show` does,
-//! raw with `--raw`, or its path with `--trace`.
+//! raw with `--raw`, or its path with `--trace`; `--transcript` (POP3) prints
+//! the dialogue first.
 
 use std::io::Write;
 
 use anyhow::Context;
+
+use facteur_daemon::transcript::{Proto, Recording};
 
 use crate::cli::FetchArgs;
 use crate::net::Server;
@@ -11,11 +14,32 @@ use crate::{imap, pop3, show, trace};
 
 /// Fetch and print; returns how many messages were printed.
 pub async fn fetch(args: &FetchArgs) -> anyhow::Result<usize> {
-    let messages = match (&args.pop3, &args.imap) {
-        (Some(s), _) => pop3::fetch(&Server::parse(s)?, args).await?,
-        (None, Some(s)) => imap::fetch(&Server::parse(s)?, args).await?,
+    let tap = (args.transcript && args.pop3.is_some()).then(|| {
+        let rec = Recording::detached(
+            Proto::Pop3,
+            "facteur-mua",
+            "pop3",
+            args.pop3.as_deref().unwrap_or_default(),
+        );
+        std::sync::Arc::new(std::sync::Mutex::new(rec))
+    });
+    if args.transcript && args.imap.is_some() {
+        anyhow::bail!("--transcript is for --pop3 only so far (IMAP: see `cargo xtask demo`)");
+    }
+    let fetched = match (&args.pop3, &args.imap) {
+        (Some(s), _) => pop3::fetch(&Server::parse(s)?, args, tap.clone()).await,
+        (None, Some(s)) => imap::fetch(&Server::parse(s)?, args).await,
         (None, None) => anyhow::bail!("pass --pop3 HOST:PORT or --imap HOST:PORT"),
     };
+    if let Some(rec) = tap.and_then(|t| std::sync::Arc::try_unwrap(t).ok()) {
+        let record = rec
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .into_record();
+        crate::send::print_transcript(&record);
+    }
+    // The transcript is printed first, failure or not: it shows why.
+    let messages = fetched?;
     let mut out = std::io::stdout().lock();
     if messages.is_empty() {
         eprintln!("the mailbox is empty");

@@ -12,6 +12,7 @@ pub mod pop3;
 pub mod received;
 pub mod send;
 pub mod show;
+pub mod tap;
 pub mod trace;
 pub mod why;
 

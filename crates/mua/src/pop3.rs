@@ -14,12 +14,13 @@ use tokio_util::codec::{Framed, FramedParts};
 
 use crate::cli::{FetchArgs, TlsMode};
 use crate::net::{Server, pick, step};
+use crate::tap::{Shared, Tapped};
 
 /// Largest message we accept.
 const MAX_MESSAGE: u64 = 256 * 1024 * 1024;
 
 struct Pop3 {
-    framed: Framed<Stream, Pop3ClientCodec>,
+    framed: Framed<Tapped<Stream>, Pop3ClientCodec>,
     timeout: Duration,
 }
 
@@ -66,8 +67,13 @@ impl Pop3 {
     }
 }
 
-/// Fetch the chosen messages: (number, bytes), oldest first.
-pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+/// Fetch the chosen messages: (number, bytes), oldest first; the dialogue goes
+/// into `tap` when given (`--transcript`).
+pub async fn fetch(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
     let conn = &args.conn;
     let timeout = conn.timeout();
     let tcp = server.connect(timeout).await?;
@@ -82,7 +88,7 @@ pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32
         .await?;
     }
     let mut pop = Pop3 {
-        framed: Framed::new(stream, codec()),
+        framed: Framed::new(Tapped::new(stream, tap), codec()),
         timeout,
     };
     pop.status("greeting").await?;
@@ -94,15 +100,22 @@ pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32
             bail!("STLS: data after the +OK, refusing to go on");
         }
         let connector = conn.connector()?;
+        let (plain, tap) = parts.io.into_parts();
         let stream = step(
             "TLS handshake",
             timeout,
-            parts.io.connect_tls(&connector, &conn.server_name(server)),
+            plain.connect_tls(&connector, &conn.server_name(server)),
         )
         .await?;
+        if let Some(tap) = &tap
+            && let Ok(mut rec) = tap.lock()
+        {
+            rec.note("TLS started");
+        }
+        let stream = Tapped::new(stream, tap);
         pop.framed = Framed::from_parts(FramedParts::new::<Command>(stream, codec()));
     }
-    conn.check_password_allowed(pop.framed.get_ref().is_tls())?;
+    conn.check_password_allowed(pop.framed.get_ref().inner.is_tls())?;
     pop.command("USER", Command::User(conn.user.clone()))
         .await?;
     pop.command(

@@ -205,8 +205,9 @@ pub(crate) async fn read_mailbox(
         raw: true,
         trace: false,
         delete: false,
+        transcript: false,
     };
-    let messages = facteur_mua::pop3::fetch(&server, &args).await?;
+    let messages = facteur_mua::pop3::fetch(&server, &args, None).await?;
     Ok(messages.iter().map(|(_, m)| torture_id(m)).collect())
 }
 
