@@ -165,6 +165,37 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         "{out}"
     );
     assert!(!out.contains(&format!("PASS {pw}")), "{out}");
+    // `trace --transcripts`: the Received hops, then each agent's record of it.
+    let (ok, raw) = mua(
+        &stack,
+        &pw,
+        &[
+            "fetch",
+            "--pop3",
+            &pop3,
+            "--user",
+            "andre@lyon.test",
+            "--last",
+            "--raw",
+        ],
+    );
+    assert!(ok, "{raw}");
+    let file = dir.path().join("telnet.eml");
+    std::fs::write(&file, raw).expect("write the message");
+    let (ok, traced) = mua(&stack, "", &["trace", file.to_str().expect("path")]);
+    assert!(ok, "{traced}");
+    for needle in [
+        "with ESMTPSA",
+        "with ESMTPS id",
+        "[facteur-msa on mail.paris.test: submission",
+        "[facteur-mta on mail.paris.test: smtp-out",
+        "[facteur-mta on mail.lyon.test: smtp",
+        "[facteur-mta on mail.lyon.test: grpc-out",
+        "[facteur-maa on mail.lyon.test: pop3",
+        "filed as UID",
+    ] {
+        assert!(traced.contains(needle), "{needle:?} missing:\n{traced}");
+    }
 
     // Unknown user: the MSA takes it (another domain), lyon's MTA says 550 5.1.1.
     let (ok, out) = send(&stack, "nobody@lyon.test");

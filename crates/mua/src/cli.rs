@@ -20,8 +20,9 @@ pub enum Cmd {
     Fetch(FetchArgs),
     /// Show a message (a file, or `-` for stdin) in a readable form.
     Show(FileArg),
-    /// Print the path a message took, hop by hop, from its Received headers.
-    Trace(FileArg),
+    /// Print the path a message took, hop by hop, from its Received headers,
+    /// and the agents' transcript lines for it where their records exist.
+    Trace(TraceArgs),
     /// Why a message to or from an address (or with a queue ID) was refused,
     /// deferred or bounced, in plain words, from the agents' transcripts.
     Why(WhyArgs),
@@ -180,6 +181,16 @@ impl FetchArgs {
             _ => Which::Last,
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// The message file; `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+    /// The agents' transcript files (the dev stack's `var/transcripts`): the
+    /// dialogue at each hop is shown beside the Received lines.
+    #[arg(long, env = "FACTEUR_TRANSCRIPTS")]
+    pub transcripts: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

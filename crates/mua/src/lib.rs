@@ -64,8 +64,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", show::render(&read_input(f.file.as_deref())?)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Trace(f) => {
-            print!("{}", trace::render(&read_input(f.file.as_deref())?)?);
+        Cmd::Trace(t) => {
+            let raw = read_input(t.file.as_deref())?;
+            print!("{}", trace::render(&raw)?);
+            if let Some(dir) = &t.transcripts {
+                print!("{}", trace::transcripts(&raw, dir)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Why(args) => {

@@ -43,6 +43,39 @@ pub fn render(raw: &[u8]) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The agents' records of this message (by its Message-ID) in `dir`, oldest
+/// first, each with its dialogue: what happened at each hop the Received lines name.
+pub fn transcripts(raw: &[u8], dir: &std::path::Path) -> anyhow::Result<String> {
+    let Some(id) = facteur_protocol::transcript::message_id(raw) else {
+        return Ok("no Message-ID: the agents' records cannot be matched\n".to_owned());
+    };
+    let mut records: Vec<_> = crate::why::read_dir(dir)?
+        .into_iter()
+        .filter(|r| r.message_ids.contains(&id))
+        .collect();
+    records.sort_by_key(|r| r.start_ms);
+    let mut out = format!(
+        "\n{} transcript record(s) of {id} in {}:\n",
+        records.len(),
+        dir.display()
+    );
+    let t0 = records.first().map_or(0, |r| r.start_ms);
+    for r in &records {
+        out.push_str(&format!(
+            "\n[{} on {}: {} with {}, +{} ms]\n",
+            r.agent,
+            r.host,
+            r.kind,
+            r.peer,
+            r.start_ms.saturating_sub(t0)
+        ));
+        for l in &r.lines {
+            out.push_str(&format!("  {} {}\n", l.dir.prefix(), l.text));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
