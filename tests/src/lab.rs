@@ -22,6 +22,8 @@ use crate::demo::Lang;
 pub enum Exercise {
     /// Stop lyon's MTA: mail waits in paris's queue, then arrives when it is back.
     MtaDown,
+    /// Take lyon.test out of the DNS: no MX found, the mail waits, then bounces.
+    NoMx,
     /// Write to a user lyon does not have: 550 5.1.1 and a bounce to the sender.
     UnknownUser,
     /// Try to relay through lyon's port 25 to another domain: 554 5.7.1.
@@ -33,8 +35,9 @@ pub enum Exercise {
 }
 
 impl Exercise {
-    pub const ALL: [Exercise; 5] = [
+    pub const ALL: [Exercise; 6] = [
         Exercise::MtaDown,
+        Exercise::NoMx,
         Exercise::UnknownUser,
         Exercise::Relay,
         Exercise::WrongPassword,
@@ -138,6 +141,93 @@ pub fn run(
             )?;
             Ok(Outcome {
                 observed: list,
+                why,
+                undone,
+            })
+        }
+        Exercise::NoMx => {
+            let say = |out: &mut dyn Write, en: &str, fr: &str| -> anyhow::Result<()> {
+                writeln!(out, "{}", if lang == Lang::Fr { fr } else { en })?;
+                Ok(())
+            };
+            say(
+                out,
+                "Lab: lyon.test is taken out of the DNS. RFC 5321 §5.1: paris's MTA finds no MX for lyon.test; the DNS refuses to answer, a temporary failure, so the message is deferred (RFC 5321 §4.5.4.1) until it is older than queue.max_age_secs (10 s in this lab), then it bounces to pierre (RFC 3464).",
+                "TP : lyon.test est retiré du DNS. RFC 5321 §5.1 : le MTA de paris ne trouve pas de MX pour lyon.test ; le DNS refuse de répondre, échec temporaire, le message est donc différé (RFC 5321 §4.5.4.1) jusqu'à dépasser queue.max_age_secs (10 s dans ce TP), puis il revient à pierre (RFC 3464).",
+            )?;
+            stack.restart_dns(&["lyon.test"])?;
+            // A fresh MTA (nothing cached from earlier answers), with a short life
+            // for queued mail.
+            let short = (
+                "paris.test/mta".to_owned(),
+                "queue.max_age_secs=10".to_owned(),
+            );
+            stack.spec.sets.push(short.clone());
+            stack.kill("paris.test", "mta")?;
+            stack.restart("paris.test", "mta")?;
+            say(
+                out,
+                "* the dev DNS restarted without lyon.test; paris's MTA restarted with queue.max_age_secs = 10.",
+                "* DNS de dev redémarré sans lyon.test ; MTA de paris redémarré avec queue.max_age_secs = 10.",
+            )?;
+            let dig = dig_mx(stack);
+            writeln!(out, "$ dig MX lyon.test\n{dig}")?;
+            let sent = send(stack, "pierre@paris.test", "andre@lyon.test", &tag, None)?;
+            writeln!(
+                out,
+                "C: facteur-mua send … --to andre@lyon.test\nS: {}",
+                sent.trim()
+            )?;
+            let queue_id = queued_as(&sent).context("no queue ID in the MSA's reply")?;
+            let why = why_until(stack, &queue_id, lang, l("MX not found", "MX introuvable"))?;
+            writeln!(out, "facteur-mua why {queue_id}\n{why}")?;
+            let list = queue(stack, "list")?;
+            say(
+                out,
+                "paris's queue (facteur-mta queue list):",
+                "la file de paris (facteur-mta queue list) :",
+            )?;
+            writeln!(out, "{list}")?;
+            std::thread::sleep(Duration::from_secs(11));
+            queue(stack, "flush")?;
+            say(
+                out,
+                "* 11 s later, queue flush: the message is too old to wait any longer.",
+                "* 11 s plus tard, queue flush : le message est trop vieux pour attendre encore.",
+            )?;
+            arrives(
+                stack,
+                "pierre@paris.test",
+                &paris,
+                ports.pop3,
+                "Undelivered Mail Returned to Sender",
+            )?;
+            say(
+                out,
+                "pierre got the bounce: Undelivered Mail Returned to Sender.",
+                "pierre a reçu l'avis de non-remise : Undelivered Mail Returned to Sender.",
+            )?;
+            // Undo: lyon.test back in the DNS, paris's MTA with its own settings.
+            stack.restart_dns(&[])?;
+            stack.spec.sets.retain(|s| *s != short);
+            stack.kill("paris.test", "mta")?;
+            stack.restart("paris.test", "mta")?;
+            let again = format!("{tag} again");
+            send(stack, "pierre@paris.test", "andre@lyon.test", &again, None)?;
+            let undone = arrives(stack, "andre@lyon.test", &lyon, ports.pop3, &again)?;
+            say(
+                out,
+                "* lyon.test is back in the DNS: a new message reaches andre.",
+                "* lyon.test est de retour dans le DNS : un nouveau message parvient à andre.",
+            )?;
+            let observed = why
+                .lines()
+                .find(|x| x.contains("DNS !"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            Ok(Outcome {
+                observed,
                 why,
                 undone,
             })
@@ -390,6 +480,30 @@ fn arrives(stack: &Stack, user: &str, ip: &str, port: u16, words: &str) -> anyho
         bail!("{user} never got {words:?}; newest message:\n{last}");
     }
     Ok(true)
+}
+
+/// What the dev DNS says to `MX lyon.test` (dig, when installed).
+fn dig_mx(stack: &Stack) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", stack.spec.dns_ip))
+        .args([
+            "-p",
+            &stack.spec.ports.dns.to_string(),
+            "+noall",
+            "+comments",
+            "+answer",
+            "MX",
+            "lyon.test",
+        ])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("status:") || (!l.starts_with(';') && !l.trim().is_empty()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("(dig: {e})"),
+    }
 }
 
 /// The queue ID in `… queued as ID`.

@@ -364,22 +364,28 @@ impl StackSpec {
         self.swapped.iter().any(|(d, a)| d == domain && a == agent)
     }
 
-    /// Start every process and wait for its ready line.
-    pub fn start(&self) -> anyhow::Result<Stack> {
-        let mut stack = Stack {
-            spec: self.clone(),
-            procs: Vec::new(),
-        };
+    /// The dev DNS serving every domain but `without`.
+    fn dns_command(&self, without: &[&str]) -> Command {
         let zones: Vec<String> = self
             .domains
             .iter()
+            .filter(|d| !without.contains(&d.name.as_str()))
             .flat_map(|d| ["--zone".to_owned(), format!("{}={}", d.name, d.ip)])
             .collect();
         let mut dns = Command::new(self.bin("devdns"));
         dns.arg("--listen")
             .arg(format!("{}:{}", self.dns_ip, self.ports.dns))
             .args(&zones);
-        stack.spawn("dns", "devdns", dns)?;
+        dns
+    }
+
+    /// Start every process and wait for its ready line.
+    pub fn start(&self) -> anyhow::Result<Stack> {
+        let mut stack = Stack {
+            spec: self.clone(),
+            procs: Vec::new(),
+        };
+        stack.spawn("dns", "devdns", self.dns_command(&[]))?;
         for d in &self.domains {
             for agent in ["mda", "mta", "msa", "maa"] {
                 if self.is_swapped(&d.name, agent) {
@@ -519,6 +525,16 @@ impl Stack {
         p.child.kill()?;
         p.child.wait()?;
         Ok(())
+    }
+
+    /// Restart the dev DNS serving every domain but `without` (`&[]`: all of them
+    /// again): `cargo xtask lab no-mx` takes lyon.test's records away.
+    pub fn restart_dns(&mut self, without: &[&str]) -> anyhow::Result<()> {
+        if self.index("dns", "devdns").is_ok() {
+            self.kill("dns", "devdns")?;
+        }
+        let cmd = self.spec.dns_command(without);
+        self.spawn("dns", "devdns", cmd)
     }
 
     /// Start an agent again (after `kill`).

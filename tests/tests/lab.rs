@@ -23,6 +23,15 @@ fn every_lab_exercise_shows_its_documented_outcome_and_is_undone() {
                 assert!(o.observed.contains("Request"), "{text}");
                 assert!(o.why.contains("next hop down"), "{text}");
             }
+            Exercise::NoMx => {
+                assert!(o.observed.contains("DNS !"), "{text}");
+                assert!(o.why.contains("MX not found"), "{text}");
+                assert!(
+                    text.contains("status: REFUSED"),
+                    "dig shows lyon.test gone:\n{text}"
+                );
+                assert!(text.contains("pierre got the bounce"), "{text}");
+            }
             Exercise::UnknownUser => {
                 assert!(o.observed.contains("550 5.1.1"), "{text}");
                 assert!(o.why.contains("unknown user"), "{text}");
