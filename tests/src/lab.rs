@@ -30,17 +30,20 @@ pub enum Exercise {
     Relay,
     /// Submit with a wrong password: 535 5.7.8.
     WrongPassword,
+    /// andre's mailbox is over its quota: 552 5.2.2 and a bounce to the sender.
+    FullMailbox,
     /// A message that already crossed too many servers: 554 5.4.6.
     Loop,
 }
 
 impl Exercise {
-    pub const ALL: [Exercise; 6] = [
+    pub const ALL: [Exercise; 7] = [
         Exercise::MtaDown,
         Exercise::NoMx,
         Exercise::UnknownUser,
         Exercise::Relay,
         Exercise::WrongPassword,
+        Exercise::FullMailbox,
         Exercise::Loop,
     ];
 }
@@ -341,6 +344,74 @@ pub fn run(
                 observed,
                 why: String::new(),
                 undone: true,
+            })
+        }
+        Exercise::FullMailbox => {
+            writeln!(
+                out,
+                "{}",
+                l(
+                    "Lab: andre's mailbox is full (lyon's MDA restarted with store.quota_bytes = 1). RFC 3463 5.2.2 (552, RFC 5321 §4.2.2): the MDA refuses the message, lyon's MTA bounces it to pierre (RFC 3464).",
+                    "TP : la boîte d'andre est pleine (MDA de lyon redémarré avec store.quota_bytes = 1). RFC 3463 5.2.2 (552, RFC 5321 §4.2.2) : le MDA refuse le message, le MTA de lyon le renvoie à pierre (RFC 3464).",
+                )
+            )?;
+            let full = ("lyon.test/mda".to_owned(), "store.quota_bytes=1".to_owned());
+            stack.spec.sets.push(full.clone());
+            stack.kill("lyon.test", "mda")?;
+            stack.restart("lyon.test", "mda")?;
+            let sent = send(stack, "pierre@paris.test", "andre@lyon.test", &tag, None)?;
+            writeln!(
+                out,
+                "C: facteur-mua send … --to andre@lyon.test\nS: {}",
+                sent.trim()
+            )?;
+            let why = why_until(
+                stack,
+                "andre@lyon.test",
+                lang,
+                l("mailbox full", "boîte aux lettres pleine"),
+            )?;
+            writeln!(out, "facteur-mua why andre@lyon.test\n{why}")?;
+            arrives(
+                stack,
+                "pierre@paris.test",
+                &paris,
+                ports.pop3,
+                "Undelivered Mail Returned to Sender",
+            )?;
+            writeln!(
+                out,
+                "{}",
+                l(
+                    "pierre got the bounce.",
+                    "pierre a reçu l'avis de non-remise."
+                )
+            )?;
+            // Undo: the MDA without the quota; a new message reaches andre.
+            stack.spec.sets.retain(|s| *s != full);
+            stack.kill("lyon.test", "mda")?;
+            stack.restart("lyon.test", "mda")?;
+            let again = format!("{tag} again");
+            send(stack, "pierre@paris.test", "andre@lyon.test", &again, None)?;
+            let undone = arrives(stack, "andre@lyon.test", &lyon, ports.pop3, &again)?;
+            writeln!(
+                out,
+                "* {}",
+                l(
+                    "quota lifted: a new message reaches andre.",
+                    "quota levé : un nouveau message parvient à andre."
+                )
+            )?;
+            let observed = why
+                .lines()
+                .find(|x| x.contains("552"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            Ok(Outcome {
+                observed,
+                why,
+                undone,
             })
         }
         Exercise::Loop => {

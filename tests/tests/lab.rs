@@ -41,6 +41,10 @@ fn every_lab_exercise_shows_its_documented_outcome_and_is_undone() {
                 assert!(o.why.contains("relay refused"), "{text}");
             }
             Exercise::WrongPassword => assert!(o.observed.contains("535"), "{text}"),
+            Exercise::FullMailbox => {
+                assert!(o.observed.contains("552 5.2.2"), "{text}");
+                assert!(o.why.contains("mailbox full"), "{text}");
+            }
             Exercise::Loop => assert!(o.observed.starts_with("554 5.4.6"), "{text}"),
         }
         assert!(text.contains("RFC "), "{exercise:?} names no RFC:\n{text}");

@@ -34,6 +34,7 @@ async fn grpc(dir: &std::path::Path) -> GrpcMda {
             accounts,
             aliases: Arc::new(Default::default()),
             maildir: None,
+            quota_bytes: 0,
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),

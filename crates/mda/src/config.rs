@@ -47,6 +47,11 @@ pub struct StoreConfig {
     /// mailboxes (Dovecot: `mail_location = maildir:<maildir>/%d/%n`); the
     /// `Mailbox` service then refuses every call. Accounts stay in the store.
     pub maildir: PathBuf,
+    /// Each user's mailboxes may hold this many bytes in all (0: no limit); a
+    /// message that would go past it is refused `552 5.2.2` (RFC 3463 mailbox
+    /// full; the MTA bounces it), as Dovecot's quota plugin does over LMTP.
+    /// Not applied to `maildir` filing.
+    pub quota_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -54,6 +59,7 @@ impl Default for StoreConfig {
         Self {
             min_free_bytes: 64 * 1024 * 1024,
             maildir: PathBuf::new(),
+            quota_bytes: 0,
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct Filing<S> {
     pub aliases: Arc<HashMap<String, String>>,
     /// `[store] maildir`: file into this Maildir++ tree instead of the store's mailboxes.
     pub maildir: Option<Arc<MaildirTree>>,
+    /// `[store] quota_bytes`: 0 for none.
+    pub quota_bytes: u64,
 }
 
 impl<S> Clone for Filing<S> {
@@ -100,6 +102,7 @@ impl<S> Clone for Filing<S> {
             accounts: self.accounts.clone(),
             aliases: Arc::clone(&self.aliases),
             maildir: self.maildir.clone(),
+            quota_bytes: self.quota_bytes,
         }
     }
 }
@@ -152,6 +155,7 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
         let from = mail_from.to_owned();
         let users: Vec<String> = rcpts.iter().map(|r| self.mailbox_of(r)).collect();
         let maildir = self.maildir.clone();
+        let quota = self.quota_bytes;
         let rcpts = rcpts.to_vec();
         let n = rcpts.len();
         let job = move || -> Vec<Reply> {
@@ -190,6 +194,19 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
                             }
                             Err(e) => store_failure("filing into the Maildir", &e),
                         };
+                    }
+                    if quota > 0 {
+                        match usage(&*store, &user) {
+                            Ok(used) if used.saturating_add(bytes.len() as u64) > quota => {
+                                tracing::info!(
+                                    key = %clean(&key.0), %message_id, to = %addr(rcpt),
+                                    user = %clean(&user), used, quota, "refused: mailbox full"
+                                );
+                                return Reply::new(552, "5.2.2", &format!("<{rcpt}> mailbox full"));
+                            }
+                            Ok(_) => {}
+                            Err(e) => return store_failure("reading the mailbox size", &e),
+                        }
                     }
                     if blob.is_none() {
                         match store.put(&bytes) {
@@ -236,6 +253,15 @@ impl<S: MailStore + BlobStore + Marks> Filing<S> {
         count(&replies);
         replies
     }
+}
+
+/// The bytes a user's mailboxes hold, all of them (for `[store] quota_bytes`).
+fn usage<S: MailStore>(store: &S, user: &str) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    for mailbox in store.list_mailboxes(user)? {
+        total = total.saturating_add(store.status(user, &mailbox)?.size);
+    }
+    Ok(total)
 }
 
 /// The message counters of one filing: the message accepted if any recipient

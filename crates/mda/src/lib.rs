@@ -107,6 +107,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         accounts,
         aliases: Arc::new(aliases),
         maildir,
+        quota_bytes: config.store.quota_bytes,
     };
     let services = grpc::Services {
         filing: filing.clone(),

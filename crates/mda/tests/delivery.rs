@@ -33,6 +33,7 @@ async fn start(dir: &std::path::Path) -> Channel {
                 .into(),
             ),
             maildir: None,
+            quota_bytes: 0,
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),

@@ -37,6 +37,7 @@ async fn start(dir: &std::path::Path) -> (MailboxClient<Channel>, facteur_daemon
             accounts,
             aliases: Arc::new(Default::default()),
             maildir: None,
+            quota_bytes: 0,
         },
         max_message_size: MAX,
         shutdown: shutdown.clone(),

@@ -35,6 +35,7 @@ async fn start(store: SledStore, root: &Path) -> Channel {
                 .into(),
             ),
             maildir: Some(Arc::new(MaildirTree::new(root, "mx.lyon.test"))),
+            quota_bytes: 0,
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),

@@ -19,6 +19,7 @@ pub enum Reason {
     MxNotFound,
     NextHopDown,
     TooBig,
+    MailboxFull,
     Loop,
     Auth,
     /// Another permanent refusal.
@@ -40,7 +41,9 @@ impl Reason {
         } else if t.contains("5.7.8") || t.contains("[auth]") || t.contains("authenticationfailed")
         {
             Reason::Auth
-        } else if t.contains("5.3.4") || t.contains("5.2.2") || code == Some("552") {
+        } else if t.contains("5.2.2") || t.contains("mailbox full") || t.contains("quota") {
+            Reason::MailboxFull
+        } else if t.contains("5.3.4") || code == Some("552") {
             Reason::TooBig
         } else if t.contains("5.4.6") || t.contains("loop") {
             Reason::Loop
@@ -91,6 +94,12 @@ impl Reason {
             }
             (Reason::TooBig, true) => {
                 "trop gros : le message dépasse la taille que le serveur accepte (RFC 1870, 552 / 5.3.4)"
+            }
+            (Reason::MailboxFull, false) => {
+                "mailbox full: the recipient's mailbox is over its quota (RFC 3463 5.2.2, 552 in RFC 5321 §4.2.2); the sender gets a bounce"
+            }
+            (Reason::MailboxFull, true) => {
+                "boîte aux lettres pleine : la boîte du destinataire a dépassé son quota (RFC 3463 5.2.2, 552 dans la RFC 5321 §4.2.2) ; l'expéditeur reçoit un avis de non-remise"
             }
             (Reason::Loop, false) => {
                 "mail loop: the message went through too many servers (its Received lines), so it was stopped (RFC 5321 §6.3, 554 / 5.4.6)"
@@ -297,11 +306,12 @@ pub fn render(target: &str, all: &[Finding], fr: bool) -> String {
         if let Some(a) = &f.asked {
             out.push_str(&format!("  C: {a}\n"));
         }
-        let prefix = if f.said.starts_with("DNS") || f.said.starts_with("attempt") {
-            " *"
-        } else {
-            "S:"
-        };
+        // A reply starts with its code (SMTP), +OK/-ERR (POP3) or a tag (IMAP,
+        // then a command asked); anything else is the agent's own note.
+        let reply = f.asked.is_some()
+            || f.said
+                .starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+        let prefix = if !reply { " *" } else { "S:" };
         out.push_str(&format!("  {prefix} {}\n", f.said));
         out.push_str(&format!("  → {}\n", f.reason.explain(fr)));
     }
@@ -330,6 +340,10 @@ mod tests {
                 Reason::Auth,
             ),
             ("552 5.3.4 Message size exceeds fixed limit", Reason::TooBig),
+            (
+                "gRPC reply ← <andre@lyon.test>: 552 5.2.2 <andre@lyon.test> mailbox full",
+                Reason::MailboxFull,
+            ),
             ("554 5.4.6 Too many hops: mail loop", Reason::Loop),
             (
                 "DNS ! no MX or A record for nowhere.test",
