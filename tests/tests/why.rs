@@ -165,6 +165,42 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         "{out}"
     );
     assert!(!out.contains(&format!("PASS {pw}")), "{out}");
+    // And over IMAP (commands and responses as imap-next hands them over).
+    let imap = format!("{lyon}:{}", p.imap);
+    let (ok, out) = mua(
+        &stack,
+        &pw,
+        &[
+            "fetch",
+            "--imap",
+            &imap,
+            "--user",
+            "andre@lyon.test",
+            "--last",
+            "--transcript",
+        ],
+    );
+    assert!(ok, "{out}");
+    for needle in [
+        "S: * OK",
+        "STARTTLS",
+        "* TLS started",
+        "LOGIN",
+        "EXAMINE",
+        "octets of message",
+        "LOGOUT",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    let login = out
+        .lines()
+        .find(|l| l.contains(" LOGIN "))
+        .expect("a LOGIN line");
+    assert!(
+        login.ends_with("********") && !login.contains(&pw),
+        "{login}"
+    );
+
     // `trace --transcripts`: the Received hops, then each agent's record of it.
     let (ok, raw) = mua(
         &stack,

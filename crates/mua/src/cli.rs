@@ -159,8 +159,8 @@ pub struct FetchArgs {
     /// Delete the fetched messages from the server.
     #[arg(long)]
     pub delete: bool,
-    /// Print the POP3 dialogue (`C:`/`S:` lines, the password masked, each
-    /// message as one line) before the messages.
+    /// Print the POP3 or IMAP dialogue (`C:`/`S:` lines, the password masked,
+    /// each message as one line) before the messages.
     #[arg(long)]
     pub transcript: bool,
 }

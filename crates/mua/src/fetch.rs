@@ -1,6 +1,6 @@
 //! `fetch`: get messages over POP3 or IMAP and print each one as `show` does,
-//! raw with `--raw`, or its path with `--trace`; `--transcript` (POP3) prints
-//! the dialogue first.
+//! raw with `--raw`, or its path with `--trace`; `--transcript` prints the
+//! dialogue first.
 
 use std::io::Write;
 
@@ -14,21 +14,17 @@ use crate::{imap, pop3, show, trace};
 
 /// Fetch and print; returns how many messages were printed.
 pub async fn fetch(args: &FetchArgs) -> anyhow::Result<usize> {
-    let tap = (args.transcript && args.pop3.is_some()).then(|| {
-        let rec = Recording::detached(
-            Proto::Pop3,
-            "facteur-mua",
-            "pop3",
-            args.pop3.as_deref().unwrap_or_default(),
-        );
+    let tap = args.transcript.then(|| {
+        let (proto, kind, server) = match (&args.pop3, &args.imap) {
+            (Some(s), _) => (Proto::Pop3, "pop3", s.as_str()),
+            (None, s) => (Proto::Imap, "imap", s.as_deref().unwrap_or_default()),
+        };
+        let rec = Recording::detached(proto, "facteur-mua", kind, server);
         std::sync::Arc::new(std::sync::Mutex::new(rec))
     });
-    if args.transcript && args.imap.is_some() {
-        anyhow::bail!("--transcript is for --pop3 only so far (IMAP: see `cargo xtask demo`)");
-    }
     let fetched = match (&args.pop3, &args.imap) {
         (Some(s), _) => pop3::fetch(&Server::parse(s)?, args, tap.clone()).await,
-        (None, Some(s)) => imap::fetch(&Server::parse(s)?, args).await,
+        (None, Some(s)) => imap::fetch(&Server::parse(s)?, args, tap.clone()).await,
         (None, None) => anyhow::bail!("pass --pop3 HOST:PORT or --imap HOST:PORT"),
     };
     if let Some(rec) = tap.and_then(|t| std::sync::Arc::try_unwrap(t).ok()) {

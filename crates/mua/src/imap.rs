@@ -22,14 +22,22 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
+use imap_codec::encode::Encoder;
+use imap_codec::{CommandCodec, GreetingCodec, ResponseCodec};
+use imap_next::imap_types::response::Response;
+
 use crate::cli::{FetchArgs, TlsMode};
 use crate::net::{Server, pick, step};
+use crate::tap::Shared;
 
 struct Imap {
     stream: Stream,
     client: Client,
     timeout: Duration,
     next_tag: u32,
+    /// `--transcript`: each command sent and response received, encoded again
+    /// with imap-codec (imap-next owns the socket, so its bytes are not seen).
+    tap: Option<Shared>,
 }
 
 fn describe(body: &StatusBody<'_>) -> String {
@@ -46,9 +54,38 @@ fn describe(body: &StatusBody<'_>) -> String {
 
 impl Imap {
     async fn event(&mut self, stage: &str) -> anyhow::Result<Event> {
-        match tokio::time::timeout(self.timeout, self.stream.next(&mut self.client)).await {
-            Err(_) => bail!("{stage}: no answer within {}s", self.timeout.as_secs()),
-            Ok(r) => r.with_context(|| format!("{stage} failed")),
+        let event =
+            match tokio::time::timeout(self.timeout, self.stream.next(&mut self.client)).await {
+                Err(_) => bail!("{stage}: no answer within {}s", self.timeout.as_secs()),
+                Ok(r) => r.with_context(|| format!("{stage} failed"))?,
+            };
+        self.record(&event);
+        Ok(event)
+    }
+
+    fn record(&self, event: &Event) {
+        let Some(tap) = &self.tap else { return };
+        let Ok(mut rec) = tap.lock() else { return };
+        match event {
+            Event::GreetingReceived { greeting } => {
+                rec.server(&GreetingCodec::default().encode(greeting).dump());
+            }
+            Event::CommandSent { command, .. } | Event::CommandRejected { command, .. } => {
+                rec.client(&CommandCodec::default().encode(command).dump());
+                if let Event::CommandRejected { status, .. } = event {
+                    let status = Response::Status(status.clone());
+                    rec.server(&ResponseCodec::default().encode(&status).dump());
+                }
+            }
+            Event::DataReceived { data } => {
+                let data = Response::Data(data.clone());
+                rec.server(&ResponseCodec::default().encode(&data).dump());
+            }
+            Event::StatusReceived { status } => {
+                let status = Response::Status(status.clone());
+                rec.server(&ResponseCodec::default().encode(&status).dump());
+            }
+            _ => {}
         }
     }
 
@@ -105,8 +142,13 @@ async fn tls(
     Ok(Stream::tls(TlsStream::Client(tls)))
 }
 
-/// Fetch the chosen messages from INBOX: (sequence number, bytes), oldest first.
-pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+/// Fetch the chosen messages from INBOX: (sequence number, bytes), oldest first;
+/// the dialogue goes into `tap` when given (`--transcript`).
+pub async fn fetch(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
     let conn = &args.conn;
     let timeout = conn.timeout();
     let tcp = server.connect(timeout).await?;
@@ -119,6 +161,7 @@ pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32
         client: Client::new(Options::default()),
         timeout,
         next_tag: 0,
+        tap,
     };
     let greeting = loop {
         if let Event::GreetingReceived { greeting } = imap.event("greeting").await? {
@@ -136,6 +179,11 @@ pub async fn fetch(server: &Server, args: &FetchArgs) -> anyhow::Result<Vec<(u32
         let mut options = Options::default();
         options.discard_greeting = true;
         imap.client = Client::new(options);
+        if let Some(tap) = &imap.tap
+            && let Ok(mut rec) = tap.lock()
+        {
+            rec.note("TLS started");
+        }
         is_tls = true;
     }
     conn.check_password_allowed(is_tls)?;
