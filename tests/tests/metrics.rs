@@ -108,12 +108,31 @@ fn health(stack: &Stack, domain: &str, agent: &str) -> Output {
         .unwrap_or_else(|e| panic!("run {} (cargo build --bins first): {e}", bin.display()))
 }
 
+/// The MUA takes no password on its command line: a `--password X` pair in a
+/// test's arguments becomes `FACTEUR_PASSWORD=X` in its environment.
+fn split_password<'a>(args: &[&'a str]) -> (Vec<&'a str>, Option<&'a str>) {
+    let mut out = Vec::new();
+    let mut password = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == "--password" {
+            password = it.next().copied();
+        } else {
+            out.push(*a);
+        }
+    }
+    (out, password)
+}
+
 fn mua(stack: &Stack, args: &[&str]) -> String {
-    let out = Command::new(facteur_tests::bin_dir().join("facteur-mua"))
-        .args(args)
-        .arg("--ca")
-        .arg(stack.spec.ca())
-        .env_remove("FACTEUR_PASSWORD")
+    let (args, password) = split_password(args);
+    let mut cmd = Command::new(facteur_tests::bin_dir().join("facteur-mua"));
+    cmd.args(&args).arg("--ca").arg(stack.spec.ca());
+    match password {
+        Some(p) => cmd.env("FACTEUR_PASSWORD", p),
+        None => cmd.env_remove("FACTEUR_PASSWORD"),
+    };
+    let out = cmd
         .output()
         .expect("run facteur-mua (cargo build --bins first)");
     let text = format!(

@@ -9,6 +9,22 @@ use std::time::{Duration, Instant};
 use facteur_tests::stack::dev_password;
 use facteur_tests::{Stack, StackSpec};
 
+/// The MUA takes no password on its command line: a `--password X` pair in a
+/// test's arguments becomes `FACTEUR_PASSWORD=X` in its environment.
+fn split_password<'a>(args: &[&'a str]) -> (Vec<&'a str>, Option<&'a str>) {
+    let mut out = Vec::new();
+    let mut password = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == "--password" {
+            password = it.next().copied();
+        } else {
+            out.push(*a);
+        }
+    }
+    (out, password)
+}
+
 struct Mua<'a> {
     stack: &'a Stack,
     bin: PathBuf,
@@ -26,11 +42,14 @@ impl Mua<'_> {
     }
 
     fn run(&self, args: &[&str]) -> (Output, String) {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--ca")
-            .arg(&self.ca)
-            .env_remove("FACTEUR_PASSWORD")
+        let (args, password) = split_password(args);
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&args).arg("--ca").arg(&self.ca);
+        match password {
+            Some(p) => cmd.env("FACTEUR_PASSWORD", p),
+            None => cmd.env_remove("FACTEUR_PASSWORD"),
+        };
+        let out = cmd
             .output()
             .expect("run facteur-mua (cargo build --workspace --bins first)");
         let text = format!(

@@ -174,18 +174,20 @@ facteur is up: paris.test on {paris}, lyon.test on {lyon}, DNS on {dns}:5353.
 Users: pierre@paris.test, jacques@paris.test, andre@lyon.test (password {pw:?}).
 Logs: {logs}
 
-Send a first message (pierre → andre, across domains):
+Send a first message (pierre → andre, across domains); the MUA reads the
+password from FACTEUR_PASSWORD (or asks for it), never from its command line:
+  export FACTEUR_PASSWORD={pw}
   cargo run -q -p facteur-mua -- send --server {paris}:5870 --ca {ca} \\
-      --user pierre@paris.test --password {pw} \\
+      --user pierre@paris.test \\
       --from pierre@paris.test --to andre@lyon.test --subject hello --body 'Bonjour Andre'
 Read it (POP3 with STLS on lyon), then see the path it took:
   cargo run -q -p facteur-mua -- fetch --pop3 {lyon}:1100 --ca {ca} \\
-      --user andre@lyon.test --password {pw} --last
+      --user andre@lyon.test --last
   cargo run -q -p facteur-mua -- fetch --pop3 {lyon}:1100 --ca {ca} \\
-      --user andre@lyon.test --password {pw} --last --trace
+      --user andre@lyon.test --last --trace
 Jacques reads his mail over IMAP:
   cargo run -q -p facteur-mua -- fetch --imap {paris}:1430 --ca {ca} \\
-      --user jacques@paris.test --password {pw} --last
+      --user jacques@paris.test --last
 Or with swaks:
   swaks --server {paris}:5870 --tls --tls-ca-path {ca} --auth PLAIN \\
       --auth-user pierre@paris.test --auth-password {pw} \\

@@ -77,8 +77,10 @@ pub struct ConnArgs {
     /// The account to log in as.
     #[arg(long)]
     pub user: String,
-    /// The password (or set FACTEUR_PASSWORD).
-    #[arg(long, env = "FACTEUR_PASSWORD", hide_env_values = true)]
+    /// Never on the command line (other users see it in `ps`): taken from
+    /// `FACTEUR_PASSWORD`, else asked on the terminal without echo. Library
+    /// callers (the torture run) may set it here.
+    #[arg(skip)]
     pub password: Option<String>,
     /// Allow sending the password over a connection without TLS (`--tls none` only).
     #[arg(long)]
@@ -197,4 +199,31 @@ pub struct TraceArgs {
 pub struct FileArg {
     /// The message file; `-` or nothing reads stdin.
     pub file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn no_password_on_the_command_line() {
+        let base = [
+            "facteur-mua",
+            "send",
+            "--server",
+            "h:1",
+            "--user",
+            "u",
+            "--from",
+            "a@b",
+            "--to",
+            "c@d",
+        ];
+        assert!(Cli::try_parse_from(base).is_ok());
+        let with: Vec<&str> = base.iter().copied().chain(["--password", "x"]).collect();
+        let e = Cli::try_parse_from(with).expect_err("--password must not parse");
+        assert!(e.to_string().contains("--password"), "{e}");
+    }
 }

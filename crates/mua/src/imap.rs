@@ -187,7 +187,7 @@ pub async fn fetch(
         is_tls = true;
     }
     conn.check_password_allowed(is_tls)?;
-    let login = CommandBody::login(conn.user.clone(), conn.password()?.to_owned())
+    let login = CommandBody::login(conn.user.clone(), conn.password()?)
         .map_err(|e| anyhow::anyhow!("LOGIN: user name or password cannot be sent: {e:?}"))?;
     imap.run("LOGIN", login).await?;
     let (stage, select) = if args.delete {

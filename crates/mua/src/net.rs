@@ -93,11 +93,24 @@ impl ConnArgs {
         Duration::from_secs(self.timeout.max(1))
     }
 
-    /// The password from `--password` or `FACTEUR_PASSWORD`.
-    pub fn password(&self) -> anyhow::Result<&str> {
-        self.password
-            .as_deref()
-            .context("no password: pass --password or set FACTEUR_PASSWORD")
+    /// The password: set by a library caller, else `FACTEUR_PASSWORD`, else
+    /// asked on the terminal without echo (rpassword); never a command-line flag.
+    pub fn password(&self) -> anyhow::Result<String> {
+        if let Some(p) = &self.password {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var("FACTEUR_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
+            return Ok(p);
+        }
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!("no password: set FACTEUR_PASSWORD (or run in a terminal to be asked)");
+        }
+        rpassword::prompt_password(format!("Password for {}: ", self.user))
+            .context("reading the password")
     }
 
     /// The name to check in the server certificate.

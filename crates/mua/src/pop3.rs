@@ -118,11 +118,8 @@ pub async fn fetch(
     conn.check_password_allowed(pop.framed.get_ref().inner.is_tls())?;
     pop.command("USER", Command::User(conn.user.clone()))
         .await?;
-    pop.command(
-        "PASS",
-        Command::Pass(Secret::new(conn.password()?.to_owned())),
-    )
-    .await?;
+    pop.command("PASS", Command::Pass(Secret::new(conn.password()?)))
+        .await?;
     let stat = pop.command("STAT", Command::Stat).await?;
     let count: u32 = stat
         .text()

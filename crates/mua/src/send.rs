@@ -72,7 +72,7 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<Vec<Outcome>> {
     let message = compose::compose(&draft)?;
     let server = Server::parse(&args.server)?;
     let conn = &args.conn;
-    let password = Secret::new(conn.password()?.to_owned());
+    let password = Secret::new(conn.password()?);
 
     let from = ReversePath::Mailbox(parse_mailbox(&sender)?);
     let rcpt_commands = rcpts
