@@ -484,7 +484,9 @@ fn test(no_install: bool, no_lint: bool) -> anyhow::Result<()> {
             "--workspace",
             "--no-fail-fast",
             "--failure-output",
-            "final",
+            // A failing try is shown at once, so a test that passes on retry
+            // (flaky) still leaves its output in the log.
+            "immediate-final",
         ]))
     } else {
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))
