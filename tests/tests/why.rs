@@ -1,6 +1,7 @@
 //! `facteur-mua why`: each fault of the course told by its reason, from the
 //! agents' transcripts of a real stack: unknown user, relay refused, wrong
-//! password, next hop down (by queue ID), in English and French.
+//! password (POP3 and SMTP AUTH), next hop down (by queue ID), in English and
+//! French.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -278,6 +279,34 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         "{text}"
     );
     assert!(!text.contains("not-the-password"), "{text}");
+
+    // A wrong SMTP AUTH password: the dialogue masks the AUTH line, the MSA's
+    // note names the user, so `why` finds it by address.
+    let (ok, out) = mua(
+        &stack,
+        "not-the-password",
+        &[
+            "send",
+            "--server",
+            &submission,
+            "--user",
+            "jacques@paris.test",
+            "--from",
+            "jacques@paris.test",
+            "--to",
+            "andre@lyon.test",
+            "--body",
+            "x",
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("535"), "{out}");
+    let text = why_says(&stack, "jacques@paris.test", "en", "wrong password");
+    assert!(
+        text.contains("facteur-msa") && text.contains("AUTH refused for jacques@paris.test"),
+        "{text}"
+    );
+    why_says(&stack, "jacques@paris.test", "fr", "mauvais mot de passe");
 
     // lyon's MTA down: paris keeps the message; why by paris's queue ID.
     stack.kill("lyon.test", "mta").expect("kill lyon's MTA");

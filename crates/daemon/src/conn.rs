@@ -58,6 +58,11 @@ pub trait Session: Send {
     fn has_more(&self) -> bool {
         false
     }
+    /// Decisions the session wants in the connection's transcript, beside the
+    /// dialogue: what the masked lines hide (the user a refused AUTH named).
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Called once when the connection ends, however it ends (release locks, ...).
     fn finish(&mut self) -> impl Future<Output = ()> + Send {
         async {}
@@ -235,6 +240,11 @@ async fn drive<S: Session>(
         let mut step = session.input(&buf[..n]).await;
         clock.update(Instant::now(), n, session.progress());
         loop {
+            for note in session.take_notes() {
+                if let Some(rec) = rec.as_mut() {
+                    rec.note(&note);
+                }
+            }
             write_out(stream, opts.idle_timeout, session.take_output(), rec).await?;
             match step {
                 Step::Continue => {}

@@ -87,6 +87,8 @@ pub struct SmtpSession<H> {
     hostname: String,
     /// Where the current message stands with the handler.
     data: Data,
+    /// Transcript notes not yet taken ([`Session::take_notes`]).
+    notes: Vec<String>,
 }
 
 /// The handler's view of the message being received.
@@ -109,6 +111,7 @@ impl<H: SmtpHandler> SmtpSession<H> {
             peer,
             hostname,
             data: Data::Idle,
+            notes: Vec::new(),
         }
     }
 
@@ -205,10 +208,13 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                     } else {
                         self.handler.auth(&client, &authcid, &password).await
                     };
+                    let user = crate::logging::clean(&authcid);
                     if reply.is_positive() {
-                        tracing::info!(user = %crate::logging::clean(&authcid), helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authenticated");
+                        tracing::info!(%user, helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authenticated");
+                        self.notes.push(format!("AUTH: logged in as {user}"));
                     } else {
-                        tracing::info!(user = %crate::logging::clean(&authcid), helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authentication failed");
+                        tracing::info!(%user, helo = %crate::logging::clean(&client.helo), client = %client.peer.ip(), "authentication failed");
+                        self.notes.push(format!("AUTH refused for {user}: {reply}"));
                     }
                     self.session.answer(reply);
                 }
@@ -252,6 +258,10 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
 
     fn shutdown_reply(&self) -> Vec<u8> {
         codes::service_unavailable(&self.hostname).to_bytes()
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     async fn finish(&mut self) {

@@ -1,4 +1,6 @@
-//! The command line: `send`, `fetch`, `show`, `trace` and `why`, as clap derive types.
+//! The command line: `send`, `fetch`, `list`, `read`, `show`, `trace` and
+//! `why`, as clap derive types; an account of `mua.toml` ([`crate::account`])
+//! gives their defaults.
 
 use std::path::PathBuf;
 
@@ -8,6 +10,13 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "facteur-mua", version, about)]
 pub struct Cli {
+    /// The account of the accounts file whose servers, user and Maildir are the
+    /// defaults (else the file's `default`).
+    #[arg(short = 'a', long, global = true, env = "FACTEUR_ACCOUNT")]
+    pub account: Option<String>,
+    /// The accounts file (default: ~/.config/facteur/mua.toml).
+    #[arg(long, global = true, env = "FACTEUR_MUA_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -16,8 +25,13 @@ pub struct Cli {
 pub enum Cmd {
     /// Compose a message and submit it over SMTP (STARTTLS or TLS, AUTH PLAIN).
     Send(SendArgs),
-    /// Fetch messages over POP3 or IMAP and show them.
+    /// Fetch messages over POP3 or IMAP: into a local Maildir (`--maildir`,
+    /// new mail only), or shown.
     Fetch(FetchArgs),
+    /// List the messages of the local Maildir, oldest first.
+    List(MaildirArg),
+    /// Show message N of the local Maildir and mark it read.
+    Read(ReadArgs),
     /// Show a message (a file, or `-` for stdin) in a readable form.
     Show(FileArg),
     /// Print the path a message took, hop by hop, from its Received headers,
@@ -159,8 +173,18 @@ pub struct FetchArgs {
     #[arg(long)]
     pub trace: bool,
     /// Delete the fetched messages from the server.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep")]
     pub delete: bool,
+    /// Store new mail in this Maildir (created if needed) instead of printing
+    /// it: POP3 takes the messages whose UIDL is not there yet and deletes them
+    /// from the server once stored, unless `--keep`; IMAP takes the UIDs above
+    /// the last one stored and leaves the server as it is. `--last`, `--all`,
+    /// `--number`, `--raw` and `--trace` print instead.
+    #[arg(long)]
+    pub maildir: Option<PathBuf>,
+    /// With `--maildir` over POP3: leave the messages on the server.
+    #[arg(long)]
+    pub keep: bool,
     /// Print the POP3 or IMAP dialogue (`C:`/`S:` lines, the password masked,
     /// each message as one line) before the messages.
     #[arg(long)]
@@ -176,6 +200,12 @@ pub enum Which {
 }
 
 impl FetchArgs {
+    /// The Maildir to store into, unless a printing flag was given.
+    pub fn store_into(&self) -> Option<&std::path::Path> {
+        let print = self.last || self.all || self.number.is_some() || self.raw || self.trace;
+        self.maildir.as_deref().filter(|_| !print)
+    }
+
     pub fn which(&self) -> Which {
         match (self.all, self.number) {
             (true, _) => Which::All,
@@ -183,6 +213,28 @@ impl FetchArgs {
             _ => Which::Last,
         }
     }
+}
+
+/// The local Maildir of `list` and `read`.
+#[derive(Debug, Clone, Args)]
+pub struct MaildirArg {
+    /// The Maildir (the one `fetch --maildir` fills; an account's `maildir`).
+    #[arg(long, required = true)]
+    pub maildir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// The message number, as `list` shows it (1 is the oldest).
+    pub number: usize,
+    #[command(flatten)]
+    pub maildir: MaildirArg,
+    /// Save the attachments into this directory (never over a file already there).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Print the raw message bytes.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -205,7 +257,7 @@ pub struct FileArg {
 mod tests {
     use clap::Parser;
 
-    use super::Cli;
+    use super::{Cli, Cmd};
 
     #[test]
     fn no_password_on_the_command_line() {
@@ -225,5 +277,51 @@ mod tests {
         let with: Vec<&str> = base.iter().copied().chain(["--password", "x"]).collect();
         let e = Cli::try_parse_from(with).expect_err("--password must not parse");
         assert!(e.to_string().contains("--password"), "{e}");
+    }
+
+    #[test]
+    fn an_account_gives_defaults_that_flags_override() {
+        let account: crate::account::Account = toml::from_str(
+            "user = \"andre@lyon.test\"\nimap = \"h:143\"\nsubmission = \"h:587\"\nmaildir = \"/m\"\ntls = \"implicit\"\n",
+        )
+        .unwrap();
+        let parse = |args: &[&str]| {
+            let argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            let cmd =
+                crate::account::apply(<Cli as clap::CommandFactory>::command(), &account, &argv);
+            let m = cmd.try_get_matches_from(&argv).expect("parses");
+            <Cli as clap::FromArgMatches>::from_arg_matches(&m).expect("fits")
+        };
+        let Cmd::Fetch(f) = parse(&["mua", "fetch"]).command else {
+            panic!()
+        };
+        assert_eq!(f.imap.as_deref(), Some("h:143"));
+        assert_eq!(f.conn.user, "andre@lyon.test");
+        assert_eq!(f.conn.tls, super::TlsMode::Implicit);
+        assert_eq!(f.store_into(), Some(std::path::Path::new("/m")));
+        let Cmd::Fetch(f) = parse(&[
+            "mua", "fetch", "--pop3", "p:110", "--tls", "starttls", "--last",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (f.pop3.as_deref(), f.imap.as_deref()),
+            (Some("p:110"), None)
+        );
+        assert_eq!(f.conn.tls, super::TlsMode::Starttls);
+        assert_eq!(f.store_into(), None, "--last prints");
+        let Cmd::Send(s) = parse(&["mua", "send", "--to", "x@y"]).command else {
+            panic!()
+        };
+        assert_eq!(
+            (s.server.as_str(), s.from.as_str()),
+            ("h:587", "andre@lyon.test")
+        );
+        let Cmd::List(l) = parse(&["mua", "list"]).command else {
+            panic!()
+        };
+        assert_eq!(l.maildir.as_deref(), Some(std::path::Path::new("/m")));
     }
 }

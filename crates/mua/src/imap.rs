@@ -1,6 +1,7 @@
 //! The IMAP client of `fetch`, on imap-next's client state machine: STARTTLS (or
 //! implicit TLS), LOGIN, SELECT INBOX (EXAMINE when not deleting), FETCH n
-//! BODY.PEEK[], STORE \Deleted + EXPUNGE only when asked, LOGOUT.
+//! BODY.PEEK[], STORE \Deleted + EXPUNGE only when asked, LOGOUT; into a
+//! Maildir, UID FETCH of the UIDs above the last one stored.
 //!
 //! For STARTTLS the plaintext stream is taken back out of imap-next (its
 //! `expose_stream` feature), the handshake done with tokio-rustls, and a fresh
@@ -16,7 +17,7 @@ use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::fetch::{MessageDataItem, MessageDataItemName};
 use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
-use imap_next::imap_types::response::{Data, GreetingKind, Status, StatusBody, StatusKind};
+use imap_next::imap_types::response::{Code, Data, GreetingKind, Status, StatusBody, StatusKind};
 use imap_next::stream::Stream;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -27,6 +28,8 @@ use imap_codec::{CommandCodec, GreetingCodec, ResponseCodec};
 use imap_next::imap_types::response::Response;
 
 use crate::cli::{FetchArgs, TlsMode};
+use crate::fetch::Stored;
+use crate::maildir::Maildir;
 use crate::net::{Server, pick, step};
 use crate::tap::Shared;
 
@@ -38,6 +41,9 @@ struct Imap {
     /// `--transcript`: each command sent and response received, encoded again
     /// with imap-codec (imap-next owns the socket, so its bytes are not seen).
     tap: Option<Shared>,
+    /// The codes of the untagged statuses (`* OK [UIDVALIDITY …]`) of the last
+    /// command run.
+    codes: Vec<Code<'static>>,
 }
 
 fn describe(body: &StatusBody<'_>) -> String {
@@ -105,9 +111,16 @@ impl Imap {
             body,
         });
         let mut data = Vec::new();
+        self.codes.clear();
         loop {
             match self.event(stage).await? {
                 Event::DataReceived { data: d } => data.push(d),
+                Event::StatusReceived {
+                    status:
+                        Status::Untagged(StatusBody {
+                            code: Some(code), ..
+                        }),
+                } => self.codes.push(code),
                 Event::StatusReceived {
                     status: Status::Tagged(t),
                 } if t.tag == tag => {
@@ -128,6 +141,39 @@ impl Imap {
     }
 }
 
+/// The BODY[] of the FETCH response that `wanted(seq, items)` picks.
+fn body_of(
+    data: Vec<Data<'static>>,
+    wanted: impl Fn(NonZeroU32, &[MessageDataItem<'static>]) -> bool,
+) -> Option<Vec<u8>> {
+    data.into_iter()
+        .filter_map(|d| match d {
+            Data::Fetch { seq, items } if wanted(seq, items.as_ref()) => Some(items),
+            _ => None,
+        })
+        .flat_map(|items| items.into_inner())
+        .find_map(|item| match item {
+            MessageDataItem::BodyExt {
+                section: None,
+                data,
+                ..
+            } => Some(
+                data.into_option()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        })
+}
+
+/// The UID item of a FETCH response.
+fn uid_of(items: &[MessageDataItem<'_>]) -> Option<u32> {
+    items.iter().find_map(|i| match i {
+        MessageDataItem::Uid(u) => Some(u.get()),
+        _ => None,
+    })
+}
+
 async fn tls(
     tcp: TcpStream,
     args: &FetchArgs,
@@ -142,13 +188,8 @@ async fn tls(
     Ok(Stream::tls(TlsStream::Client(tls)))
 }
 
-/// Fetch the chosen messages from INBOX: (sequence number, bytes), oldest first;
-/// the dialogue goes into `tap` when given (`--transcript`).
-pub async fn fetch(
-    server: &Server,
-    args: &FetchArgs,
-    tap: Option<Shared>,
-) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+/// Connect, secure (STARTTLS or implicit TLS) and LOGIN.
+async fn login(server: &Server, args: &FetchArgs, tap: Option<Shared>) -> anyhow::Result<Imap> {
     let conn = &args.conn;
     let timeout = conn.timeout();
     let tcp = server.connect(timeout).await?;
@@ -162,6 +203,7 @@ pub async fn fetch(
         timeout,
         next_tag: 0,
         tap,
+        codes: Vec::new(),
     };
     let greeting = loop {
         if let Event::GreetingReceived { greeting } = imap.event("greeting").await? {
@@ -190,6 +232,17 @@ pub async fn fetch(
     let login = CommandBody::login(conn.user.clone(), conn.password()?)
         .map_err(|e| anyhow::anyhow!("LOGIN: user name or password cannot be sent: {e:?}"))?;
     imap.run("LOGIN", login).await?;
+    Ok(imap)
+}
+
+/// Fetch the chosen messages from INBOX: (sequence number, bytes), oldest first;
+/// the dialogue goes into `tap` when given (`--transcript`).
+pub async fn fetch(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+    let mut imap = login(server, args, tap).await?;
     let (stage, select) = if args.delete {
         ("SELECT", CommandBody::select("INBOX"))
     } else {
@@ -218,27 +271,8 @@ pub async fn fetch(
         }];
         let fetch =
             CommandBody::fetch(seq, items, false).map_err(|e| anyhow::anyhow!("FETCH: {e:?}"))?;
-        let bytes = imap
-            .run("FETCH", fetch)
-            .await?
-            .into_iter()
-            .filter_map(|d| match d {
-                Data::Fetch { seq: s, items } if s == seq => Some(items),
-                _ => None,
-            })
-            .flat_map(|items| items.into_iter())
-            .find_map(|item| match item {
-                MessageDataItem::BodyExt {
-                    section: None,
-                    data,
-                    ..
-                } => Some(
-                    data.into_option()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_default(),
-                ),
-                _ => None,
-            })
+        let data = imap.run("FETCH", fetch).await?;
+        let bytes = body_of(data, |s, _| s == seq)
             .with_context(|| format!("FETCH: no BODY[] for message {n}"))?;
         out.push((n, bytes));
     }
@@ -261,4 +295,123 @@ pub async fn fetch(
     // Errors at LOGOUT do not matter any more: the messages are in hand.
     let _ = imap.run("LOGOUT", CommandBody::Logout).await;
     Ok(out)
+}
+
+/// `fetch --maildir` over IMAP: INBOX's messages with a UID above the last one
+/// stored (all of them again if UIDVALIDITY changed, RFC 3501 §2.3.1.1), one
+/// at a time, each stored durably before the state moves on; `--delete`
+/// removes them from the server once stored.
+pub async fn fetch_into(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+    md: &Maildir,
+) -> anyhow::Result<Stored> {
+    let mut imap = login(server, args, tap).await?;
+    let source = format!("imap {}@{} INBOX", args.conn.user, server.spec);
+    let (stage, select) = if args.delete {
+        ("SELECT", CommandBody::select("INBOX"))
+    } else {
+        ("EXAMINE", CommandBody::examine("INBOX"))
+    };
+    let select = select.map_err(|e| anyhow::anyhow!("{stage}: {e:?}"))?;
+    let exists = imap
+        .run(stage, select)
+        .await?
+        .into_iter()
+        .filter_map(|d| match d {
+            Data::Exists(n) => Some(n),
+            _ => None,
+        })
+        .next_back()
+        .unwrap_or(0);
+    let validity = imap
+        .codes
+        .iter()
+        .find_map(|c| match c {
+            Code::UidValidity(v) => Some(v.get()),
+            _ => None,
+        })
+        .with_context(|| format!("{stage}: the server gave no UIDVALIDITY"))?;
+    // The state line: `uidvalidity V last U`.
+    let last = md
+        .state(&source)?
+        .iter()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            match (it.next(), it.next(), it.next(), it.next()) {
+                (Some("uidvalidity"), Some(v), Some("last"), Some(u)) => {
+                    Some((v.parse::<u32>().ok()?, u.parse::<u32>().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .filter(|(v, _)| {
+            let same = *v == validity;
+            if !same {
+                eprintln!("UIDVALIDITY changed ({v} → {validity}): fetching INBOX again");
+            }
+            same
+        })
+        .map_or(0, |(_, u)| u);
+    let mut stored = Stored {
+        on_server: exists as usize,
+        maildir: md.root().to_path_buf(),
+        ..Stored::default()
+    };
+    let mut uids = Vec::new();
+    if exists > 0 {
+        // `last+1:*` always matches the highest message (RFC 3501 §6.4.8: `*`
+        // is the largest UID), so the UIDs are filtered again.
+        let range = format!("{}:*", last.saturating_add(1));
+        let items = vec![MessageDataItemName::Uid];
+        let fetch = CommandBody::fetch(range.as_str(), items, true)
+            .map_err(|e| anyhow::anyhow!("UID FETCH: {e:?}"))?;
+        for d in imap.run("UID FETCH", fetch).await? {
+            if let Data::Fetch { items, .. } = d
+                && let Some(u) = uid_of(items.as_ref())
+                && u > last
+            {
+                uids.push(u);
+            }
+        }
+        uids.sort_unstable();
+    }
+    for uid in uids {
+        let id = NonZeroU32::new(uid).context("UID 0")?;
+        let items = vec![
+            MessageDataItemName::Uid,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: None,
+                peek: true,
+            },
+        ];
+        let fetch =
+            CommandBody::fetch(id, items, true).map_err(|e| anyhow::anyhow!("UID FETCH: {e:?}"))?;
+        let data = imap.run("UID FETCH", fetch).await?;
+        let Some(bytes) = body_of(data, |_, items| uid_of(items) == Some(uid)) else {
+            // Expunged meanwhile by another client: nothing to store.
+            continue;
+        };
+        stored.paths.push(md.deliver(&bytes)?);
+        md.set_state(&source, &[format!("uidvalidity {validity} last {uid}")])?;
+        if args.delete {
+            let store = CommandBody::store(
+                id,
+                StoreType::Add,
+                StoreResponse::Silent,
+                vec![Flag::Deleted],
+                true,
+            )
+            .map_err(|e| anyhow::anyhow!("UID STORE: {e:?}"))?;
+            imap.run("UID STORE", store).await?;
+            stored.deleted += 1;
+        }
+    }
+    if stored.deleted > 0 {
+        imap.run("EXPUNGE", CommandBody::Expunge).await?;
+    }
+    let _ = imap.run("LOGOUT", CommandBody::Logout).await;
+    Ok(stored)
 }

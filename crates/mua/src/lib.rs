@@ -3,10 +3,13 @@
 //! traces the path a message took from its Received headers. It talks to the
 //! other agents only over mail protocols.
 
+pub mod account;
 pub mod cli;
 pub mod compose;
 pub mod fetch;
 pub mod imap;
+pub mod mailbox;
+pub mod maildir;
 pub mod net;
 pub mod pop3;
 pub mod received;
@@ -40,6 +43,25 @@ pub fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// Parse the command line, the account's values (`-a NAME`, `mua.toml`) as
+/// clap's defaults; `--help` and usage errors exit here as clap does.
+pub fn parse(argv: Vec<std::ffi::OsString>) -> anyhow::Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    if let Some((account, _path)) = account::from_args(&argv)? {
+        cmd = account::apply(cmd, &account, &argv);
+    }
+    let matches = cmd.get_matches_from(argv);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
+fn maildir_of(m: &cli::MaildirArg) -> anyhow::Result<std::path::PathBuf> {
+    m.maildir
+        .as_deref()
+        .map(account::expand_home)
+        .context("pass --maildir DIR (or give the account a maildir)")
+}
+
 /// Run one command; the exit code says whether everything went through.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -58,6 +80,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Fetch(args) => {
             fetch::fetch(&args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::List(m) => {
+            print!("{}", mailbox::list(&maildir_of(&m)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Read(r) => {
+            let read = mailbox::read(&maildir_of(&r.maildir)?, r.number, r.raw, r.save.as_deref())?;
+            print!("{}", read.text);
+            for (path, size) in &read.saved {
+                println!("saved {} ({size} bytes)", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Show(f) => {

@@ -2,12 +2,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use facteur_mua::cli::Cli;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match facteur_mua::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("facteur-mua: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if std::env::var_os("FACTEUR_LOG").is_some() {
         facteur_daemon::logging::init(&facteur_daemon::logging::LogConfig::default());
     }

@@ -1,5 +1,6 @@
 //! The POP3 client of `fetch`: STLS (or implicit TLS), USER/PASS, STAT, RETR,
-//! DELE only when asked, QUIT — over `protocol::codec::Pop3ClientCodec`.
+//! DELE only when asked, QUIT; into a Maildir, UIDL first and only the new
+//! messages — over `protocol::codec::Pop3ClientCodec`.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use facteur_protocol::smtp::data::DataEnd;
 use futures::{SinkExt, StreamExt};
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::cli::{FetchArgs, TlsMode};
+use crate::cli::{ConnArgs, FetchArgs, TlsMode};
+use crate::fetch::Stored;
+use crate::maildir::Maildir;
 use crate::net::{Server, pick, step};
 use crate::tap::{Shared, Tapped};
 
@@ -67,14 +70,12 @@ impl Pop3 {
     }
 }
 
-/// Fetch the chosen messages: (number, bytes), oldest first; the dialogue goes
-/// into `tap` when given (`--transcript`).
-pub async fn fetch(
+/// Connect, secure, log in: the session and the message count (STAT).
+async fn login(
     server: &Server,
-    args: &FetchArgs,
+    conn: &ConnArgs,
     tap: Option<Shared>,
-) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
-    let conn = &args.conn;
+) -> anyhow::Result<(Pop3, u32)> {
     let timeout = conn.timeout();
     let tcp = server.connect(timeout).await?;
     let mut stream = Stream::Plain(tcp);
@@ -127,10 +128,44 @@ pub async fn fetch(
         .next()
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("STAT: cannot read the count in {stat}"))?;
+    Ok((pop, count))
+}
+
+impl Pop3 {
+    async fn retr(&mut self, n: u32) -> anyhow::Result<Vec<u8>> {
+        self.command("RETR", Command::Retr(n)).await?;
+        self.body("RETR").await
+    }
+
+    /// UIDL (RFC 1939 §7): each message's number and unique id.
+    async fn uidl(&mut self) -> anyhow::Result<Vec<(u32, String)>> {
+        self.command("UIDL", Command::Uidl(None)).await?;
+        let body = self.body("UIDL").await?;
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut it = l.split_whitespace();
+                match (it.next().and_then(|n| n.parse().ok()), it.next()) {
+                    (Some(n), Some(uid)) => Ok((n, uid.to_owned())),
+                    _ => bail!("UIDL: cannot read {l:?}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Fetch the chosen messages: (number, bytes), oldest first; the dialogue goes
+/// into `tap` when given (`--transcript`).
+pub async fn fetch(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+    let (mut pop, count) = login(server, &args.conn, tap).await?;
     let mut out = Vec::new();
     for n in pick(args.which(), count)? {
-        pop.command("RETR", Command::Retr(n)).await?;
-        let bytes = pop.body("RETR").await?;
+        let bytes = pop.retr(n).await?;
         if args.delete {
             pop.command("DELE", Command::Dele(n)).await?;
         }
@@ -139,4 +174,47 @@ pub async fn fetch(
     // QUIT commits the deletions (RFC 1939 §6).
     pop.command("QUIT", Command::Quit).await?;
     Ok(out)
+}
+
+/// `fetch --maildir` over POP3: the messages whose UIDL the Maildir has not
+/// seen, each stored durably before it is deleted from the server (unless
+/// `--keep`). The UIDLs stored are kept in the Maildir's state, pruned to
+/// those still on the server, so a crash at any point loses nothing and at
+/// worst fetches one message twice.
+pub async fn fetch_into(
+    server: &Server,
+    args: &FetchArgs,
+    tap: Option<Shared>,
+    md: &Maildir,
+) -> anyhow::Result<Stored> {
+    let (mut pop, _count) = login(server, &args.conn, tap).await?;
+    let source = format!("pop3 {}@{}", args.conn.user, server.spec);
+    let listing = pop.uidl().await?;
+    let before: std::collections::BTreeSet<String> = md.state(&source)?.into_iter().collect();
+    let mut here: Vec<String> = listing
+        .iter()
+        .filter(|(_, uid)| before.contains(uid))
+        .map(|(_, uid)| uid.clone())
+        .collect();
+    let mut stored = Stored {
+        on_server: listing.len(),
+        maildir: md.root().to_path_buf(),
+        ..Stored::default()
+    };
+    for (n, uid) in &listing {
+        let is_new = !before.contains(uid);
+        if is_new {
+            let bytes = pop.retr(*n).await?;
+            stored.paths.push(md.deliver(&bytes)?);
+            here.push(uid.clone());
+            md.set_state(&source, &here)?;
+        }
+        if !args.keep {
+            pop.command("DELE", Command::Dele(*n)).await?;
+            stored.deleted += 1;
+        }
+    }
+    md.set_state(&source, &here)?;
+    pop.command("QUIT", Command::Quit).await?;
+    Ok(stored)
 }

@@ -205,6 +205,8 @@ pub(crate) async fn read_mailbox(
         raw: true,
         trace: false,
         delete: false,
+        maildir: None,
+        keep: false,
         transcript: false,
     };
     let messages = facteur_mua::pop3::fetch(&server, &args, None).await?;
