@@ -47,6 +47,24 @@ fn py(stack: &Stack, mode: &str, extra: &[&str]) {
     );
 }
 
+/// The MSA's `smtp-out` records (its dialogues with the next hop) once one of
+/// them says `words` (records are stored when a transaction ends).
+fn hop_record_says(stack: &Stack, words: &[&str]) -> Vec<String> {
+    let file = stack.spec.transcript_file("paris.test", "msa");
+    let mut lines = Vec::new();
+    let found = Stack::wait_until(std::time::Duration::from_secs(30), || {
+        lines = facteur_daemon::transcript::read(&file)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.kind == "smtp-out")
+            .flat_map(|r| r.lines.into_iter().map(|l| l.text))
+            .collect();
+        words.iter().all(|w| lines.iter().any(|l| l.contains(w)))
+    });
+    assert!(found, "no smtp-out record says {words:?}: {lines:#?}");
+    lines
+}
+
 #[test]
 fn the_msa_relays_over_smtp_with_opportunistic_starttls_and_passes_refusals_back() {
     let (_dir, stack) = start(80, |spec| {
@@ -59,6 +77,17 @@ fn the_msa_relays_over_smtp_with_opportunistic_starttls_and_passes_refusals_back
     assert!(
         log.contains("relayed"),
         "the MSA log shows no relay:\n{log}"
+    );
+    // The hop to the MTA is in the MSA's transcript, as the gRPC hop is.
+    hop_record_says(
+        &stack,
+        &[
+            "220 ",
+            "STARTTLS",
+            "TLS started",
+            "MAIL FROM:<",
+            "queued as",
+        ],
     );
 }
 
@@ -86,6 +115,7 @@ fn a_next_hop_that_is_down_is_451_and_nothing_is_delivered() {
         ));
     });
     py(&stack, "down", &["--token", "down-82"]);
+    hop_record_says(&stack, &["attempt failed"]);
 }
 
 #[test]

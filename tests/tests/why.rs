@@ -228,6 +228,8 @@ fn why_names_the_reason_of_each_fault_from_the_agents_records() {
         "[facteur-mta on mail.paris.test: smtp-out",
         "[facteur-mta on mail.lyon.test: smtp",
         "[facteur-mta on mail.lyon.test: grpc-out",
+        "[facteur-mda on mail.lyon.test: grpc-in",
+        "gRPC Delivery.Deliver",
         "[facteur-maa on mail.lyon.test: pop3",
         "filed as UID",
     ] {

@@ -147,6 +147,42 @@ fn build_bins() -> anyhow::Result<()> {
     run(cargo().args(["build", "--workspace", "--bins"]))
 }
 
+/// `var/mua.toml`: an account per dev user for `facteur-mua -a NAME` (no
+/// password: the MUA takes it from FACTEUR_PASSWORD or asks).
+fn write_mua_accounts(spec: &StackSpec) -> anyhow::Result<PathBuf> {
+    let mut text = String::from(
+        "# facteur-mua accounts for the dev stack (cargo xtask up writes this file).\n\
+         # Use it with: export FACTEUR_MUA_CONFIG=<this file>; facteur-mua -a andre fetch\n\
+         default = \"andre\"\n",
+    );
+    let p = &spec.ports;
+    for (name, user, domain, imap) in [
+        ("pierre", "pierre@paris.test", "paris.test", false),
+        ("jacques", "jacques@paris.test", "paris.test", true),
+        ("andre", "andre@lyon.test", "lyon.test", true),
+    ] {
+        let ip = spec
+            .domain(domain)
+            .map(|d| d.ip.to_string())
+            .unwrap_or_default();
+        let fetch = if imap {
+            format!("imap = \"{ip}:{}\"", p.imap)
+        } else {
+            format!("pop3 = \"{ip}:{}\"", p.pop3)
+        };
+        text.push_str(&format!(
+            "\n[accounts.{name}]\nuser = \"{user}\"\nsubmission = \"{ip}:{}\"\n{fetch}\n\
+             ca = \"{}\"\nmaildir = \"{}\"\n",
+            p.submission,
+            spec.ca().display(),
+            spec.var.join("Mail").join(name).display(),
+        ));
+    }
+    let path = spec.var.join("mua.toml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 fn up(var: &Path) -> anyhow::Result<()> {
     build_bins()?;
     let var = if var.is_absolute() {
@@ -168,6 +204,7 @@ fn up(var: &Path) -> anyhow::Result<()> {
         .unwrap_or_default();
     let ca = spec.ca();
     let pw = facteur_tests::stack::dev_password();
+    let accounts = write_mua_accounts(&spec)?;
     println!(
         "
 facteur is up: paris.test on {paris}, lyon.test on {lyon}, DNS on {dns}:5353.
@@ -188,6 +225,12 @@ Read it (POP3 with STLS on lyon), then see the path it took:
 Jacques reads his mail over IMAP:
   cargo run -q -p facteur-mua -- fetch --imap {paris}:1430 --ca {ca} \\
       --user jacques@paris.test --last
+Or with the accounts written in {accounts} (servers, user, a Maildir each):
+  export FACTEUR_MUA_CONFIG={accounts}
+  cargo run -q -p facteur-mua -- -a pierre send --to andre@lyon.test --subject hi --body Salut
+  cargo run -q -p facteur-mua -- -a andre fetch     # new mail into var/Mail/andre
+  cargo run -q -p facteur-mua -- -a andre list
+  cargo run -q -p facteur-mua -- -a andre read 1 --save /tmp/attachments
 Or with swaks:
   swaks --server {paris}:5870 --tls --tls-ca-path {ca} --auth PLAIN \\
       --auth-user pierre@paris.test --auth-password {pw} \\
@@ -197,6 +240,7 @@ Press Ctrl-C to stop.",
         dns = spec.dns_ip,
         logs = spec.var.join("log").display(),
         ca = ca.display(),
+        accounts = accounts.display(),
     );
     println!("facteur dev stack ready");
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -26,6 +26,16 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The local address of the TCP connection underneath, if there is one
+    /// (none for the in-memory test pipes).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Plain(t) => t.local_addr().ok(),
+            Stream::Server(t) => t.get_ref().0.local_addr().ok(),
+            Stream::Client(t) => t.get_ref().0.local_addr().ok(),
+            _ => None,
+        }
+    }
     /// Is this connection encrypted?
     pub fn is_tls(&self) -> bool {
         matches!(

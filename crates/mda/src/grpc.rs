@@ -88,6 +88,8 @@ pub struct Services<S> {
     /// Ends the long-lived `Watch` streams, so a graceful stop does not wait
     /// for idling IMAP clients.
     pub shutdown: Shutdown,
+    /// Each `Delivery.Deliver` hand-over is recorded (`grpc-in`) when on.
+    pub transcripts: facteur_daemon::transcript::Transcripts,
 }
 
 impl<S> Clone for Services<S> {
@@ -96,6 +98,7 @@ impl<S> Clone for Services<S> {
             filing: self.filing.clone(),
             max_message_size: self.max_message_size,
             shutdown: self.shutdown.clone(),
+            transcripts: self.transcripts.clone(),
         }
     }
 }
@@ -117,8 +120,30 @@ impl<S: MailStore + BlobStore + Marks> Delivery for Services<S> {
         &self,
         request: Request<Streaming<DeliverRequest>>,
     ) -> Result<Response<DeliverReply>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "gRPC client".to_owned(), |a| a.to_string());
         let mut stream = request.into_inner();
         let env = rpc_stream::envelope(&mut stream).await?;
+        let mut rec = self.transcripts.start(
+            facteur_daemon::transcript::Proto::Smtp,
+            "grpc-in",
+            &peer,
+            "Delivery",
+        );
+        if let Some(rec) = rec.as_mut() {
+            let to: Vec<String> = env
+                .rcpt_to
+                .iter()
+                .map(|r| format!("<{}>", clean(r)))
+                .collect();
+            rec.note(&format!(
+                "gRPC Delivery.Deliver ← {peer}: key {}, MAIL FROM:<{}>, RCPT TO:{}",
+                clean(&env.message_key),
+                clean(&env.mail_from),
+                to.join(",")
+            ));
+        }
         if env.message_key.is_empty() || env.rcpt_to.is_empty() {
             return Err(Status::invalid_argument(
                 "message key and recipients are required",
@@ -134,6 +159,14 @@ impl<S: MailStore + BlobStore + Marks> Delivery for Services<S> {
             } else {
                 message.extend_from_slice(&c);
             }
+        }
+        if let Some(rec) = rec.as_mut() {
+            let head = &message[..message.len().min(16 * 1024)];
+            if let Some(id) = facteur_protocol::transcript::message_id(head) {
+                rec.message_id(&id);
+            }
+            rec.header_bytes(head);
+            rec.note(&format!("{} bytes received", body.received()));
         }
         let replies = if too_big {
             vec![facteur_protocol::smtp::codes::message_too_big(); env.rcpt_to.len()]
@@ -151,6 +184,12 @@ impl<S: MailStore + BlobStore + Marks> Delivery for Services<S> {
                 reply: Some(mail_reply(r)),
             })
             .collect();
+        if let Some(mut rec) = rec {
+            for (rcpt, r) in env.rcpt_to.iter().zip(replies.iter()) {
+                rec.note(&format!("gRPC reply → <{}>: {r}", clean(rcpt)));
+            }
+            rec.finish();
+        }
         Ok(Response::new(DeliverReply { results }))
     }
 

@@ -113,6 +113,7 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         filing: filing.clone(),
         max_message_size: config.max_message_size,
         shutdown: shutdown.clone(),
+        transcripts: transcripts.clone(),
     };
     let (health, health_service) = rpc_server::health();
     {

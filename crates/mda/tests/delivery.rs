@@ -37,6 +37,7 @@ async fn start(dir: &std::path::Path) -> Channel {
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),
+        transcripts: facteur_daemon::transcript::Transcripts::off(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -41,6 +41,7 @@ async fn start(dir: &std::path::Path) -> (MailboxClient<Channel>, facteur_daemon
         },
         max_message_size: MAX,
         shutdown: shutdown.clone(),
+        transcripts: facteur_daemon::transcript::Transcripts::off(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

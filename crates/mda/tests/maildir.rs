@@ -39,6 +39,7 @@ async fn start(store: SledStore, root: &Path) -> Channel {
         },
         max_message_size: 1 << 20,
         shutdown: facteur_daemon::Shutdown::new(),
+        transcripts: facteur_daemon::transcript::Transcripts::off(),
     };
     let refusal = facteur_mda::elsewhere_status(root);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

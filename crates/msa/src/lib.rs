@@ -35,7 +35,7 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     let transcripts = Transcripts::open(&config.transcript, "facteur-msa", &config.hostname)
         .context("opening the transcript file")?;
-    let next_hop = match hop::SmtpHop::from_config(&config).await? {
+    let next_hop = match hop::SmtpHop::from_config(&config, transcripts.clone()).await? {
         Some(smtp) => {
             tracing::info!(next_hop = %smtp.target(), "relaying to an SMTP next hop");
             hop::NextHop::Smtp(Arc::new(smtp))

@@ -104,13 +104,15 @@ pub(super) async fn run<M: Mda>(
     let (idle, deadlines) = (cfg.idle_timeout, cfg.deadlines);
     let server = Server::new(options, greeting);
     let max = cfg.max_literal_pre_auth;
+    let local = stream
+        .local_addr()
+        .map_or_else(|| session.ctx.config.hostname.clone(), |a| a.to_string());
     let mut conn = Connection::new(stream, server, max, idle, deadlines);
-    conn.rec = session.ctx.transcripts.start(
-        facteur_daemon::transcript::Proto::Imap,
-        "imap",
-        peer,
-        &session.ctx.config.hostname,
-    );
+    conn.rec =
+        session
+            .ctx
+            .transcripts
+            .start(facteur_daemon::transcript::Proto::Imap, "imap", peer, local);
     let result = session.drive(&mut conn).await;
     conn.shutdown().await;
     result

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
+use facteur_daemon::smtp_client::{SmtpClient, SmtpClientError, Tap, Timeouts};
 use facteur_daemon::tls;
+use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_protocol::Secret;
 use facteur_protocol::address::{ForwardPath, ReversePath};
 use facteur_protocol::smtp::command::{Body, Command, MailParams};
@@ -44,6 +45,7 @@ pub struct SmtpHop {
     login: Option<(String, Secret<String>)>,
     source: Option<IpAddr>,
     timeouts: Timeouts,
+    transcripts: Transcripts,
 }
 
 /// `smtp://host[:port]` or `smtps://host[:port]` → (host, port, implicit TLS).
@@ -82,7 +84,10 @@ fn parse_url(url: &str) -> anyhow::Result<(String, u16, bool)> {
 impl SmtpHop {
     /// From the config; `None` when `next_hop` is "" (the gRPC hop). Reads the
     /// CA bundle and the password file now, once.
-    pub async fn from_config(config: &MsaConfig) -> anyhow::Result<Option<SmtpHop>> {
+    pub async fn from_config(
+        config: &MsaConfig,
+        transcripts: Transcripts,
+    ) -> anyhow::Result<Option<SmtpHop>> {
         if config.next_hop.is_empty() {
             return Ok(None);
         }
@@ -125,6 +130,7 @@ impl SmtpHop {
                 connect: Duration::from_secs(30),
                 ..Timeouts::default()
             },
+            transcripts,
         }))
     }
 
@@ -164,9 +170,13 @@ impl SmtpHop {
         Err(last)
     }
 
-    /// Connected, greeted, encrypted and authenticated as configured.
-    async fn open(&self) -> Result<SmtpClient, SmtpClientError> {
+    /// Connected, greeted, encrypted and authenticated as configured; the
+    /// dialogue recorded into `tap` from the greeting on.
+    async fn open(&self, tap: Option<Tap>) -> Result<SmtpClient, SmtpClientError> {
         let mut c = self.connect().await?;
+        if let Some(tap) = tap {
+            c.record(tap);
+        }
         c.hello(&self.helo, false).await?;
         if !c.is_tls() && self.starttls != StartTls::Off {
             if c.supports("STARTTLS") {
@@ -190,9 +200,31 @@ impl SmtpHop {
     }
 }
 
-fn unreachable(hop: &SmtpHop, e: &SmtpClientError) -> Reply {
+fn unreachable(hop: &SmtpHop, tap: Option<&Tap>, e: &SmtpClientError) -> Reply {
     tracing::warn!(next_hop = %hop.target(), error = %e, "next hop unreachable");
+    if let Some(tap) = tap
+        && let Ok(mut rec) = tap.lock()
+    {
+        rec.note(&format!("attempt failed: {e}"));
+    }
     Reply::new(451, "4.4.1", "Next hop unreachable, try again later")
+}
+
+/// Store the record once no client holds it any more.
+fn finish(tap: Option<Tap>) {
+    if let Some(rec) = tap.and_then(|t| Arc::try_unwrap(t).ok()) {
+        rec.into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .finish();
+    }
+}
+
+/// Say goodbye to the next hop in the background, then store the record.
+fn close(c: SmtpClient, tap: Option<Tap>) {
+    tokio::spawn(async move {
+        c.quit().await;
+        finish(tap);
+    });
 }
 
 /// One session's transaction with the next hop.
@@ -203,6 +235,8 @@ pub struct Session {
     data: Option<DotStuffer>,
     /// The connection broke during the data: the message is answered with this.
     failed: Option<Reply>,
+    /// This transaction's transcript record (`[transcript]`).
+    tap: Option<Tap>,
 }
 
 impl Session {
@@ -212,17 +246,31 @@ impl Session {
             conn: None,
             data: None,
             failed: None,
+            tap: None,
         }
+    }
+
+    fn unreachable(&self, e: &SmtpClientError) -> Reply {
+        unreachable(&self.hop, self.tap.as_ref(), e)
     }
 
     pub(super) async fn mail(&mut self, from: &ReversePath, params: &MailParams) -> Reply {
         self.reset();
-        let mut c = match self.hop.open().await {
+        self.tap = self
+            .hop
+            .transcripts
+            .start(Proto::Smtp, "smtp-out", self.hop.target(), &self.hop.helo)
+            .map(|rec| Arc::new(std::sync::Mutex::new(rec)));
+        let mut c = match self.hop.open(self.tap.clone()).await {
             Ok(c) => c,
-            Err(e) => return unreachable(&self.hop, &e),
+            Err(e) => {
+                let reply = self.unreachable(&e);
+                finish(self.tap.take());
+                return reply;
+            }
         };
         if params.smtputf8 && !c.supports("SMTPUTF8") {
-            tokio::spawn(c.quit());
+            close(c, self.tap.take());
             // RFC 6531 §3.5: the message cannot be relayed as it is.
             return Reply::new(553, "5.6.7", "The next hop does not support SMTPUTF8");
         }
@@ -244,10 +292,15 @@ impl Session {
                 reply
             }
             Ok(reply) => {
-                tokio::spawn(c.quit());
+                close(c, self.tap.take());
                 reply
             }
-            Err(e) => unreachable(&self.hop, &e),
+            Err(e) => {
+                drop(c);
+                let reply = self.unreachable(&e);
+                finish(self.tap.take());
+                reply
+            }
         }
     }
 
@@ -263,7 +316,7 @@ impl Session {
             Ok(reply) => reply,
             Err(e) => {
                 self.conn = None;
-                unreachable(&self.hop, &e)
+                self.unreachable(&e)
             }
         }
     }
@@ -283,7 +336,7 @@ impl Session {
             }
             Err(e) => {
                 self.conn = None;
-                unreachable(&self.hop, &e)
+                self.unreachable(&e)
             }
         }
     }
@@ -293,8 +346,8 @@ impl Session {
             return;
         };
         if let Err(e) = c.write_data(stuffer, bytes).await {
-            self.failed = Some(unreachable(&self.hop, &e));
             self.conn = None;
+            self.failed = Some(self.unreachable(&e));
         }
     }
 
@@ -313,10 +366,15 @@ impl Session {
                 } else {
                     tracing::info!(next_hop = %self.hop.target(), reply = %facteur_daemon::logging::clean(&reply.to_string()), "next hop refused the message");
                 }
-                tokio::spawn(c.quit());
+                close(c, self.tap.take());
                 reply
             }
-            Err(e) => unreachable(&self.hop, &e),
+            Err(e) => {
+                drop(c);
+                let reply = self.unreachable(&e);
+                finish(self.tap.take());
+                reply
+            }
         }
     }
 
@@ -328,8 +386,9 @@ impl Session {
         {
             // Mid-data the connection is just dropped: without the final dot the
             // next hop queues nothing. Otherwise say goodbye.
-            tokio::spawn(c.quit());
+            close(c, self.tap.take());
         }
+        finish(self.tap.take());
     }
 }
 
