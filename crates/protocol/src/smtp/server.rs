@@ -145,6 +145,43 @@ struct Transaction {
     rcpts: usize,
     bdat: bool,
     size: u64,
+    /// BDAT: the line endings seen so far (a bare CR or LF refuses the
+    /// message, as DATA does).
+    endings: LineEndings,
+}
+
+/// Finds a bare CR or bare LF in BDAT content, across chunk boundaries. RFC 3030
+/// lets BDAT carry any octet only under BINARYMIME, which is not offered; so its
+/// content is held to the same rule as DATA's (RFC 5321 §2.3.8), and the same
+/// bytes get the same `554 5.6.0` whichever command carried them.
+#[derive(Debug, Default)]
+struct LineEndings {
+    /// The last byte seen was a CR.
+    cr_pending: bool,
+    bare: bool,
+}
+
+impl LineEndings {
+    fn scan(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            match (self.cr_pending, b) {
+                (true, b'\n') => self.cr_pending = false,
+                (true, b'\r') => self.bare = true,
+                (true, _) => {
+                    self.bare = true;
+                    self.cr_pending = false;
+                }
+                (false, b'\n') => self.bare = true,
+                (false, b'\r') => self.cr_pending = true,
+                (false, _) => {}
+            }
+        }
+    }
+
+    /// Bare so far, or (at the message's end) a CR left waiting for its LF.
+    fn is_bare(&self, at_end: bool) -> bool {
+        self.bare || (at_end && self.cr_pending)
+    }
 }
 
 /// One SMTP or LMTP connection, server side. No IO.
@@ -248,7 +285,8 @@ impl ServerSession {
                     {
                         t.size = t.size.saturating_add(n as u64);
                         let too_big = t.size > self.config.max_message_size;
-                        if !too_big && !chunk.is_empty() {
+                        t.endings.scan(&chunk);
+                        if !too_big && !t.endings.is_bare(false) && !chunk.is_empty() {
                             self.events.push_back(Event::DataChunk(chunk));
                         }
                     }
@@ -458,19 +496,23 @@ impl ServerSession {
             self.reply(&rejection);
             return;
         }
-        let too_big = self
-            .txn
-            .as_ref()
-            .is_some_and(|t| t.size > self.config.max_message_size);
-        if too_big {
+        let refused = self.txn.as_ref().and_then(|t| {
+            if t.size > self.config.max_message_size {
+                Some((codes::message_too_big(), DataEnd::TooBig))
+            } else if t.endings.is_bare(last) {
+                Some((codes::bare_line_ending(), DataEnd::BareLineEnding))
+            } else {
+                None
+            }
+        });
+        if let Some((reply, end)) = refused {
             // RFC 3030 §2: an error ends the transaction.
-            let reply = codes::message_too_big();
             if last {
-                self.abort_message(&reply, DataEnd::TooBig);
+                self.abort_message(&reply, end);
             } else {
                 self.reply(&reply);
                 self.txn = None;
-                self.events.push_back(Event::DataAborted(DataEnd::TooBig));
+                self.events.push_back(Event::DataAborted(end));
             }
         } else if last {
             self.message_complete();

@@ -747,11 +747,11 @@ fn bdat_chunks_rfc3030() {
         true,
         &with_txn_ehlo(
             EHLO_TLS,
-            "C~ BDAT 7\\r\\nhel\\n.\\n\\r
-            C~ BDAT 3 LAST\\r\\nabcNOOP\\r\\n
-            E: DataChunk hel\\n.\\n\\r
+            "C~ BDAT 7\\r\\nhel\\r\\n.\\r
+            C~ BDAT 3 LAST\\r\\n\\nabNOOP\\r\\n
+            E: DataChunk hel\\r\\n.\\r
             S: 250 2.0.0 7 octets received
-            E: DataChunk abc
+            E: DataChunk \\nab
             E: DataEnd
             A: 250 2.0.0 OK queued
             S: 250 2.0.0 OK queued
@@ -762,6 +762,52 @@ fn bdat_chunks_rfc3030() {
             S: 503 5.5.1 Bad sequence of commands",
         ),
     );
+}
+
+/// The bytes DATA refuses (bare LF, bare CR, a CR at the very end) BDAT
+/// refuses too, in the chunk that holds them, and the transaction ends.
+#[test]
+fn bdat_refuses_bare_line_endings_as_data_does() {
+    for (chunks, aborted_at) in [
+        (&[&b"a\nb"[..]][..], 0),
+        (&[&b"ab\r"[..], &b"x"[..]][..], 1),
+        (&[&b"ok\r\n"[..], &b"x\ry"[..]][..], 1),
+        (&[&b"end\r"[..]][..], 0),
+    ] {
+        let cfg = ServerConfig {
+            chunking: true,
+            ..ServerConfig::default()
+        };
+        let mut s = ServerSession::new(cfg, false);
+        s.feed(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+        assert!(matches!(s.next_event(), Some(Event::MailFrom { .. })));
+        s.answer(codes::sender_ok());
+        s.feed(b"RCPT TO:<d@e.f>\r\n");
+        assert!(matches!(s.next_event(), Some(Event::Rcpt { .. })));
+        s.answer(codes::recipient_ok());
+        let mut events = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            let last = if i + 1 == chunks.len() { " LAST" } else { "" };
+            s.feed(format!("BDAT {}{last}\r\n", c.len()).as_bytes());
+            s.feed(c);
+            while let Some(e) = s.next_event() {
+                events.push((i, e));
+            }
+        }
+        let out = String::from_utf8(s.take_output()).unwrap();
+        assert!(
+            events.contains(&(aborted_at, Event::DataAborted(DataEnd::BareLineEnding))),
+            "{chunks:?}: {events:?}"
+        );
+        assert!(
+            !events.iter().any(|(_, e)| *e == Event::DataEnd),
+            "{chunks:?}: {events:?}"
+        );
+        assert!(
+            out.contains("554 5.6.0 Message contains bare CR or LF characters"),
+            "{chunks:?}: {out}"
+        );
+    }
 }
 
 #[test]
