@@ -18,9 +18,15 @@ fn start(net: u8, tweak: impl FnOnce(&mut StackSpec)) -> (tempfile::TempDir, Sta
     (dir, stack)
 }
 
-/// `smtp://<paris MTA>:<its SMTP port>`.
-fn paris_mta(spec: &StackSpec) -> String {
+/// `smtp://<paris MTA>:<its SMTP port>`; the MTA trusts the MSA's address, as
+/// Postfix's `mynetworks` trusts its submission service (its own users' mail
+/// on port 25 from anyone else is refused as spoofed).
+fn paris_mta(spec: &mut StackSpec) -> String {
     let ip = spec.domain("paris.test").expect("paris").ip;
+    spec.sets.push((
+        "paris.test/mta".into(),
+        format!("smtp.trusted_networks=[\"{ip}/32\"]"),
+    ));
     format!("smtp://{ip}:{}", spec.ports.smtp)
 }
 

@@ -62,6 +62,11 @@ pub struct SmtpConfig {
     pub auth: bool,
     /// The `Auth` service that checks those passwords; "" = `mda.url`.
     pub auth_url: String,
+    /// A MAIL FROM in one of `local_domains` is refused (`550 5.7.1`) unless
+    /// the client is in `trusted_networks` or authenticated: our own users
+    /// submit through the MSA, so a stranger claiming to be one is forging
+    /// (Postfix's `reject_sender_login_mismatch` on port 25).
+    pub reject_spoofed_local_senders: bool,
     #[serde(flatten)]
     pub limits: ConnLimits,
 }
@@ -155,6 +160,7 @@ impl Default for SmtpConfig {
             trusted_networks: Vec::new(),
             auth: false,
             auth_url: String::new(),
+            reject_spoofed_local_senders: true,
             limits: ConnLimits::default(),
         }
     }

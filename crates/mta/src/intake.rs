@@ -225,7 +225,26 @@ impl SmtpHandler for InboundHandler {
         }
     }
 
-    async fn mail_from(&mut self, _: &Client, from: &ReversePath, params: &MailParams) -> Reply {
+    async fn mail_from(
+        &mut self,
+        client: &Client,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> Reply {
+        if let ReversePath::Mailbox(m) = from
+            && self.intake.config.smtp.reject_spoofed_local_senders
+        {
+            let sender = m.to_string();
+            if self.intake.config.is_local(domain_of(&sender)) && self.relay_rule(client).is_none()
+            {
+                tracing::info!(from = %addr(&sender), client = %client.peer.ip(), "local sender from an untrusted client refused");
+                return Reply::new(
+                    550,
+                    "5.7.1",
+                    &format!("<{sender}>: Sender address rejected: not logged in (use submission)"),
+                );
+            }
+        }
         // Like Postfix's queue_minfree: no new transaction while the disk is low.
         if let Err(e) = self.intake.queue.check_space().await {
             return queue_reply(Err(e));

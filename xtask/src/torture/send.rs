@@ -52,7 +52,9 @@ enum Route {
     /// Submission (STARTTLS + AUTH PLAIN as the sender) to a domain's MSA:
     /// recipients in both domains.
     Submission { lyon: bool },
-    /// Port 25 of a domain's MTA, from any dev user, to that domain's users.
+    /// Port 25 of a domain's MTA, from the other domain's users (a sender of
+    /// its own domain must submit: `reject_spoofed_local_senders`), to that
+    /// domain's users.
     Inbound { lyon: bool },
 }
 
@@ -70,7 +72,8 @@ impl Route {
         match self {
             Route::Submission { lyon: false } => &PARIS_USERS,
             Route::Submission { lyon: true } => &LYON_USERS,
-            Route::Inbound { .. } => &ALL_USERS,
+            Route::Inbound { lyon: false } => &LYON_USERS,
+            Route::Inbound { lyon: true } => &PARIS_USERS,
         }
     }
 

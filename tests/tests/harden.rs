@@ -1,0 +1,112 @@
+//! Abuse paths a hostile client tries on the dev stack, each refused with the
+//! protocol's clear error, and nothing delivered: a stranger on port 25
+//! claiming one of our own users as the sender.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use facteur_tests::{Stack, StackSpec};
+
+/// A raw SMTP client, as a hostile one would speak.
+struct Smtp(BufReader<TcpStream>);
+
+impl Smtp {
+    fn connect(addr: &str) -> Smtp {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut s = Smtp(BufReader::new(tcp));
+        assert!(s.reply().starts_with("220"));
+        s
+    }
+
+    /// The last line of the next reply.
+    fn reply(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            self.0.read_line(&mut line).expect("read a reply");
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line.trim_end().to_owned();
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) -> String {
+        self.0
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+        self.reply()
+    }
+}
+
+/// Every message in `user`'s mailbox (POP3, read with the MUA).
+fn mailbox(stack: &Stack, user: &str) -> String {
+    let ip = stack
+        .spec
+        .domain(user.split('@').nth(1).unwrap_or_default())
+        .expect("domain")
+        .ip;
+    let out = Command::new(stack.spec.bin_dir.join("facteur-mua"))
+        .args([
+            "fetch",
+            "--pop3",
+            &format!("{ip}:{}", stack.spec.ports.pop3),
+        ])
+        .args(["--user", user, "--all", "--raw"])
+        .env("FACTEUR_PASSWORD", facteur_tests::stack::dev_password())
+        .env("FACTEUR_CA", stack.spec.ca())
+        .output()
+        .expect("run facteur-mua");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_stranger_on_port_25_cannot_claim_a_local_sender() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 124);
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    let paris = stack.spec.domain("paris.test").expect("paris").ip;
+    let mta = format!("{paris}:{}", stack.spec.ports.smtp);
+    let token = format!("spoof-{}", std::process::id());
+
+    let mut c = Smtp::connect(&mta);
+    assert!(c.say("EHLO attacker.example").starts_with("250"));
+    let refused = c.say("MAIL FROM:<jacques@paris.test>");
+    assert!(
+        refused.starts_with("550 5.7.1") && refused.contains("jacques@paris.test"),
+        "a forged local sender must be refused: {refused}"
+    );
+    // The same session goes on: without a transaction, RCPT is out of sequence.
+    assert!(c.say("RCPT TO:<pierre@paris.test>").starts_with("503"));
+    // Mail from a remote sender still comes in, and is the only one delivered.
+    assert!(c.say("MAIL FROM:<someone@example.org>").starts_with("250"));
+    assert!(c.say("RCPT TO:<pierre@paris.test>").starts_with("250"));
+    assert!(c.say("DATA").starts_with("354"));
+    let body = format!("From: someone@example.org\r\nSubject: {token} remote\r\n\r\nhello\r\n.");
+    assert!(c.say(&body).starts_with("250"));
+    c.say("QUIT");
+
+    let mut got = String::new();
+    let arrived = Stack::wait_until(Duration::from_secs(60), || {
+        got = mailbox(&stack, "pierre@paris.test");
+        got.contains(&format!("{token} remote"))
+    });
+    assert!(
+        arrived,
+        "the remote sender's mail never came:\n{}",
+        stack.all_logs()
+    );
+    assert!(
+        !got.contains("jacques@paris.test"),
+        "a forged message was delivered:\n{got}"
+    );
+    let log = stack.log("paris.test", "mta");
+    assert!(
+        log.contains("local sender from an untrusted client refused"),
+        "the refusal is logged:\n{log}"
+    );
+}
