@@ -1,6 +1,7 @@
 //! Abuse paths a hostile client tries on the dev stack, each refused with the
 //! protocol's clear error, and nothing delivered: a stranger on port 25
-//! claiming one of our own users as the sender.
+//! claiming one of our own users as the sender; user names that would forge
+//! log lines.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -109,4 +110,58 @@ fn a_stranger_on_port_25_cannot_claim_a_local_sender() {
         log.contains("local sender from an untrusted client refused"),
         "the refusal is logged:\n{log}"
     );
+}
+
+/// Run one of `tests/py/`'s scripts against the stack; it must pass.
+fn py(stack: &Stack, script: &str) {
+    let ip = |d: &str| stack.spec.domain(d).expect("domain").ip.to_string();
+    let out = Command::new("python3")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("py")
+                .join(script),
+        )
+        .args(["--paris", &ip("paris.test"), "--lyon", &ip("lyon.test")])
+        .arg("--ca")
+        .arg(stack.spec.ca())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        stack.all_logs()
+    );
+}
+
+#[test]
+fn user_names_with_cr_lf_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 125);
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    py(&stack, "log_forging.py");
+    for agent in ["msa", "maa"] {
+        let mut log = String::new();
+        // The refusals are logged once the sessions are answered.
+        let logged = Stack::wait_until(Duration::from_secs(30), || {
+            log = stack.log("paris.test", agent);
+            log.contains("authentication failed")
+        });
+        assert!(logged, "the {agent} logged no failed login:\n{log}");
+        let forged: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("FORGED-LINE") && !l.contains("authentication failed"))
+            .collect();
+        assert!(
+            forged.is_empty(),
+            "the {agent}'s log has a forged line: {forged:#?}"
+        );
+        assert!(
+            log.lines().any(|l| l.contains("authentication failed")
+                && l.contains("eve\\r\\n2026-12-02T00:00:00.000000Z  INFO FORGED-LINE")),
+            "the {agent} logs the name escaped, on the refusal's own line:\n{log}"
+        );
+    }
 }

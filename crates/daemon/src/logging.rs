@@ -1,7 +1,10 @@
 //! Logs: `tracing` to stderr as text or JSON lines (`[log] format`), filtered by
 //! `FACTEUR_LOG` (a bare level raises facteur's own targets only; a directive string
 //! is used as is) or else `RUST_LOG`; and `clean`, which escapes control characters
-//! in peer-supplied values so one event stays one line.
+//! in peer-supplied values so one event stays one line. Behind `clean`, the
+//! writer itself ([`OneLine`]) escapes any CR, LF or other control character
+//! inside an event, so a value logged without `clean` (an error text that
+//! quotes a peer) cannot forge a line either.
 
 use std::fmt;
 
@@ -75,15 +78,16 @@ pub fn init(config: &LogConfig) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(filter);
+    // Colours only for a person at a terminal, never in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(move || OneLine {
+            inner: std::io::stderr(),
+            keep_escapes: ansi,
+        });
     let _ = match config.format {
-        LogFormat::Text => builder
-            // Colours only for a person at a terminal, never in log files.
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).with_target(false).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -91,6 +95,45 @@ pub fn init(config: &LogConfig) {
             .with_span_list(false)
             .try_init(),
     };
+}
+
+/// A log writer that keeps each event on one line: tracing-subscriber formats
+/// an event and writes it with one `write_all`; every CR, LF (but the last) and
+/// other control character in it is written as an escape (`\r`, `\n`,
+/// `\u{1b}`). ESC is kept when colours are on (a terminal).
+pub struct OneLine<W> {
+    pub inner: W,
+    pub keep_escapes: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        let unsafe_byte =
+            |b: u8| (b < 0x20 && b != b'\t' && !(b == 0x1b && self.keep_escapes)) || b == 0x7f;
+        if !body.iter().any(|&b| unsafe_byte(b)) {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b if unsafe_byte(b) => out.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes()),
+                b => out.push(b),
+            }
+        }
+        if body.len() < buf.len() {
+            out.push(b'\n');
+        }
+        self.inner.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A peer-supplied value fit for a log line: control characters (CR, LF, ESC…)
@@ -158,6 +201,22 @@ pub fn addrs<S: AsRef<str>>(values: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_event_stays_one_line() {
+        use std::io::Write;
+        let mut w = OneLine {
+            inner: Vec::new(),
+            keep_escapes: false,
+        };
+        w.write_all(b"INFO user=eve\r\n2026 INFO forged\x1b[2J\tok\n")
+            .unwrap();
+        w.write_all(b"INFO plain\n").unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "INFO user=eve\\r\\n2026 INFO forged\\u{1b}[2J\tok\nINFO plain\n"
+        );
+    }
 
     #[test]
     fn a_bare_level_raises_facteur_only() {

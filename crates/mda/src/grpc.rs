@@ -227,7 +227,7 @@ impl Auth for AuthService {
         {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(user = %req.user, service = %req.service, remote = %req.remote_addr, error = %e, "auth verify unavailable");
+                tracing::warn!(user = %clean(&req.user), service = %clean(&req.service), remote = %clean(&req.remote_addr), error = %e, "auth verify unavailable");
                 return Err(Status::unavailable(
                     "authentication temporarily unavailable",
                 ));

@@ -119,7 +119,7 @@ pub(super) async fn select<M: Mda>(
         }
     };
     let Some(uidvalidity) = NonZeroU32::new(status.uidvalidity) else {
-        tracing::error!(mailbox = %name, "MDA sent UIDVALIDITY 0");
+        tracing::error!(mailbox = %facteur_daemon::logging::clean(&name.to_string()), "MDA sent UIDVALIDITY 0");
         return no(
             tag,
             Some(super::reply::unavailable()),

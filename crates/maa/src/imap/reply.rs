@@ -179,7 +179,7 @@ pub(super) fn mda_error(
 ) -> Status<'static> {
     match error {
         MdaError::NoSuchMailbox(m) => {
-            tracing::debug!(what, mailbox = %m, "MDA: no such mailbox");
+            tracing::debug!(what, mailbox = %facteur_daemon::logging::clean(&m.to_string()), "MDA: no such mailbox");
             if target {
                 no(tag, Some(Code::TryCreate), "Mailbox doesn't exist.")
             } else {
@@ -187,7 +187,7 @@ pub(super) fn mda_error(
             }
         }
         MdaError::Exists(m) => {
-            tracing::debug!(what, mailbox = %m, "MDA: exists");
+            tracing::debug!(what, mailbox = %facteur_daemon::logging::clean(&m.to_string()), "MDA: exists");
             no(tag, Some(alreadyexists()), "Mailbox already exists.")
         }
         MdaError::NotAllowed(e) => {
