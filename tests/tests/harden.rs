@@ -1,7 +1,7 @@
 //! Abuse paths a hostile client tries on the dev stack, each refused with the
 //! protocol's clear error, and nothing delivered: a stranger on port 25
 //! claiming one of our own users as the sender; user names that would forge
-//! log lines.
+//! log lines; RCPT harvesting.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -164,4 +164,62 @@ fn user_names_with_cr_lf_cannot_forge_log_lines() {
             "the {agent} logs the name escaped, on the refusal's own line:\n{log}"
         );
     }
+}
+
+#[test]
+fn rcpt_harvesting_is_slowed_then_cut_with_421() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 126);
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    let lyon = stack.spec.domain("lyon.test").expect("lyon").ip;
+    let mut c = Smtp::connect(&format!("{lyon}:{}", stack.spec.ports.smtp));
+    assert!(c.say("EHLO harvester.example").starts_with("250"));
+    assert!(
+        c.say("MAIL FROM:<harvester@example.org>")
+            .starts_with("250")
+    );
+    // 1,000 guesses pipelined in one write, as a harvester sends them.
+    let guesses: String = (0..1000)
+        .map(|i| format!("RCPT TO:<guess{i}@lyon.test>\r\n"))
+        .collect();
+    let tcp = c.0.get_mut();
+    tcp.write_all(guesses.as_bytes())
+        .expect("write the guesses");
+    let mut replies = Vec::new();
+    loop {
+        let mut line = String::new();
+        match c.0.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => replies.push(line.trim_end().to_owned()),
+            // The server may reset the connection on the guesses it never read.
+            Err(_) => break,
+        }
+    }
+    let refused = replies
+        .iter()
+        .filter(|r| r.starts_with("550 5.1.1"))
+        .count();
+    assert_eq!(
+        refused, 10,
+        "max_errors refusals, then the cut: {replies:#?}"
+    );
+    assert!(
+        replies.last().is_some_and(|r| r.starts_with("421 4.7.0")),
+        "closed with 421: {replies:#?}"
+    );
+    let log = stack.log("lyon.test", "mta");
+    assert!(
+        log.contains("errors past the soft limit: slowing down"),
+        "{log}"
+    );
+    // Someone else is not held up: a fresh session is answered at once.
+    let mut other = Smtp::connect(&format!("{lyon}:{}", stack.spec.ports.smtp));
+    assert!(other.say("EHLO friend.example").starts_with("250"));
+    assert!(
+        other
+            .say("MAIL FROM:<friend@example.org>")
+            .starts_with("250")
+    );
+    assert!(other.say("RCPT TO:<andre@lyon.test>").starts_with("250"));
 }

@@ -140,9 +140,29 @@ impl<H: SmtpHandler> SmtpSession<H> {
     }
 }
 
-impl<H: SmtpHandler> Session for SmtpSession<H> {
-    async fn input(&mut self, bytes: &[u8]) -> Step {
+impl<H: SmtpHandler> SmtpSession<H> {
+    /// Feed the bytes and act on every event they complete.
+    /// Past the soft limit each new error is answered late (a tarpit for RCPT
+    /// harvesting and command floods), one wait per error even when the
+    /// commands came pipelined; only this connection waits.
+    async fn slow_down(&mut self, errors: &mut usize) {
+        let now = self.session.errors();
+        if now > *errors
+            && let Some(delay) = self.session.tarpit()
+        {
+            tracing::info!(
+                errors = now,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "errors past the soft limit: slowing down"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        *errors = now;
+    }
+
+    async fn events(&mut self, bytes: &[u8]) -> Step {
         self.session.feed(bytes);
+        let mut errors = self.session.errors();
         while let Some(event) = self.session.next_event() {
             match event {
                 Event::MailFrom { from, params } => {
@@ -229,8 +249,16 @@ impl<H: SmtpHandler> Session for SmtpSession<H> {
                     return Step::Close;
                 }
             }
+            self.slow_down(&mut errors).await;
         }
+        self.slow_down(&mut errors).await;
         Step::Continue
+    }
+}
+
+impl<H: SmtpHandler> Session for SmtpSession<H> {
+    async fn input(&mut self, bytes: &[u8]) -> Step {
+        self.events(bytes).await
     }
 
     fn take_output(&mut self) -> Vec<u8> {

@@ -45,8 +45,12 @@ pub struct MsaConfig {
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub max_line: usize,
-    /// Bad commands before the connection is closed.
+    /// Errors (bad commands, refused recipients) before the connection is
+    /// closed with 421.
     pub max_errors: usize,
+    /// Errors after which each further one waits `error_sleep_ms` more.
+    pub soft_error_limit: usize,
+    pub error_sleep_ms: u64,
     /// Milliseconds to wait before answering a failed AUTH (slows guessing).
     pub auth_failure_delay_ms: u64,
     /// The envelope sender must be the authenticated user (Postfix's
@@ -79,6 +83,8 @@ impl Default for MsaConfig {
             max_recipients: 100,
             max_line: 2048,
             max_errors: 10,
+            soft_error_limit: 3,
+            error_sleep_ms: 500,
             auth_failure_delay_ms: 1000,
             enforce_sender: true,
             max_header_size: 256 * 1024,

@@ -75,6 +75,8 @@ pub async fn run(config: MsaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         max_message_size: config.max_message_size,
         max_recipients: config.max_recipients,
         max_errors: config.max_errors,
+        soft_error_limit: config.soft_error_limit,
+        error_sleep: std::time::Duration::from_millis(config.error_sleep_ms),
         starttls: true,
         auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
         require_auth: true,

@@ -53,7 +53,14 @@ pub struct SmtpConfig {
     pub tls: TlsFiles,
     pub max_recipients: usize,
     pub max_line: usize,
+    /// Errors (bad commands, refused recipients) before the connection is
+    /// closed with 421 (Postfix's `smtpd_hard_error_limit`).
     pub max_errors: usize,
+    /// Errors after which each further one waits `error_sleep_ms` more
+    /// (`smtpd_soft_error_limit`, `smtpd_error_sleep_time`): RCPT harvesting
+    /// is slowed, then cut.
+    pub soft_error_limit: usize,
+    pub error_sleep_ms: u64,
     /// Clients from these networks (CIDR, or a bare address) may relay to any
     /// domain (Postfix's `mynetworks`).
     pub trusted_networks: Vec<String>,
@@ -157,6 +164,8 @@ impl Default for SmtpConfig {
             max_recipients: 1000,
             max_line: 2048,
             max_errors: 10,
+            soft_error_limit: 3,
+            error_sleep_ms: 500,
             trusted_networks: Vec::new(),
             auth: false,
             auth_url: String::new(),

@@ -136,6 +136,8 @@ pub async fn run(config: MtaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             max_message_size: config.max_message_size,
             max_recipients: config.smtp.max_recipients,
             max_errors: config.smtp.max_errors,
+            soft_error_limit: config.smtp.soft_error_limit,
+            error_sleep: std::time::Duration::from_millis(config.smtp.error_sleep_ms),
             starttls: acceptor.is_some(),
             auth_mechanisms: if config.smtp.auth {
                 vec!["PLAIN".into(), "LOGIN".into()]

@@ -39,8 +39,15 @@ pub struct ServerConfig {
     pub max_message_size: u64,
     /// Most recipients per transaction (RFC 5321 §4.5.3.1.8 says at least 100).
     pub max_recipients: usize,
-    /// Bad commands before the session closes with 421.
+    /// Errors (bad commands, refused recipients) before the session closes
+    /// with 421 (Postfix's `smtpd_hard_error_limit`).
     pub max_errors: usize,
+    /// Errors after which each further one is answered more slowly: the
+    /// [`ServerSession::tarpit`] delay grows by `error_sleep` per error
+    /// (Postfix's `smtpd_soft_error_limit` and `smtpd_error_sleep_time`), so
+    /// harvesting addresses with RCPT costs the harvester time.
+    pub soft_error_limit: usize,
+    pub error_sleep: std::time::Duration,
     /// Offer STARTTLS while not yet under TLS (RFC 3207).
     pub starttls: bool,
     /// SASL mechanisms (PLAIN, LOGIN), offered and accepted only under TLS.
@@ -60,6 +67,8 @@ impl Default for ServerConfig {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_errors: 10,
+            soft_error_limit: 3,
+            error_sleep: std::time::Duration::from_millis(500),
             starttls: false,
             auth_mechanisms: Vec::new(),
             require_auth: false,
@@ -338,6 +347,10 @@ impl ServerSession {
             Awaiting::Rcpt => {
                 if let (true, Some(t)) = (reply.is_completion(), self.txn.as_mut()) {
                     t.rcpts += 1;
+                } else if !reply.is_completion() && !self.config.lmtp {
+                    // A refused recipient is an error (RCPT harvesting); not over
+                    // LMTP, whose client is our own MTA.
+                    self.bad_command();
                 }
             }
             Awaiting::DataStart => {
@@ -412,6 +425,27 @@ impl ServerSession {
 
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// Errors so far in this session (bad commands, refused recipients).
+    pub fn errors(&self) -> usize {
+        self.errors
+    }
+
+    /// How long the driver waits before answering on, once the errors are past
+    /// `soft_error_limit`: `error_sleep` times the errors over it, at most 10 s.
+    pub fn tarpit(&self) -> Option<std::time::Duration> {
+        let over = self.errors.checked_sub(self.config.soft_error_limit)?;
+        if over == 0 || self.lifecycle == Lifecycle::Closed {
+            return None;
+        }
+        let n = u32::try_from(over).unwrap_or(u32::MAX);
+        Some(
+            self.config
+                .error_sleep
+                .saturating_mul(n)
+                .min(std::time::Duration::from_secs(10)),
+        )
     }
 
     pub fn config(&self) -> &ServerConfig {

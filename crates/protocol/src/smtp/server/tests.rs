@@ -987,3 +987,42 @@ proptest! {
         let (_, _) = run_auto(submission(), &[input.as_bytes()]);
     }
 }
+
+/// RCPT harvesting: refused recipients count as errors; past the soft limit
+/// the driver is told to wait longer each time, at the hard limit 421 closes.
+#[test]
+fn refused_recipients_are_errors_tarpitted_then_cut() {
+    let cfg = ServerConfig {
+        max_errors: 5,
+        soft_error_limit: 2,
+        error_sleep: std::time::Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let mut s = ServerSession::new(cfg, false);
+    s.feed(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+    assert!(matches!(s.next_event(), Some(Event::MailFrom { .. })));
+    s.answer(codes::sender_ok());
+    let mut delays = Vec::new();
+    let mut closed = false;
+    for i in 0..10 {
+        s.feed(format!("RCPT TO:<nobody{i}@e.f>\r\n").as_bytes());
+        match s.next_event() {
+            Some(Event::Rcpt { .. }) => s.answer(codes::no_such_user()),
+            None => {}
+            other => panic!("{other:?}"),
+        }
+        if s.next_event() == Some(Event::Close) {
+            closed = true;
+            break;
+        }
+        delays.push(s.tarpit().map(|d| d.as_millis()));
+    }
+    assert!(closed, "the session must close at the hard limit");
+    assert_eq!(delays, vec![None, None, Some(100), Some(200)]);
+    let out = String::from_utf8(s.take_output()).unwrap();
+    assert_eq!(out.matches("\r\n550 ").count(), 5, "{out}");
+    assert!(
+        out.ends_with("\r\n421 4.7.0 Too many errors, closing connection\r\n"),
+        "{out}"
+    );
+}
