@@ -1,7 +1,8 @@
 //! Abuse paths a hostile client tries on the dev stack, each refused with the
 //! protocol's clear error, and nothing delivered: a stranger on port 25
 //! claiming one of our own users as the sender; user names that would forge
-//! log lines; RCPT harvesting.
+//! log lines; RCPT harvesting; a From: that is not the login's, and a
+//! client's own Return-Path.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -222,4 +223,19 @@ fn rcpt_harvesting_is_slowed_then_cut_with_421() {
             .starts_with("250")
     );
     assert!(other.say("RCPT TO:<andre@lyon.test>").starts_with("250"));
+}
+
+#[test]
+fn the_from_header_is_bound_to_the_login_and_return_path_is_not_the_clients() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 127);
+    spec.sets.push((
+        "paris.test/msa".into(),
+        r#"from_aliases={"pierre@paris.test"=["contact@paris.test"]}"#.into(),
+    ));
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    py(&stack, "from_binding.py");
+    let log = stack.log("paris.test", "msa");
+    assert!(log.contains("From: not owned by the user"), "{log}");
 }

@@ -56,6 +56,14 @@ pub struct MsaConfig {
     /// The envelope sender must be the authenticated user (Postfix's
     /// `reject_sender_login_mismatch`).
     pub enforce_sender: bool,
+    /// The `From:` header's addresses must be the authenticated user's (or in
+    /// its `from_aliases`): the envelope is checked by `enforce_sender`, but
+    /// readers see the header (Stalwart's and Postfix's
+    /// `smtpd_sender_login_maps` setups).
+    pub enforce_from: bool,
+    /// Addresses a user may also send as, in MAIL FROM and `From:`:
+    /// `"pierre@paris.test" = ["contact@paris.test"]`.
+    pub from_aliases: std::collections::BTreeMap<String, Vec<String>>,
     /// Largest header block rewritten (Message-ID, Date, Bcc); a larger one is refused.
     pub max_header_size: usize,
     #[serde(flatten)]
@@ -87,6 +95,8 @@ impl Default for MsaConfig {
             error_sleep_ms: 500,
             auth_failure_delay_ms: 1000,
             enforce_sender: true,
+            enforce_from: true,
+            from_aliases: std::collections::BTreeMap::new(),
             max_header_size: 256 * 1024,
             limits: ConnLimits::default(),
         }
@@ -140,5 +150,36 @@ impl MsaConfig {
             ("submission_listen", &self.submission_listen),
             ("submissions_listen", &self.submissions_listen),
         ]
+    }
+}
+
+impl MsaConfig {
+    /// May `user` (logged in) send as `address`: itself, or one of its aliases.
+    pub fn may_send_as(&self, user: &str, address: &str) -> bool {
+        address.eq_ignore_ascii_case(user)
+            || self
+                .from_aliases
+                .iter()
+                .filter(|(u, _)| u.eq_ignore_ascii_case(user))
+                .flat_map(|(_, a)| a)
+                .any(|a| a.eq_ignore_ascii_case(address))
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::MsaConfig;
+
+    #[test]
+    fn a_user_sends_as_itself_or_its_aliases_only() {
+        let mut c = MsaConfig::default();
+        c.from_aliases.insert(
+            "pierre@paris.test".into(),
+            vec!["contact@paris.test".into()],
+        );
+        assert!(c.may_send_as("pierre@paris.test", "Pierre@Paris.Test"));
+        assert!(c.may_send_as("pierre@paris.test", "contact@paris.test"));
+        assert!(!c.may_send_as("pierre@paris.test", "jacques@paris.test"));
+        assert!(!c.may_send_as("jacques@paris.test", "contact@paris.test"));
     }
 }

@@ -1,5 +1,9 @@
 //! Submission fix-ups of the header block (RFC 6409 §8): add `Message-ID:` and
-//! `Date:` when missing, remove `Bcc:`, and put this hop's `Received:` on top.
+//! `Date:` when missing, remove `Bcc:`, drop a client's `Return-Path:` (only the
+//! final delivery writes it, RFC 5321 §4.4; the MDA does), and put this hop's
+//! `Received:` on top. A client's own `Received:` lines are kept: they are its
+//! trace, shown to readers, and the MTA only counts them (loops), never routes
+//! or trusts by them. The header block is also kept for the `From:` check.
 //!
 //! Hand-written rather than mail-parser: we must rewrite the raw header bytes and
 //! keep every other byte as the client sent it, which a parser does not promise.
@@ -9,6 +13,8 @@ pub struct HeaderFixer {
     head: Vec<u8>,
     done: bool,
     max: usize,
+    /// The addresses of the `From:` field, once the header block is complete.
+    from: Option<Vec<String>>,
 }
 
 /// What the fixer needs to write new fields.
@@ -28,7 +34,14 @@ impl HeaderFixer {
             head: Vec::new(),
             done: false,
             max,
+            from: None,
         }
+    }
+
+    /// The `From:` addresses, once the header block has been read (empty when
+    /// there is no `From:`).
+    pub fn from_addresses(&self) -> Option<&[String]> {
+        self.from.as_deref()
     }
 
     /// Feed message bytes; returns bytes ready to send on.
@@ -49,6 +62,7 @@ impl HeaderFixer {
             Some(end) => {
                 self.done = true;
                 let head = std::mem::take(&mut self.head);
+                self.from = Some(from_addresses(&head[..end]));
                 let mut out = rewrite(&head[..end], fixes);
                 out.extend_from_slice(&head[end..]);
                 Ok(out)
@@ -99,6 +113,32 @@ fn name_of(field: &[u8]) -> &[u8] {
     field[..colon].trim_ascii()
 }
 
+/// Every address of the `From:` fields (mail-parser reads the groups, comments
+/// and encodings); an unparsable `From:` yields its raw text, which matches no
+/// user.
+fn from_addresses(head: &[u8]) -> Vec<String> {
+    let mut block = head.to_vec();
+    block.extend_from_slice(b"\r\n");
+    let Some(message) = mail_parser::MessageParser::default().parse_headers(&block) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for h in message.headers() {
+        if !h.name().eq_ignore_ascii_case("from") {
+            continue;
+        }
+        match h.value().as_address() {
+            Some(a) => out.extend(a.iter().map(|m| m.address().unwrap_or_default().to_owned())),
+            None => out.push(
+                String::from_utf8_lossy(&block[h.offset_start() as usize..h.offset_end() as usize])
+                    .trim()
+                    .to_owned(),
+            ),
+        }
+    }
+    out
+}
+
 fn rewrite(head: &[u8], fixes: &Fixes<'_>) -> Vec<u8> {
     let fields = fields(head);
     let has = |name: &str| {
@@ -110,7 +150,9 @@ fn rewrite(head: &[u8], fixes: &Fixes<'_>) -> Vec<u8> {
     out.extend_from_slice(fixes.received.as_bytes());
     for f in &fields {
         // RFC 5322 §3.6.3: Bcc recipients must not be shown to the others.
-        if name_of(f).eq_ignore_ascii_case(b"bcc") {
+        // RFC 5321 §4.4: Return-Path is the final delivery's to write.
+        let name = name_of(f);
+        if name.eq_ignore_ascii_case(b"bcc") || name.eq_ignore_ascii_case(b"return-path") {
             continue;
         }
         out.extend_from_slice(f);
@@ -154,6 +196,23 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn drops_return_path_keeps_received_and_reads_from() {
+        let input = b"Return-Path: <evil@x>\r\nReceived: from trusted.example\r\nFrom: \"P\" <p@x>, q@y\r\nSubject: s\r\n\r\nbody\r\n";
+        let mut f = HeaderFixer::new(1 << 16);
+        let out = f.push(input, &FIXES).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Return-Path"), "{text}");
+        assert!(
+            text.contains("Received: from trusted.example\r\n"),
+            "{text}"
+        );
+        assert_eq!(
+            f.from_addresses(),
+            Some(&["p@x".to_owned(), "q@y".to_owned()][..])
+        );
     }
 
     #[test]

@@ -25,6 +25,25 @@ use crate::config::MsaConfig;
 use crate::headers::{Fixes, HeaderFixer};
 use crate::hop::{Begin, HopSession, NextHop};
 
+/// The refusal of a `From:` the logged-in user may not send as
+/// (`enforce_from`), once the header block is read.
+fn from_refusal(config: &MsaConfig, t: &Transfer) -> Option<Reply> {
+    let user = t.user.as_deref()?;
+    if !config.enforce_from {
+        return None;
+    }
+    let from = t.fixer.from_addresses()?;
+    let bad = from.iter().find(|a| !config.may_send_as(user, a))?;
+    // Peer text in a reply line: no control characters (a folded raw From:).
+    let bad: String = bad.chars().filter(|c| !c.is_control()).collect();
+    tracing::info!(id = %t.id, user = %clean(user), from = %addr(&bad), "From: not owned by the user");
+    Some(Reply::new(
+        553,
+        "5.7.1",
+        &format!("<{bad}>: From: header not owned by user {user}"),
+    ))
+}
+
 /// Who checks passwords.
 pub enum Passwords {
     /// The MDA's `Auth` service.
@@ -51,6 +70,8 @@ struct Transfer {
     scan: HopCounter,
     /// Bytes handed to the next hop.
     size: u64,
+    /// The logged-in user the `From:` is checked against.
+    user: Option<String>,
 }
 
 struct Fields {
@@ -179,7 +200,7 @@ impl SmtpHandler for SubmitHandler {
         };
         if self.shared.config.enforce_sender
             && let Some(user) = &client.user
-            && !sender.eq_ignore_ascii_case(user)
+            && !self.shared.config.may_send_as(user, &sender)
         {
             return Reply::new(
                 553,
@@ -237,6 +258,7 @@ impl SmtpHandler for SubmitHandler {
                 id: id.clone(),
                 scan: HopCounter::new(),
                 size: 0,
+                user: client.user.clone(),
                 fixer: HeaderFixer::new(config.max_header_size),
                 fields: Fields {
                     received,
@@ -266,6 +288,13 @@ impl SmtpHandler for SubmitHandler {
                 return;
             }
         };
+        if !out.is_empty() && t.size == 0 {
+            // The header block is complete: its From: must be the user's.
+            if let Some(refusal) = from_refusal(&self.shared.config, t) {
+                t.failed = Some(refusal);
+                return;
+            }
+        }
         if !out.is_empty() {
             t.scan.feed(&out);
             t.size += out.len() as u64;

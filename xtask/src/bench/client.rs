@@ -452,9 +452,15 @@ pub(crate) fn has_rare_word(n: u64) -> bool {
 /// A test message of about `size` bytes (CRLF lines, no line starting with a
 /// dot, so it needs no dot-stuffing).
 pub(crate) fn message(to: &str, n: u64, size: usize) -> Vec<u8> {
+    message_from("sender@bench.client", to, n, size)
+}
+
+/// [`message`] with `From:` set to `from` (a submission's own user: the MSA
+/// checks that the header is the logged-in user's).
+pub(crate) fn message_from(from: &str, to: &str, n: u64, size: usize) -> Vec<u8> {
     let rare = if has_rare_word(n) { RARE_WORD } else { "note" };
     let mut m = format!(
-        "From: Bench <sender@bench.client>\r\nTo: <{to}>\r\nSubject: bench message {n} {rare}\r\n\
+        "From: Bench <{from}>\r\nTo: <{to}>\r\nSubject: bench message {n} {rare}\r\n\
          Message-ID: <{n}.{}@bench.client>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
         std::process::id()

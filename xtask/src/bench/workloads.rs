@@ -245,7 +245,7 @@ async fn submitter(t: &Target) -> anyhow::Result<Submitter> {
 
 async fn submit_once(s: &mut Submitter, n: u64) -> anyhow::Result<f64> {
     let to = user("lat");
-    let data = client::message(&to, n, 1024);
+    let data = client::message_from(&user("sub"), &to, n, 1024);
     let start = Instant::now();
     s.smtp.send_message(&user("sub"), &to, &data).await?;
     let deadline = Duration::from_secs(60);
