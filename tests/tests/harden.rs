@@ -2,7 +2,7 @@
 //! protocol's clear error, and nothing delivered: a stranger on port 25
 //! claiming one of our own users as the sender; user names that would forge
 //! log lines; RCPT harvesting; a From: that is not the login's, and a
-//! client's own Return-Path.
+//! client's own Return-Path; and the agents' files are theirs alone.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -111,6 +111,39 @@ fn a_stranger_on_port_25_cannot_claim_a_local_sender() {
         log.contains("local sender from an untrusted client refused"),
         "the refusal is logged:\n{log}"
     );
+    // What the agents wrote for it (queue, spool, store, account hashes) is
+    // theirs alone: no group or other bits anywhere under their data dirs.
+    for agent in ["mta", "mda"] {
+        let data = stack.spec.var.join("paris.test").join(agent);
+        let loose = loose_files(&data);
+        assert!(loose.is_empty(), "{agent}: readable by others: {loose:#?}");
+    }
+}
+
+/// Every path under `dir` (itself included) with a group or other permission bit.
+fn loose_files(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(format!("{} {mode:o}", p.display()));
+        }
+        if meta.is_dir() {
+            todo.extend(
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    out
 }
 
 /// Run one of `tests/py/`'s scripts against the stack; it must pass.

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod devpki;
+pub mod files;
 pub mod grpc;
 pub mod health;
 pub mod listener;

@@ -244,6 +244,8 @@ async fn main() -> anyhow::Result<()> {
     let config: MdaConfig = cli.config.load("FACTEUR_MDA")?;
     // After the config: it says how to log (a config error goes to stderr as is).
     facteur_daemon::logging::init(&config.log);
+    // Everything the agent creates from here on is its own (0600/0700).
+    facteur_daemon::files::private_umask();
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Config(_) => Ok(()),
         Cmd::Health(args) => {

@@ -709,7 +709,8 @@ impl Queue {
     /// workers. sled's lock is taken first: a second process fails here.
     pub fn open(dir: &Path, opts: QueueOptions) -> Result<Self, QueueError> {
         let spool = dir.join("spool");
-        std::fs::create_dir_all(&spool)?;
+        facteur_daemon::files::private_dir(dir)?;
+        facteur_daemon::files::private_dir(&spool)?;
         let db_dir = dir.join("db");
         let spool_dirty = Arc::new(AtomicBool::new(false));
         let mut index = Index {

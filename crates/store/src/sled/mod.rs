@@ -294,6 +294,12 @@ impl SledStore {
     pub fn open_with(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
         let io = |e: std::io::Error| StoreError::io(&e);
         std::fs::create_dir_all(path).map_err(io)?;
+        // The store (mail, account hashes) is the agent's alone.
+        std::fs::set_permissions(
+            path,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+        )
+        .map_err(io)?;
         let db_dir = path.join("db");
         if db_dir.is_file() {
             // Before the one-writer store, sled's own files sat in `path`.
