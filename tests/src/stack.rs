@@ -99,6 +99,9 @@ pub struct StackSpec {
     /// `var/transcripts/<domain>-<agent>.jsonl` (on in the dev stack, for
     /// `cargo xtask demo` and `facteur-mua trace`; the bench turns it off).
     pub transcripts: bool,
+    /// Zones the dev DNS serves beside the domains', with no agents behind
+    /// them (`evil.test` → an internal address, for the outbound policy test).
+    pub extra_zones: Vec<Domain>,
 }
 
 impl StackSpec {
@@ -128,6 +131,7 @@ impl StackSpec {
             listener_limits: None,
             env: Vec::new(),
             transcripts: true,
+            extra_zones: Vec::new(),
         }
     }
 
@@ -271,7 +275,7 @@ impl StackSpec {
             (
                 "mta",
                 format!(
-                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n{lim}\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n\n[queue]\nretry_secs = [{retry}]\n{min_free}",
+                    "hostname = \"{host}\"\nlocal_domains = [\"{name}\"]\ndata_dir = {}\n\n[smtp]\nlisten = \"{ip}:{}\"\n{lim}\n[smtp.tls]\ncert = {}\nkey = {}\n\n[grpc]\nlisten = \"{ip}:{}\"\n\n[mda]\nurl = \"http://{ip}:{}\"\n\n[dns]\nnameservers = [\"{}:{}\"]\n\n[relay]\nport = {}\ntls_ca = {}\nsource_address = \"{ip}\"\n# The dev domains live on loopback.\nallow_networks = [\"127.0.0.0/8\", \"::1/128\"]\n\n[queue]\nretry_secs = [{retry}]\n{min_free}",
                     q(&dir.join("mta")),
                     p.smtp,
                     q(&cert),
@@ -369,6 +373,7 @@ impl StackSpec {
         let zones: Vec<String> = self
             .domains
             .iter()
+            .chain(&self.extra_zones)
             .filter(|d| !without.contains(&d.name.as_str()))
             .flat_map(|d| ["--zone".to_owned(), format!("{}={}", d.name, d.ip)])
             .collect();

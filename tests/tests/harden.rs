@@ -2,7 +2,8 @@
 //! protocol's clear error, and nothing delivered: a stranger on port 25
 //! claiming one of our own users as the sender; user names that would forge
 //! log lines; RCPT harvesting; a From: that is not the login's, and a
-//! client's own Return-Path; and the agents' files are theirs alone.
+//! client's own Return-Path; the agents' files are theirs alone; mail aimed
+//! at internal addresses.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -271,4 +272,23 @@ fn the_from_header_is_bound_to_the_login_and_return_path_is_not_the_clients() {
     py(&stack, "from_binding.py");
     let log = stack.log("paris.test", "msa");
     assert!(log.contains("From: not owned by the user"), "{log}");
+}
+
+#[test]
+fn mail_is_never_sent_into_internal_networks_for_a_literal_or_an_mx_answer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 128);
+    spec.extra_zones.push(facteur_tests::stack::Domain {
+        name: "evil.test".into(),
+        ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
+    });
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    py(&stack, "internal_hosts.py");
+    let log = stack.log("paris.test", "mta");
+    assert!(log.contains("internal destination refused"), "{log}");
+    assert!(
+        !log.contains("10.0.0.1:"),
+        "the MTA tried to connect to the internal address:\n{log}"
+    );
 }

@@ -116,6 +116,13 @@ pub struct RelayConfig {
     pub command_timeout_secs: u64,
     /// Seconds the TLS handshake after STARTTLS may take.
     pub tls_handshake_timeout_secs: u64,
+    /// Private, loopback and link-local addresses (and the like) are never
+    /// connected to for an address literal (`user@[10.0.0.1]`) or an MX
+    /// answer, so a user or a DNS zone cannot point the MTA into the internal
+    /// network; these networks are the exceptions (the dev stack's loopback,
+    /// a compose network). Transports (`smtp:`, `lmtp:`) are the operator's
+    /// own and are not checked.
+    pub allow_networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -200,6 +207,7 @@ impl Default for RelayConfig {
             source_address: None,
             command_timeout_secs: 300,
             tls_handshake_timeout_secs: 30,
+            allow_networks: Vec::new(),
         }
     }
 }
@@ -230,6 +238,8 @@ impl MtaConfig {
     pub fn check(&self) -> Result<(), String> {
         crate::routing::Routes::new(&self.transport).map_err(|e| e.to_string())?;
         crate::routing::Networks::new(&self.smtp.trusted_networks).map_err(|e| e.to_string())?;
+        crate::routing::Networks::new(&self.relay.allow_networks)
+            .map_err(|e| format!("relay.allow_networks: {e}"))?;
         if self.smtp.auth && (!self.smtp.tls.is_set() || self.smtp.listen.is_empty()) {
             return Err(
                 "smtp.auth needs smtp.listen and smtp.tls (AUTH is offered after STARTTLS only)"

@@ -578,6 +578,42 @@ impl Deliverer {
         } else {
             format!("DNS ? MX {domain} (then A/AAAA of each exchanger)")
         };
+        // Internal addresses only where allowed (`relay.allow_networks`): a
+        // user or a DNS zone must not aim the MTA into the local network.
+        let mut refused = Vec::new();
+        let exchangers = exchangers.map(|x| {
+            x.into_iter()
+                .filter_map(|mut m| {
+                    m.addrs.retain(|ip| {
+                        let ok = self.routing.may_connect(*ip);
+                        if !ok {
+                            refused.push(format!("{} [{ip}]", m.host));
+                        }
+                        ok
+                    });
+                    (!m.addrs.is_empty()).then_some(m)
+                })
+                .collect::<Vec<_>>()
+        });
+        if let Ok(x) = &exchangers
+            && x.is_empty()
+            && !refused.is_empty()
+        {
+            let why = format!(
+                "550 5.7.1 {domain} leads only to internal addresses ({}), not relayed (relay.allow_networks)",
+                refused.join(", ")
+            );
+            tracing::info!(id = %entry.id, domain = %clean(domain), refused = %clean(&refused.join(", ")), "internal destination refused");
+            if let Some(mut rec) = self
+                .start_record(entry, Proto::Smtp, "smtp-out", domain)
+                .await
+            {
+                rec.note(&asked);
+                rec.note(&format!("policy ! {why}"));
+                rec.finish();
+            }
+            return (None, all_of(rcpts, || Outcome::Failed(why.clone())));
+        }
         match exchangers {
             Ok(x) => {
                 let answer: Vec<String> = x

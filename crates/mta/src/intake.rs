@@ -75,6 +75,18 @@ impl Intake {
                 Err(status) => replies::from_status("Delivery.CheckRecipient", &status),
             }
         } else if may_relay {
+            // An address literal names the host itself (RFC 5321 §5.1): one in
+            // an internal network is refused now rather than bounced later.
+            if domain.starts_with('[')
+                && let Ok(lit) = facteur_protocol::address::AddressLiteral::parse(domain)
+                && !self.routing.may_connect(lit.ip())
+            {
+                return Reply::new(
+                    550,
+                    "5.7.1",
+                    &format!("<{rcpt}>: address literal in an internal network, not relayed"),
+                );
+            }
             Reply::new(250, "2.1.5", "Recipient OK")
         } else {
             // RFC 5321 §3.6.2 / RFC 2505: relay only for our own domains.

@@ -179,6 +179,37 @@ impl Routes {
 #[derive(Debug, Clone, Default)]
 pub struct Networks(Vec<IpNet>);
 
+/// An address mail must not be sent to unless allowed: not a public unicast
+/// one (private RFC 1918 / unique local, loopback, link-local, shared
+/// 100.64/10, unspecified, broadcast, multicast, documentation; an
+/// IPv4-mapped IPv6 address counts as its IPv4 address).
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+            }
+        },
+    }
+}
+
 impl Networks {
     pub fn new(list: &[String]) -> Result<Self, RouteError> {
         list.iter()
@@ -209,6 +240,9 @@ impl Networks {
 pub struct Routing {
     pub routes: Routes,
     pub trusted: Networks,
+    /// Internal addresses that address literals and MX answers may still
+    /// reach (`relay.allow_networks`).
+    pub allowed_internal: Networks,
     /// The MDA at `mda.url` (`grpc:`).
     pub mda: DeliveryClient<Channel>,
     /// The others (`grpc:URL`), by URL.
@@ -216,6 +250,11 @@ pub struct Routing {
 }
 
 impl Routing {
+    /// May mail be sent to `ip` found from a recipient's domain (literal or MX)?
+    pub fn may_connect(&self, ip: IpAddr) -> bool {
+        !is_internal(ip) || self.allowed_internal.find(ip).is_some()
+    }
+
     pub fn new(config: &MtaConfig, mda: DeliveryClient<Channel>) -> Result<Self, RouteError> {
         let routes = Routes::new(&config.transport)?;
         let mut others = HashMap::new();
@@ -228,6 +267,7 @@ impl Routing {
         Ok(Self {
             routes,
             trusted: Networks::new(&config.smtp.trusted_networks)?,
+            allowed_internal: Networks::new(&config.relay.allow_networks)?,
             mda,
             others,
         })
@@ -322,5 +362,34 @@ mod tests {
                 .find("127.0.0.1".parse().unwrap())
                 .is_none()
         );
+    }
+}
+
+#[cfg(test)]
+mod internal_tests {
+    use super::is_internal;
+
+    #[test]
+    fn internal_addresses_are_known() {
+        for ip in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.3.1", "8.8.8.8", "2a00:1450::1", "::ffff:8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
     }
 }
