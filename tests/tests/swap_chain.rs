@@ -42,6 +42,10 @@ fn stack(
         format!("{maildir_domain}/mda"),
         format!("store.maildir={:?}", maildir.display().to_string()),
     ));
+    // The MDA runs as root here and Dovecot's mail processes as `mail`: the
+    // Maildir must be readable by others (a deployment runs both under one
+    // uid and keeps the agents' private 077).
+    spec.env.push(("FACTEUR_UMASK".into(), "022".into()));
     spec.prepare().expect("prepare var/");
     spec.start().expect("start the stack")
 }

@@ -7,10 +7,18 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Set the process umask to 077: files 0600, directories 0700. Call it first
-/// thing in `main`, before anything is created.
+/// Set the process umask to 077 (files 0600, directories 0700), or to
+/// `FACTEUR_UMASK` (octal) when set: a Maildir tree (`[store] maildir`) read
+/// by a Dovecot that runs under another uid needs group or other bits (the
+/// better setup runs both under one uid and keeps 077). Call it first thing in
+/// `main`, before anything is created.
 pub fn private_umask() {
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let mask = std::env::var("FACTEUR_UMASK")
+        .ok()
+        .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+        .filter(|m| *m <= 0o777)
+        .unwrap_or(0o077);
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
 }
 
 /// Create `path` (and its parents) if needed and make it 0700.
