@@ -235,6 +235,27 @@ async fn login(server: &Server, args: &FetchArgs, tap: Option<Shared>) -> anyhow
     Ok(imap)
 }
 
+/// SELECT INBOX (EXAMINE when nothing is to be deleted, so no flag changes):
+/// the command's name and the EXISTS count the server gave.
+async fn open_inbox(imap: &mut Imap, delete: bool) -> anyhow::Result<(&'static str, Option<u32>)> {
+    let (stage, select) = if delete {
+        ("SELECT", CommandBody::select("INBOX"))
+    } else {
+        ("EXAMINE", CommandBody::examine("INBOX"))
+    };
+    let select = select.map_err(|e| anyhow::anyhow!("{stage}: {e:?}"))?;
+    let exists = imap
+        .run(stage, select)
+        .await?
+        .into_iter()
+        .filter_map(|d| match d {
+            Data::Exists(n) => Some(n),
+            _ => None,
+        })
+        .next_back();
+    Ok((stage, exists))
+}
+
 /// Fetch the chosen messages from INBOX: (sequence number, bytes), oldest first;
 /// the dialogue goes into `tap` when given (`--transcript`).
 pub async fn fetch(
@@ -243,24 +264,10 @@ pub async fn fetch(
     tap: Option<Shared>,
 ) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
     let mut imap = login(server, args, tap).await?;
-    let (stage, select) = if args.delete {
-        ("SELECT", CommandBody::select("INBOX"))
-    } else {
-        ("EXAMINE", CommandBody::examine("INBOX"))
-    };
-    let select = select.map_err(|e| anyhow::anyhow!("{stage}: {e:?}"))?;
-    let count = imap
-        .run(stage, select)
-        .await?
-        .into_iter()
-        .filter_map(|d| match d {
-            Data::Exists(n) => Some(n),
-            _ => None,
-        })
-        .next_back()
-        .with_context(|| {
-            format!("{stage}: the server did not say how many messages INBOX holds")
-        })?;
+    let (stage, count) = open_inbox(&mut imap, args.delete).await?;
+    let count = count.with_context(|| {
+        format!("{stage}: the server did not say how many messages INBOX holds")
+    })?;
     let mut out = Vec::new();
     for n in pick(args.which(), count)? {
         let seq = NonZeroU32::new(n).context("message number 0")?;
@@ -309,22 +316,8 @@ pub async fn fetch_into(
 ) -> anyhow::Result<Stored> {
     let mut imap = login(server, args, tap).await?;
     let source = format!("imap {}@{} INBOX", args.conn.user, server.spec);
-    let (stage, select) = if args.delete {
-        ("SELECT", CommandBody::select("INBOX"))
-    } else {
-        ("EXAMINE", CommandBody::examine("INBOX"))
-    };
-    let select = select.map_err(|e| anyhow::anyhow!("{stage}: {e:?}"))?;
-    let exists = imap
-        .run(stage, select)
-        .await?
-        .into_iter()
-        .filter_map(|d| match d {
-            Data::Exists(n) => Some(n),
-            _ => None,
-        })
-        .next_back()
-        .unwrap_or(0);
+    let (stage, exists) = open_inbox(&mut imap, args.delete).await?;
+    let exists = exists.unwrap_or(0);
     let validity = imap
         .codes
         .iter()
