@@ -3,7 +3,7 @@
 //! claiming one of our own users as the sender; user names that would forge
 //! log lines; RCPT harvesting; a From: that is not the login's, and a
 //! client's own Return-Path; the agents' files are theirs alone; mail aimed
-//! at internal addresses.
+//! at internal addresses; deleted mail's bytes left on disk for ever.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -291,4 +291,131 @@ fn mail_is_never_sent_into_internal_networks_for_a_literal_or_an_mx_answer() {
         !log.contains("10.0.0.1:"),
         "the MTA tried to connect to the internal address:\n{log}"
     );
+}
+
+/// Sends one message from a remote sender to `rcpt` on port 25.
+fn send_remote(stack: &Stack, rcpt: &str, subject: &str, body: &str) {
+    let paris = stack.spec.domain("paris.test").expect("paris").ip;
+    let mut c = Smtp::connect(&format!("{paris}:{}", stack.spec.ports.smtp));
+    assert!(c.say("EHLO remote.example").starts_with("250"));
+    assert!(c.say("MAIL FROM:<someone@example.org>").starts_with("250"));
+    assert!(c.say(&format!("RCPT TO:<{rcpt}>")).starts_with("250"));
+    assert!(c.say("DATA").starts_with("354"));
+    let msg = format!("From: someone@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n.");
+    assert!(c.say(&msg).starts_with("250"));
+    c.say("QUIT");
+}
+
+/// `facteur-mda store ARGS` for paris.test's MDA (which is running: the
+/// command goes through its gRPC `StoreAdmin`): exit status and output.
+fn mda_store(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let out = Command::new(stack.spec.bin_dir.join("facteur-mda"))
+        .arg("--config")
+        .arg(stack.spec.config_path("paris.test", "mda"))
+        .arg("store")
+        .args(args)
+        .output()
+        .expect("run facteur-mda");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The number after `label` on the report line that starts with it.
+fn field(report: &str, label: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in the report:\n{report}"))
+}
+
+#[test]
+fn deleted_mail_is_collected_from_disk_and_kept_mail_is_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = StackSpec::dev(dir.path().join("var"), facteur_tests::bin_dir(), 129);
+    // Collect every second whatever has had no reference for 3 s.
+    spec.sets
+        .push(("mda".into(), "store.gc_interval_secs=1".into()));
+    spec.sets
+        .push(("mda".into(), "store.gc_grace_secs=3".into()));
+    spec.prepare().expect("prepare var/");
+    let stack = spec.start().expect("start the stack");
+    let token = format!("gc-{}", std::process::id());
+    let big = "x".repeat(200_000);
+    send_remote(&stack, "pierre@paris.test", &format!("{token} one"), &big);
+    send_remote(&stack, "pierre@paris.test", &format!("{token} two"), &big);
+    let arrived = Stack::wait_until(Duration::from_secs(60), || {
+        let got = mailbox(&stack, "pierre@paris.test");
+        got.contains(&format!("{token} one")) && got.contains(&format!("{token} two"))
+    });
+    assert!(arrived, "the mail never came:\n{}", stack.all_logs());
+    let (ok, before) = mda_store(&stack, &["check"]);
+    assert!(ok, "store check on a healthy store:\n{before}");
+    assert_eq!(field(&before, "messages:"), 2, "{before}");
+    assert_eq!(field(&before, "blobs:"), 2, "{before}");
+    assert_eq!(field(&before, "unreferenced:"), 0, "{before}");
+    assert!(before.contains("status:        ok"), "{before}");
+
+    // The user takes the mail away (POP3 deletes it once it is stored locally).
+    let local = dir.path().join("local");
+    let paris = stack.spec.domain("paris.test").expect("paris").ip;
+    let out = Command::new(stack.spec.bin_dir.join("facteur-mua"))
+        .args([
+            "fetch",
+            "--pop3",
+            &format!("{paris}:{}", stack.spec.ports.pop3),
+        ])
+        .args(["--user", "pierre@paris.test", "--maildir"])
+        .arg(&local)
+        .env("FACTEUR_PASSWORD", facteur_tests::stack::dev_password())
+        .env("FACTEUR_CA", stack.spec.ca())
+        .output()
+        .expect("run facteur-mua");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // New mail comes meanwhile; it must stay.
+    send_remote(
+        &stack,
+        "pierre@paris.test",
+        &format!("{token} three"),
+        "kept",
+    );
+
+    let mut now = String::new();
+    let collected = Stack::wait_until(Duration::from_secs(60), || {
+        now = mda_store(&stack, &["check"]).1;
+        field(&now, "messages:") == 1 && field(&now, "blobs:") == 1
+    });
+    assert!(
+        collected,
+        "the deleted mail's blobs stayed on disk:\n{now}\n{}",
+        stack.log("paris.test", "mda")
+    );
+    assert!(now.contains("status:        ok"), "{now}");
+    assert!(
+        field(&now, "store size:") + 300_000 < field(&before, "store size:"),
+        "the store did not shrink:\n{before}\n{now}"
+    );
+    let got = mailbox(&stack, "pierre@paris.test");
+    assert!(
+        got.contains(&format!("{token} three")),
+        "the kept mail is gone:\n{got}"
+    );
+    assert!(!got.contains(&format!("{token} one")), "{got}");
+    let log = stack.log("paris.test", "mda");
+    assert!(
+        log.contains("blob collection"),
+        "the collections are logged:\n{log}"
+    );
+    // A collection by hand has nothing left to take.
+    let (ok, gc) = mda_store(&stack, &["gc", "--grace", "0"]);
+    assert!(ok && gc.contains(" 0 removed"), "{gc}");
 }

@@ -25,6 +25,12 @@ pub const SESSIONS: &str = "facteur_sessions_open";
 pub const AUTH: &str = "facteur_auth_total";
 /// How long a store operation took (filing a message, a `Mailbox` call).
 pub const STORE_SECONDS: &str = "facteur_store_seconds";
+/// `{part}`: bytes of the MDA's store on disk (`blobs` after each
+/// collection; `metadata` and `blobs` at each `store check`).
+pub const STORE_BYTES: &str = "facteur_store_bytes";
+/// Blobs, and their bytes, removed by the MDA's collections.
+pub const BLOBS_COLLECTED: &str = "facteur_blobs_collected_total";
+pub const BLOB_BYTES_COLLECTED: &str = "facteur_blob_bytes_collected_total";
 /// How long one delivery attempt took (MTA, per attempt).
 pub const DELIVERY_SECONDS: &str = "facteur_delivery_seconds";
 
@@ -75,6 +81,19 @@ pub fn store_since(start: Instant) {
 /// Record how long one delivery attempt took.
 pub fn delivery(took: Duration) {
     histogram!(DELIVERY_SECONDS).record(took.as_secs_f64());
+}
+
+/// Count what one blob collection removed, and the blob bytes left.
+pub fn collected(removed: u64, removed_bytes: u64, kept_bytes: u64) {
+    counter!(BLOBS_COLLECTED).increment(removed);
+    counter!(BLOB_BYTES_COLLECTED).increment(removed_bytes);
+    gauge!(STORE_BYTES, "part" => "blobs").set(kept_bytes as f64);
+}
+
+/// Set the store size gauges (from a full check).
+pub fn store_bytes(metadata: u64, blobs: u64) {
+    gauge!(STORE_BYTES, "part" => "metadata").set(metadata as f64);
+    gauge!(STORE_BYTES, "part" => "blobs").set(blobs as f64);
 }
 
 /// Set the queue gauges: how many messages, and how old the oldest is.

@@ -52,6 +52,13 @@ pub struct StoreConfig {
     /// full; the MTA bounces it), as Dovecot's quota plugin does over LMTP.
     /// Not applied to `maildir` filing.
     pub quota_bytes: u64,
+    /// Seconds between collections of the blobs no message references any
+    /// more (expunged, deleted mailboxes); 0: never (`facteur-mda store gc`
+    /// still runs one). Dovecot's `doveadm purge`, on a timer.
+    pub gc_interval_secs: u64,
+    /// A blob unreferenced but put less than this long ago is left: the bytes
+    /// of a filing on its way, or of one that is retried.
+    pub gc_grace_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -60,6 +67,8 @@ impl Default for StoreConfig {
             min_free_bytes: 64 * 1024 * 1024,
             maildir: PathBuf::new(),
             quota_bytes: 0,
+            gc_interval_secs: 3600,
+            gc_grace_secs: 3600,
         }
     }
 }

@@ -1,14 +1,18 @@
 //! The MDA's gRPC services: `Delivery` (from the MTA), `Mailbox` (for the MAA,
 //! in `mailbox`), `Auth` (for the MSA and MAA) and `Accounts` (for the operator,
-//! in `accounts`), all over the one store; the
+//! in `accounts`), `StoreAdmin` (for the operator, in `store_admin`: the
+//! store's report and blob collection, and the periodic collector), all over
+//! the one store; the
 //! helpers they share (store calls off the async workers, the one store-error
 //! mapping).
 
 mod accounts;
 mod mailbox;
+pub mod store_admin;
 
 pub use accounts::AccountsService;
 use facteur_daemon::logging::clean;
+pub use store_admin::StoreAdminService;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -21,6 +21,7 @@ use facteur_daemon::transcript::{Proto, Transcripts};
 use facteur_daemon::{Shutdown, grpc as rpc_server, listener};
 use facteur_protocol::smtp::server::{ServerConfig, ServerSession};
 use facteur_rpc::admin::accounts_server::AccountsServer;
+use facteur_rpc::admin::store_admin_server::StoreAdminServer;
 use facteur_rpc::delivery::delivery_server::DeliveryServer;
 use facteur_rpc::mailbox::auth_server::AuthServer;
 use facteur_rpc::mailbox::mailbox_server::MailboxServer;
@@ -91,6 +92,8 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_store(&config)).await??
     };
+    let housekeeping: Arc<dyn facteur_store::Housekeeping> = Arc::new(store.clone());
+    let gc_grace = std::time::Duration::from_secs(config.store.gc_grace_secs);
     let accounts = accounts::Accounts::new(Arc::new(store.clone()));
     let accounts_admin = accounts.clone();
     let aliases = config
@@ -137,6 +140,10 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .add_service(AccountsServer::new(grpc::AccountsService {
             accounts: accounts_admin,
             auth,
+        }))
+        .add_service(StoreAdminServer::new(grpc::StoreAdminService {
+            store: Arc::clone(&housekeeping),
+            grace: gc_grace,
         }));
     let router = match elsewhere {
         // Maildir mode: every Mailbox call is refused before it reaches the store.
@@ -155,6 +162,15 @@ pub async fn run(config: MdaConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             rpc_server::serve(grpc_listener, router, grpc_tls, shutdown)
                 .await
                 .context("gRPC server")
+        });
+    }
+    if config.store.gc_interval_secs > 0 {
+        let every = std::time::Duration::from_secs(config.store.gc_interval_secs);
+        let collector =
+            grpc::store_admin::collector(housekeeping, every, gc_grace, shutdown.clone());
+        tasks.spawn(async move {
+            collector.await;
+            Ok(())
         });
     }
     if !config.lmtp.listen.is_empty() {

@@ -1,7 +1,8 @@
 //! `facteur-mda`: serve (the default), manage accounts with `user add|passwd|del|list`
 //! (over the running MDA's gRPC `Accounts`, or on the store directly when no MDA
-//! listens at `grpc.listen`), or move mail between the store and a Maildir with
-//! `store export|import --maildir DIR`.
+//! listens at `grpc.listen`), report on the store and collect its unreferenced
+//! blobs with `store check|gc` (through the running MDA too, or on the store),
+//! or move mail between the store and a Maildir with `store export|import --maildir DIR`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -13,9 +14,13 @@ use facteur_mda::MdaConfig;
 use facteur_mda::accounts::Accounts;
 use facteur_mda::store::SledStore;
 use facteur_mda::store::maildir::MaildirTree;
+use facteur_mda::store::{Collected, Housekeeping, StoreReport};
 use facteur_mda::transfer::{self, FolderReport};
 use facteur_rpc::admin::accounts_client::AccountsClient;
-use facteur_rpc::admin::{AccountRequest, ListUsersRequest, UserRequest};
+use facteur_rpc::admin::store_admin_client::StoreAdminClient;
+use facteur_rpc::admin::{
+    AccountRequest, CollectRequest, ListUsersRequest, StoreCheckRequest, UserRequest,
+};
 use tonic::transport::Channel;
 
 #[derive(Parser)]
@@ -40,13 +45,31 @@ enum Cmd {
     /// or on the store directly when no MDA is listening there.
     #[command(subcommand)]
     User(UserCmd),
-    /// Move mail between the store and a Maildir++ tree (the MDA must not be running).
+    /// The store: its size and health (`check`), collecting unreferenced blobs
+    /// (`gc`), both through the running MDA or on the store; moving mail to and
+    /// from a Maildir++ tree (`export`, `import`: the MDA must not be running).
     #[command(subcommand)]
     Store(StoreCmd),
 }
 
 #[derive(Subcommand)]
 enum StoreCmd {
+    /// Print the store's size (metadata, blobs), its messages, the blobs no
+    /// message references (and how many a collection would remove), and any
+    /// damage: referenced blobs that are gone, reference counts that are
+    /// wrong. Exits 1 when damaged.
+    Check {
+        /// Grace period in seconds for "collectable" (default: `store.gc_grace_secs`).
+        #[arg(long)]
+        grace: Option<u64>,
+    },
+    /// Remove now the blobs no message references that were put more than the
+    /// grace period ago (the MDA also does this every `store.gc_interval_secs`).
+    Gc {
+        /// Grace period in seconds (default: `store.gc_grace_secs`).
+        #[arg(long)]
+        grace: Option<u64>,
+    },
     /// Write every mailbox (flags, keywords, dates, subscriptions) into
     /// DIR/<domain>/<localpart>/, as Dovecot's `maildir:DIR/%d/%n` reads it.
     Export {
@@ -206,9 +229,54 @@ fn user_offline(config: &MdaConfig, cmd: UserCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn store_cmd(store: SledStore, hostname: &str, cmd: StoreCmd) -> anyhow::Result<()> {
+/// `store check` (`check`) or `store gc` through the running MDA's `StoreAdmin`.
+async fn housekeeping_over_grpc(
+    config: &MdaConfig,
+    check: bool,
+    grace: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut client = StoreAdminClient::new(facteur_daemon::admin::channel(
+        &config.grpc.listen,
+        &config.grpc_tls,
+    )?);
+    let failed =
+        |s: tonic::Status| anyhow::anyhow!("the MDA at {}: {}", config.grpc.listen, s.message());
+    if check {
+        let reply = client
+            .check(StoreCheckRequest { grace_secs: grace })
+            .await
+            .map_err(failed)?;
+        return report(&reply.into_inner().into());
+    }
+    let reply = client
+        .collect(CollectRequest { grace_secs: grace })
+        .await
+        .map_err(failed)?;
+    println!("{}", Collected::from(reply.into_inner()));
+    Ok(())
+}
+
+/// Prints a check's report; a damaged store exits 1.
+fn report(report: &StoreReport) -> anyhow::Result<()> {
+    println!("{report}");
+    if !report.is_healthy() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn store_cmd(store: SledStore, config: &MdaConfig, cmd: StoreCmd) -> anyhow::Result<()> {
     let print = |r: &FolderReport| println!("{r}");
+    let hostname = &config.hostname;
+    let grace = |asked: Option<u64>| {
+        std::time::Duration::from_secs(asked.unwrap_or(config.store.gc_grace_secs))
+    };
     match cmd {
+        StoreCmd::Check { grace: asked } => report(&store.check(grace(asked))?),
+        StoreCmd::Gc { grace: asked } => {
+            println!("{}", store.collect_blobs(grace(asked))?);
+            Ok(())
+        }
         StoreCmd::Export { maildir, user } => {
             let users = match user {
                 Some(u) => vec![facteur_mda::filing::account_of(&u)],
@@ -259,11 +327,20 @@ async fn main() -> anyhow::Result<()> {
             facteur_mda::run(config, shutdown).await
         }
         Cmd::Store(cmd) => {
+            let live = match &cmd {
+                StoreCmd::Check { grace } => Some((true, *grace)),
+                StoreCmd::Gc { grace } => Some((false, *grace)),
+                _ => None,
+            };
+            if let Some((check, grace)) = live
+                && facteur_daemon::admin::listening(&config.grpc.listen).await
+            {
+                return housekeeping_over_grpc(&config, check, grace).await;
+            }
             let store = facteur_mda::open_store(&config).context(
                 "opening the store (is facteur-mda running? stop it first: only one process opens the store)",
             )?;
-            let hostname = config.hostname.clone();
-            tokio::task::spawn_blocking(move || store_cmd(store, &hostname, cmd)).await?
+            tokio::task::spawn_blocking(move || store_cmd(store, &config, cmd)).await?
         }
         Cmd::User(cmd) => {
             if facteur_daemon::admin::listening(&config.grpc.listen).await {

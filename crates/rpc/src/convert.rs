@@ -1,12 +1,14 @@
 //! The one translation between the storage seam's types (`facteur_store::mail`)
 //! and the `Mailbox` wire types, used by both ends (the MDA serving, the MAA
-//! calling), so no field is mapped twice. Conversions that can meet bad input
+//! calling) and the MDA's `StoreAdmin` report, so no field is mapped twice. Conversions that can meet bad input
 //! (unknown enum values, query trees too deep or too big, malformed uid runs)
 //! return `Status::invalid_argument`, which each end maps as it maps any call.
 
+use facteur_store::housekeeping as hk;
 use facteur_store::mail as st;
 use tonic::Status;
 
+use crate::admin;
 use crate::mailbox as pb;
 
 /// Deepest SEARCH query accepted either way, in query nodes. prost refuses to
@@ -452,6 +454,68 @@ fn query_from_pb_at(
         Key::Text(s) => st::Query::Text(s),
         Key::Modseq(m) => st::Query::ModSeq(m),
     })
+}
+
+// ----- store housekeeping (`StoreAdmin`, admin.proto) -----
+
+impl From<hk::StoreReport> for admin::StoreCheckReply {
+    fn from(r: hk::StoreReport) -> Self {
+        let ids = |v: Vec<st::BlobId>| v.into_iter().map(|b| b.0).collect();
+        Self {
+            db_bytes: r.db_bytes,
+            messages: r.messages,
+            blobs: r.blobs,
+            blob_bytes: r.blob_bytes,
+            unreferenced: r.unreferenced,
+            unreferenced_bytes: r.unreferenced_bytes,
+            collectable: r.collectable,
+            collectable_bytes: r.collectable_bytes,
+            missing: ids(r.missing),
+            miscounted: ids(r.miscounted),
+        }
+    }
+}
+
+impl From<admin::StoreCheckReply> for hk::StoreReport {
+    fn from(r: admin::StoreCheckReply) -> Self {
+        let ids = |v: Vec<String>| v.into_iter().map(st::BlobId).collect();
+        Self {
+            db_bytes: r.db_bytes,
+            messages: r.messages,
+            blobs: r.blobs,
+            blob_bytes: r.blob_bytes,
+            unreferenced: r.unreferenced,
+            unreferenced_bytes: r.unreferenced_bytes,
+            collectable: r.collectable,
+            collectable_bytes: r.collectable_bytes,
+            missing: ids(r.missing),
+            miscounted: ids(r.miscounted),
+        }
+    }
+}
+
+impl From<hk::Collected> for admin::CollectReply {
+    fn from(c: hk::Collected) -> Self {
+        Self {
+            examined: c.examined,
+            examined_bytes: c.examined_bytes,
+            removed: c.removed,
+            removed_bytes: c.removed_bytes,
+            recent: c.recent,
+        }
+    }
+}
+
+impl From<admin::CollectReply> for hk::Collected {
+    fn from(c: admin::CollectReply) -> Self {
+        Self {
+            examined: c.examined,
+            examined_bytes: c.examined_bytes,
+            removed: c.removed,
+            removed_bytes: c.removed_bytes,
+            recent: c.recent,
+        }
+    }
 }
 
 #[cfg(test)]

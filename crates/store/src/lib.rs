@@ -1,6 +1,7 @@
 //! facteur's storage seam: the traits every mail and account backend
 //! implements, the one-writer commit loop (`writer`), durable file writes
-//! (`durable`), where a message's header ends (`header`), the embedded sled
+//! (`durable`), where a message's header ends (`header`), collecting
+//! unreferenced blobs and the store's report (`housekeeping`), the embedded sled
 //! backend (`sled`), Maildir++ trees for Dovecot (`maildir`) and the
 //! conformance suite every backend passes
 //! (`conformance`, behind the feature of that name).
@@ -12,6 +13,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod durable;
 pub mod header;
+pub mod housekeeping;
 pub mod mail;
 pub mod maildir;
 pub mod marks;
@@ -22,6 +24,7 @@ pub mod writer;
 pub mod conformance;
 
 pub use accounts::AccountStore;
+pub use housekeeping::{Collected, Housekeeping, StoreReport};
 pub use mail::*;
 pub use marks::{Mark, Marks};
 pub use sled::{SledOptions, SledStore};

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use ::sled::Tree;
 
 use super::records::*;
+use super::refs::unref_blob;
 use super::{SledStore, Tx, backend, create_in_tx};
 use crate::mail::{INBOX, MailboxInfo, Role, StoreError, normalize_mailbox, normalize_user};
 
@@ -118,6 +119,11 @@ impl SledStore {
             )?;
             tx.remove(&key);
             tx.remove(&mailbox_prefix(KEYWORDS, rec.id));
+            // Its messages' blobs lose a reference each.
+            for item in st.tree().scan_prefix(mailbox_prefix(MESSAGE, rec.id)) {
+                let (_, v) = item.map_err(backend)?;
+                unref_blob(&mut tx, &MetaView::parse(&v)?.blob())?;
+            }
             // The record, its messages, changes and index go in one batch.
             for prefix in [
                 mailbox_prefix(MESSAGE, rec.id),

@@ -6,7 +6,9 @@
 //! with the message.
 
 use super::records::*;
+use super::refs::{ref_blob, unref_blob};
 use super::{SledStore, Tx, read_mailbox};
+use crate::blobs::FileBlobs;
 use crate::mail::{
     Appended, BlobId, Copied, FlagOp, MessageMeta, StoreError, Uid, apply_flags, has_flag,
 };
@@ -37,7 +39,7 @@ impl SledStore {
                 modseq: 0,
                 internal_date,
             };
-            let meta = add_in_tx(&mut tx, &mut rec, meta, index)?;
+            let meta = add_in_tx(&mut tx, &st.blobs, &mut rec, meta, index)?;
             tx.insert(&mkey, rec.encode());
             tx.commit(st)?;
             let appended = Appended {
@@ -91,13 +93,13 @@ impl SledStore {
                     let index = tx
                         .get(&index_key(src_id, meta.uid))?
                         .unwrap_or_else(|| encode_index(&HeaderIndex::default()));
-                    let new = add_in_tx(&mut tx, target, meta.clone(), index)?;
+                    let new = add_in_tx(&mut tx, &st.blobs, target, meta.clone(), index)?;
                     copied.uids.push((meta.uid, new.uid));
                 }
             }
             if expunge {
                 for meta in &sources {
-                    expunge_in_tx(&mut tx, &mut src, meta);
+                    expunge_in_tx(&mut tx, &mut src, meta)?;
                 }
             }
             let mut notices = Vec::new();
@@ -159,8 +161,13 @@ pub(super) fn merge_keywords<'a>(
 }
 
 /// Expunges one message in a transaction: record, change entry and index
-/// record go, a tombstone with a new modseq stays, the counters follow.
-pub(super) fn expunge_in_tx(tx: &mut Tx, rec: &mut MailboxRec, meta: &MessageMeta) {
+/// record go, a tombstone with a new modseq stays, the counters and the
+/// blob's reference count follow.
+pub(super) fn expunge_in_tx(
+    tx: &mut Tx,
+    rec: &mut MailboxRec,
+    meta: &MessageMeta,
+) -> Result<(), StoreError> {
     tx.remove(&message_key(rec.id, meta.uid));
     tx.remove(&index_key(rec.id, meta.uid));
     tx.remove(&change_key(rec.id, meta.modseq));
@@ -170,14 +177,17 @@ pub(super) fn expunge_in_tx(tx: &mut Tx, rec: &mut MailboxRec, meta: &MessageMet
         change_value(meta.uid, CHANGE_EXPUNGED).to_vec(),
     );
     rec.count_out(meta);
+    unref_blob(tx, &meta.blob)
 }
 
 /// Adds a message to a mailbox in a transaction: a new uid and modseq, the
 /// message, change and index records (every message has both: SEARCH by
-/// indexed fields scans the index records alone), counters and keywords.
+/// indexed fields scans the index records alone), counters, keywords and
+/// the blob's reference count (the blob must exist).
 /// `meta.uid` and `meta.modseq` are replaced; the stored metadata is returned.
 pub(super) fn add_in_tx(
     tx: &mut Tx,
+    blobs: &FileBlobs,
     rec: &mut MailboxRec,
     mut meta: MessageMeta,
     index: Vec<u8>,
@@ -186,6 +196,7 @@ pub(super) fn add_in_tx(
     rec.uidnext = uid
         .checked_add(1)
         .ok_or_else(|| StoreError::NotAllowed("UID space exhausted".into()))?;
+    ref_blob(tx, blobs, &meta.blob)?;
     meta.uid = uid;
     meta.modseq = rec.bump_modseq();
     tx.insert(&message_key(rec.id, uid), encode_meta(&meta)?);

@@ -25,6 +25,8 @@
 //! | `a` user                            | PHC string of the password     |
 //! | `x` user `\0` message key           | Maildir delivery state (marks) |
 //! | `i` user `\0` folder `\0` base name  | (empty): Maildir file imported |
+//! | `r` blob sha256 (32 bytes)          | messages pointing at it (u64)  |
+//! | `R`                                 | (1): the `r` records are counted|
 //!
 //! Messages are keyed by an internal mailbox id (never reused), not by name,
 //! so a rename rewrites the mailbox records only (the mailbox's and its
@@ -63,6 +65,10 @@
 //! is not acknowledged yet, and is lost only if the process dies before (3),
 //! in which case its sender was never told it succeeded.
 //!
+//! Blobs are shared (a COPY adds a reference, never bytes) and counted in
+//! the `r` records; a blob with none is removed by a later collection
+//! ([`refs`], behind `Housekeeping`), never by the expunge itself.
+//!
 //! The POP3 maildrop locks are kept in memory: they belong to live sessions,
 //! and a restart ends every session, so a lock must not survive it.
 
@@ -72,6 +78,7 @@ mod index;
 mod marks;
 mod messages;
 mod records;
+mod refs;
 mod search;
 
 use std::collections::HashMap;
@@ -321,7 +328,7 @@ impl SledStore {
             blobs: blobs.clone(),
         };
         let writer = Writer::spawn(WriterOptions::named("store-writer"), state).map_err(io)?;
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(Inner {
                 tree: shared,
                 blobs,
@@ -331,7 +338,9 @@ impl SledStore {
                 locks: Mutex::new(HashMap::new()),
                 feeds: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        store.count_refs_once()?;
+        Ok(store)
     }
 
     /// The current read handle.
@@ -396,7 +405,15 @@ impl SledStore {
     /// the writer never reads blobs).
     fn checked_blob(&self, blob: &BlobId, size: u64) -> Result<(BlobId, Vec<u8>), StoreError> {
         let blob = BlobId(hex::encode(blob_key(blob)?));
-        let actual = self.inner.blobs.len(&blob)?;
+        let actual = match self.inner.blobs.len(&blob) {
+            // A collection may have the file set aside for an instant while
+            // it sees that it was just put (`blobs`): look once more.
+            Err(StoreError::NoSuchBlob) => {
+                std::thread::sleep(Duration::from_millis(20));
+                self.inner.blobs.len(&blob)?
+            }
+            other => other?,
+        };
         if actual != size {
             return Err(StoreError::Corrupt(format!(
                 "size {size} given for a blob of {actual} bytes"
@@ -493,7 +510,7 @@ impl MailStore for SledStore {
                 modseq: 0,
                 internal_date,
             };
-            let meta = add_in_tx(&mut tx, &mut rec, meta, index)?;
+            let meta = add_in_tx(&mut tx, &st.blobs, &mut rec, meta, index)?;
             tx.insert(&mkey, rec.encode());
             tx.insert(&dkey, delivered_value(meta.uid, rec.uidvalidity).to_vec());
             tx.commit(st)?;
@@ -686,7 +703,7 @@ impl MailStore for SledStore {
                 if only_deleted && !has_flag(&meta.flags, DELETED) {
                     continue;
                 }
-                expunge_in_tx(&mut tx, &mut rec, &meta);
+                expunge_in_tx(&mut tx, &mut rec, &meta)?;
                 expunged.push(uid);
             }
             let notice = if expunged.is_empty() {

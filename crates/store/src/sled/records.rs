@@ -252,6 +252,11 @@ impl<'a> MetaView<'a> {
         BlobId(hex::encode(self.blob))
     }
 
+    /// The blob's 32 raw bytes (the `r` record's key is made of them).
+    pub(super) fn blob_raw(&self) -> &'a [u8] {
+        self.blob
+    }
+
     pub(super) fn to_meta(self) -> Result<MessageMeta, StoreError> {
         let flags = self
             .flag_bytes()
@@ -480,6 +485,10 @@ pub(super) const HEADER_INDEX: u8 = b'h';
 pub(super) const KEYWORDS: u8 = b'k';
 pub(super) const MAILDIR_DELIVERY: u8 = b'x';
 pub(super) const MAILDIR_IMPORT: u8 = b'i';
+pub(super) const BLOB_REFS: u8 = b'r';
+/// The one key saying the `r` records were counted (a store older than them
+/// gets them counted once, at open).
+pub(super) const REFS_COUNTED: &[u8] = b"R";
 
 /// `prefix user \0 rest`: users never contain NUL, so prefixes are unambiguous.
 pub(super) fn user_key(prefix: u8, user: &str, rest: &str) -> Vec<u8> {
@@ -544,6 +553,21 @@ pub(super) fn blob_key(id: &BlobId) -> Result<[u8; 32], StoreError> {
     let mut k = [0u8; 32];
     hex::decode_to_slice(&id.0, &mut k).map_err(|_| StoreError::NoSuchBlob)?;
     Ok(k)
+}
+
+/// `r` ++ the blob's 32 raw bytes: how many messages point at the blob.
+pub(super) fn refs_key(raw: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + raw.len());
+    k.push(BLOB_REFS);
+    k.extend_from_slice(raw);
+    k
+}
+
+pub(super) fn decode_count(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt("blob reference count"))?;
+    Ok(u64::from_be_bytes(arr))
 }
 
 pub(super) fn unix_now() -> u64 {
